@@ -27,6 +27,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("owjax.simulate")
+logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # no "no TPU" chatter
 
 #: DD002 muscle activation: activation = min(1, [Ca] / max_ca), max_ca in c302's Ca unit (mM)
 MUSCLE_MAX_CA_mM = 4e-7
