@@ -29,19 +29,17 @@ from omegaconf import DictConfig, OmegaConf
 log = logging.getLogger("owjax.simulate")
 logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # no "no TPU" chatter
 
-#: DD002 muscle activation: activation = min(1, [Ca] / max_ca), max_ca in c302's Ca unit (mM)
-MUSCLE_MAX_CA_mM = 4e-7
-
 
 def run_simulation(cfg: DictConfig | dict, outdir: str | Path) -> dict:
     """Do what ``python -m owjax.simulate`` does, with ``cfg`` as composed by Hydra. Returns the summary."""
     from . import __version__
     from .build import build_model, build_spec
+    from .muscles import muscle_activation, plot_kymograph
     from .plotting import plot_overview
     from .solve import get_solver, solve
     from .traces import Traces, write_traces
     from .units import CA_STATE_SCALE
-    from .validate import basic_metrics
+    from .validate import basic_metrics, muscle_checks
 
     cfg = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
     outdir = Path(outdir)
@@ -75,7 +73,7 @@ def run_simulation(cfg: DictConfig | dict, outdir: str | Path) -> dict:
         ca_m = Ca[muscle]
         pops["muscles"] = dict(
             names=np.array(model.cell_names)[muscle], V=V[muscle], Ca=ca_m,
-            activation=np.minimum(1.0, ca_m / MUSCLE_MAX_CA_mM),
+            activation=np.asarray(muscle_activation(ca_m, float(cfg.get("muscle_max_ca_mM", 4e-7)))),
         )
     traces = Traces(
         t_ms=sol.t_ms,
@@ -90,6 +88,14 @@ def run_simulation(cfg: DictConfig | dict, outdir: str | Path) -> dict:
     if cfg.get("figures", True):
         figures.append(str(plot_overview(traces, outdir / "overview.png",
                                          title=f"owjax {cfg.model.name} {spec.name}").name))
+        if "muscles" in pops:
+            m = pops["muscles"]
+            figures.append(str(plot_kymograph(sol.t_ms, m["activation"], m["names"], outdir / "muscle_kymograph.png",
+                                              title=f"{cfg.model.name} {spec.name}: muscle activation").name))
+    metrics = basic_metrics(traces)
+    if "muscles" in pops:
+        mc = muscle_checks(sol.t_ms, pops["muscles"]["activation"], pops["muscles"]["Ca"])
+        metrics.update({f"muscle_{k}": v for k, v in mc.items()})
     summary = dict(
         owjax_version=__version__,
         model=cfg.model.name,
@@ -104,7 +110,7 @@ def run_simulation(cfg: DictConfig | dict, outdir: str | Path) -> dict:
         compile_time_s=round(sol.compile_time_s, 3),
         solve_wall_time_s=round(sol.wall_time_s, 3),
         total_wall_time_s=round(time.perf_counter() - t_start, 3),
-        metrics=basic_metrics(traces),
+        metrics=metrics,
         files=["traces.h5", *figures],
     )
     tmp = outdir / "summary.json.tmp"
