@@ -1,0 +1,206 @@
+"""``make bench``: owjax against NEURON, side by side, on this machine.
+
+    python -m benchmarks.run_all [--quick] [--reuse-neuron] [--configs Full,Muscles]
+
+For c302 C1 Full and C1 Muscles (1 s each):
+
+* NEURON at dt = 0.05 ms (c302's default), single thread: its own simulation time (``neuron_s``)
+  and end to end (generation, export, nrnivmodl, run; ``neuron_end_to_end_s``);
+* owjax at its default (Tsit5, rtol = atol = 1e-6, float64) and a fast setting (float32,
+  rtol = atol = 1e-4): solve time without compilation (``owjax_s``), compile time, process end to end;
+* accuracy of each against a converged NEURON run (dt = ``CONVERGED_DT_MS``):
+  ``max_rel_err_vs_converged`` = max over cells and times of |ΔV| / (range of the cell's converged V,
+  floored at 1 mV), plus spike-time errors;
+* vmap throughput for 1, 32 and 128 parameter sets (float32, output every 10 ms) against NEURON run
+  sequentially (``neuron_s`` = batch × NEURON's simulation time);
+* gradient (reverse mode through the solve, RecursiveCheckpointAdjoint) against a forward solve;
+* peak resident memory of each owjax case (each runs in its own process).
+
+A GPU section runs the owjax cases again on the GPU when JAX sees one.
+Writes ``benchmarks/results/bench.json`` and ``benchmarks/results/bench.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).parent / "results"
+CONVERGED_DT_MS = 0.0025
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores"
+
+
+def run_case(*args, device=None) -> dict:
+    cmd = [sys.executable, "-m", "benchmarks.cases", *map(str, args)]
+    if device:
+        cmd += ["--device", device]
+    env = dict(os.environ)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=Path(__file__).parents[1])
+    for line in proc.stdout.splitlines():
+        if line.startswith("BENCH "):
+            return json.loads(line[6:])
+    raise RuntimeError(f"benchmark case {args} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+
+
+def errors_vs(reference, t, V, names) -> dict:
+    """Max relative and absolute V error and spike-time error of (t, V[T, N]) against a Traces file."""
+    from owjax.validate import spike_times
+
+    ref_names, ref_v = [], []
+    for pop in ("neurons", "muscles"):
+        if pop in reference.populations:
+            ref_names += list(reference.populations[pop]["names"])
+            ref_v.append(reference.populations[pop]["V"])
+    ref_v = np.concatenate(ref_v, 0)
+    idx = {n: i for i, n in enumerate(ref_names)}
+    rel, ab, st, mism = 0.0, 0.0, 0.0, 0
+    for j, n in enumerate(names):
+        r = np.interp(t, reference.t_ms, ref_v[idx[str(n)]])
+        e = np.abs(V[:, j] - r)
+        rng = max(float(np.ptp(r)), 1.0)
+        rel, ab = max(rel, float(e.max()) / rng), max(ab, float(e.max()))
+        a, b = spike_times(t, V[:, j]), spike_times(t, r)
+        if len(a) != len(b):
+            mism += 1
+        k = min(len(a), len(b))
+        if k:
+            st = max(st, float(np.abs(a[:k] - b[:k]).max()))
+    return dict(max_rel_err_vs_converged=rel, max_abs_err_V_mV=ab, max_spike_time_err_ms=st,
+                cells_spike_count_mismatch=mism)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--configs", default="Full,Muscles")
+    p.add_argument("--quick", action="store_true", help="200 ms instead of 1 s, batches 1 and 8")
+    p.add_argument("--reuse-neuron", action="store_true", help="use cached NEURON timings")
+    a = p.parse_args(argv)
+
+    from owjax.reference import run_reference
+    from owjax.traces import read_traces
+
+    dur = 200.0 if a.quick else 1000.0
+    batches = (1, 8) if a.quick else (1, 32, 128)
+    mach = machine()
+    records: list[dict] = []
+
+    def add(rec):
+        rec.setdefault("machine", mach)
+        records.append(rec)
+        print(json.dumps(rec), flush=True)
+
+    for cfgname in a.configs.split(","):
+        print(f"== C1 {cfgname}: converged NEURON reference (dt {CONVERGED_DT_MS} ms; cached after the first run)", flush=True)
+        conv = read_traces(run_reference("C1", cfgname, "neuron", dt_ms=CONVERGED_DT_MS, duration_ms=dur,
+                                         dt_out_ms=0.05, verbose=True))
+        print(f"== C1 {cfgname}: NEURON at dt 0.05 ms", flush=True)
+        nrn_path = run_reference("C1", cfgname, "neuron", dt_ms=0.05, duration_ms=dur, dt_out_ms=0.05,
+                                 force=not a.reuse_neuron, verbose=True)
+        nrn = read_traces(nrn_path)
+        neuron_s = float(nrn.attrs["sim_time_s"])
+        neuron_e2e = float(nrn.attrs["wall_time_s"])
+        names = [str(n) for pop in ("neurons", "muscles") if pop in nrn.populations
+                 for n in nrn.populations[pop]["names"]]
+        nv = np.concatenate([nrn.populations[p]["V"] for p in ("neurons", "muscles") if p in nrn.populations], 0).T
+        add(dict(case=f"C1_{cfgname}_{int(dur)}ms_neuron_dt0.05", owjax_s=None, neuron_s=neuron_s,
+                 neuron_end_to_end_s=neuron_e2e, speedup_vs_neuron=1.0,
+                 **errors_vs(conv, nrn.t_ms, nv, names)))
+        for label, extra in (("default_f64_tsit5_1e-6", ["--dtype", "float64"]),
+                             ("fast_f32_tsit5_1e-4", ["--dtype", "float32", "--rtol", "1e-4"])):
+            with tempfile.TemporaryDirectory() as tmp:
+                npz = Path(tmp) / "v.npz"
+                r = run_case("forward", "--config", cfgname, "--duration-ms", dur, "--save", npz, *extra)
+                z = np.load(npz)
+                err = errors_vs(conv, z["t"], z["V"], list(z["names"]))
+            add(dict(case=f"C1_{cfgname}_{int(dur)}ms_owjax_{label}", owjax_s=r["run_s"], neuron_s=neuron_s,
+                     speedup_vs_neuron=neuron_s / r["run_s"], compile_s=r["compile_s"],
+                     owjax_end_to_end_s=r["process_wall_s"], neuron_end_to_end_s=neuron_e2e,
+                     steps=r["steps"], peak_rss_mb=r["peak_rss_mb"], **err))
+        if cfgname == "Full":
+            for b in batches:
+                r = run_case("batch", "--config", cfgname, "--duration-ms", dur, "--batch", b,
+                             "--dtype", "float32", "--dt-out-ms", 10.0)
+                add(dict(case=f"C1_{cfgname}_{int(dur)}ms_vmap_batch{b}_f32", owjax_s=r["run_s"],
+                         neuron_s=b * neuron_s, speedup_vs_neuron=b * neuron_s / r["run_s"],
+                         per_member_s=r["per_member_s"], compile_s=r["compile_s"], peak_rss_mb=r["peak_rss_mb"],
+                         max_rel_err_vs_converged=None))
+            r = run_case("gradient", "--config", cfgname, "--duration-ms", dur, "--dtype", "float64",
+                         "--dt-out-ms", 1.0)
+            add(dict(case=f"C1_{cfgname}_{int(dur)}ms_gradient_f64", owjax_s=r["gradient_s"], neuron_s=None,
+                     speedup_vs_neuron=None, forward_s=r["forward_s"], gradient_over_forward=r["gradient_over_forward"],
+                     compile_s=r["gradient_compile_s"], peak_rss_mb=r["peak_rss_mb"], max_rel_err_vs_converged=None))
+
+    try:
+        import jax
+
+        gpus = [d for d in jax.devices() if d.platform == "gpu"]
+    except Exception:  # noqa: BLE001
+        gpus = []
+    if gpus:
+        print("== GPU section", flush=True)
+        for b in batches:
+            r = run_case("batch", "--config", "Full", "--duration-ms", dur, "--batch", b, "--dtype", "float32",
+                         "--dt-out-ms", 10.0, device="gpu")
+            add(dict(case=f"C1_Full_{int(dur)}ms_vmap_batch{b}_f32_gpu", owjax_s=r["run_s"], neuron_s=None,
+                     speedup_vs_neuron=None, per_member_s=r["per_member_s"], device=r["device"],
+                     max_rel_err_vs_converged=None))
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    name = "bench_quick" if a.quick else "bench"
+    (RESULTS / f"{name}.json").write_text(json.dumps(records, indent=1) + "\n")
+    (RESULTS / f"{name}.md").write_text(to_markdown(records))
+    print(to_markdown(records))
+    return 0
+
+
+def _f(x, fmt="{:.3g}"):
+    return "–" if x is None else fmt.format(x)
+
+
+def to_markdown(records) -> str:
+    lines = [
+        f"owjax vs NEURON 9 (c302 0.12.1, parameter set C1), machine: {records[0]['machine'] if records else '?'}.",
+        f"Errors are against NEURON at dt = {CONVERGED_DT_MS} ms (converged). `owjax_s`/`neuron_s` are simulation "
+        "times without compilation / set-up; end-to-end times include them.",
+        "",
+        "| case | owjax (s) | NEURON (s) | speed-up | max rel. err vs converged | max spike-time err (ms) "
+        "| spike-count mismatches | compile (s) | owjax end-to-end (s) | NEURON end-to-end (s) | peak RSS (MB) | notes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        note = ""
+        if "gradient_over_forward" in r:
+            note = f"forward {r['forward_s']:.2f} s, gradient/forward = {r['gradient_over_forward']:.2f}"
+        if "per_member_s" in r:
+            note = f"{r['per_member_s']:.3f} s per parameter set"
+        lines.append(
+            f"| {r['case']} | {_f(r.get('owjax_s'))} | {_f(r.get('neuron_s'))} | {_f(r.get('speedup_vs_neuron'), '{:.1f}×')} "
+            f"| {_f(r.get('max_rel_err_vs_converged'))} | {_f(r.get('max_spike_time_err_ms'))} "
+            f"| {_f(r.get('cells_spike_count_mismatch'), '{}')} | {_f(r.get('compile_s'), '{:.1f}')} "
+            f"| {_f(r.get('owjax_end_to_end_s'), '{:.1f}')} | {_f(r.get('neuron_end_to_end_s'), '{:.1f}')} "
+            f"| {_f(r.get('peak_rss_mb'), '{:.0f}')} | {note} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
