@@ -394,12 +394,18 @@ class NetworkModel(AbstractNetworkModel):
         return i
 
     def vector_field(self, t, y: State, args=None) -> State:
-        """dy/dt of the whole network (pure; ``args`` unused). Units: mV/ms, nM/ms, 1/ms."""
+        """dy/dt of the whole network (pure). Units: mV/ms, nM/ms, 1/ms.
+
+        ``args`` may be a dict with ``"i_ext_pA"``: an extra current per cell (pA, inward positive)
+        injected by a coupled model (e.g. the intestine's trigger into DVB/AVL).
+        """
         v = y["V"]
         n = self.n_cells
         i_mem, i_ca = self.membrane_currents(y)
         i_syn = self.synaptic_currents(y)
         i_stim = self.stimuli.current(t, n)
+        if isinstance(args, dict) and "i_ext_pA" in args:
+            i_stim = i_stim + args["i_ext_pA"]
         dv = (i_mem + i_syn + i_stim) / self.membranes.capacitance_pF
         mb = self.membranes
         dca = (

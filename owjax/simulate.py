@@ -46,53 +46,89 @@ def run_simulation(cfg: DictConfig | dict, outdir: str | Path) -> dict:
     outdir.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     net = cfg.network
-    spec = build_spec(
-        parameter_set=cfg.model.parameter_set,
-        network=net.get("config"),
-        file=net.get("file"),
-        cells=list(net.cells) if net.get("cells") else None,
-        stimulus_mode=cfg.stimulus.mode,
-        pulses=[dict(p) for p in cfg.stimulus.get("pulses") or []],
-    )
-    model = build_model(spec, cfg.dtype, cfg.get("params"))
+    with_intestine = bool(cfg.model.get("intestine", False))
+    with_network = str(net.get("config")).lower() != "none"
+    if not (with_network or with_intestine):
+        raise ValueError("network=none simulates nothing unless the intestine is on (model.intestine=true)")
     solver = get_solver(OmegaConf.to_container(cfg.solver, resolve=True))
-    log.info(
-        "simulating %s (%d cells: %d neurons, %d muscles; %d chemical, %d electrical connections, "
-        "%d inputs) for %g ms with %s in %s",
-        spec.name, len(spec.cells), len(spec.neuron_names), len(spec.muscle_names), len(spec.chemical),
-        len(spec.electrical), len(spec.inputs), cfg.duration_ms, solver.method, cfg.dtype,
-    )
-    sol = solve(model, float(cfg.duration_ms), float(cfg.dt_out_ms), solver, progress=bool(cfg.progress))
-    V = sol.ys["V"].T.astype(np.float64)
-    Ca = (sol.ys["Ca"].T / CA_STATE_SCALE).astype(np.float64)
-    muscle = model.muscle_mask
-    pops = {}
-    if (~muscle).any():
-        pops["neurons"] = dict(names=np.array(model.cell_names)[~muscle], V=V[~muscle], Ca=Ca[~muscle])
-    if muscle.any():
-        ca_m = Ca[muscle]
-        pops["muscles"] = dict(
-            names=np.array(model.cell_names)[muscle], V=V[muscle], Ca=ca_m,
-            activation=np.asarray(muscle_activation(ca_m, float(cfg.get("muscle_max_ca_mM", 4e-7)))),
+    model = spec = None
+    if with_network:
+        spec = build_spec(
+            parameter_set=cfg.model.parameter_set,
+            network=net.get("config"),
+            file=net.get("file"),
+            cells=list(net.cells) if net.get("cells") else None,
+            stimulus_mode=cfg.stimulus.mode,
+            pulses=[dict(p) for p in cfg.stimulus.get("pulses") or []],
         )
+        model = build_model(spec, cfg.dtype, cfg.get("params"))
+        log.info(
+            "simulating %s (%d cells: %d neurons, %d muscles; %d chemical, %d electrical connections, "
+            "%d inputs) for %g ms with %s in %s",
+            spec.name, len(spec.cells), len(spec.neuron_names), len(spec.muscle_names), len(spec.chemical),
+            len(spec.electrical), len(spec.inputs), cfg.duration_ms, solver.method, cfg.dtype,
+        )
+    elif cfg.dtype == "float64":
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+    pops = {}
+    extra_metrics: dict = {}
+    stats: dict
+    if with_intestine:
+        from .intestine_run import build_intestine, intestine_population
+        from .worm import DifferentiableWorm, solve_worm
+
+        intestine = build_intestine(cfg.get("intestine") or {})
+        worm = DifferentiableWorm(model, intestine)
+        log.info("with the intestine (20 cells%s), strategy %s", ", uncoupled" if
+                 (cfg.get("intestine") or {}).get("uncoupled") else "", (cfg.get("intestine") or {}).get("strategy", "coupled"))
+        wsol = solve_worm(worm, float(cfg.duration_ms), float(cfg.dt_out_ms), solver,
+                          strategy=(cfg.get("intestine") or {}).get("strategy", "coupled"),
+                          progress=bool(cfg.progress))
+        t_ms, ys, stats = wsol.t_ms, wsol.network, dict(wsol.stats)
+        solve_wall, compile_s = wsol.wall_time_s, float("nan")
+        pops["intestine"], extra_metrics = intestine_population(t_ms, wsol.intestine)
+    else:
+        sol = solve(model, float(cfg.duration_ms), float(cfg.dt_out_ms), solver, progress=bool(cfg.progress))
+        t_ms, ys, stats = sol.t_ms, sol.ys, sol.stats
+        solve_wall, compile_s = sol.wall_time_s, sol.compile_time_s
+    if with_network:
+        V = ys["V"].T.astype(np.float64)
+        Ca = (ys["Ca"].T / CA_STATE_SCALE).astype(np.float64)
+        muscle = model.muscle_mask
+        if (~muscle).any():
+            pops["neurons"] = dict(names=np.array(model.cell_names)[~muscle], V=V[~muscle], Ca=Ca[~muscle])
+        if muscle.any():
+            ca_m = Ca[muscle]
+            pops["muscles"] = dict(
+                names=np.array(model.cell_names)[muscle], V=V[muscle], Ca=ca_m,
+                activation=np.asarray(muscle_activation(ca_m, float(cfg.get("muscle_max_ca_mM", 4e-7)))),
+            )
+    network_name = spec.name if spec is not None else "none"
     traces = Traces(
-        t_ms=sol.t_ms,
+        t_ms=t_ms,
         populations=pops,
         attrs=dict(
-            model=cfg.model.name, network=spec.name, simulator="owjax", solver=solver.method,
+            model=cfg.model.name, network=network_name, simulator="owjax", solver=solver.method,
             dt_out_ms=float(cfg.dt_out_ms), duration_ms=float(cfg.duration_ms), dtype=cfg.dtype,
         ),
     )
     write_traces(outdir / "traces.h5", traces)
     figures = []
-    if cfg.get("figures", True):
+    if cfg.get("figures", True) and with_network:
         figures.append(str(plot_overview(traces, outdir / "overview.png",
-                                         title=f"owjax {cfg.model.name} {spec.name}").name))
+                                         title=f"owjax {cfg.model.name} {network_name}").name))
         if "muscles" in pops:
             m = pops["muscles"]
             figures.append(str(plot_kymograph(sol.t_ms, m["activation"], m["names"], outdir / "muscle_kymograph.png",
-                                              title=f"{cfg.model.name} {spec.name}: muscle activation").name))
+                                              title=f"{cfg.model.name} {network_name}: muscle activation").name))
+    if cfg.get("figures", True) and with_intestine:
+        from .intestine_run import plot_intestine
+
+        figures.append(str(plot_intestine(traces, outdir / "intestine_ca_wave.png").name))
     metrics = basic_metrics(traces)
+    metrics.update(extra_metrics)
     if "muscles" in pops:
         mc = muscle_checks(sol.t_ms, pops["muscles"]["activation"], pops["muscles"]["Ca"])
         metrics.update({f"muscle_{k}": v for k, v in mc.items()})
@@ -100,17 +136,19 @@ def run_simulation(cfg: DictConfig | dict, outdir: str | Path) -> dict:
         owjax_version=__version__,
         model=cfg.model.name,
         parameter_set=cfg.model.parameter_set,
-        network=spec.name,
-        counts=spec.counts(),
+        network=network_name,
+        counts=spec.counts() if spec is not None else {},
+        intestine=with_intestine,
         duration_ms=float(cfg.duration_ms),
         dt_out_ms=float(cfg.dt_out_ms),
         dtype=cfg.dtype,
         solver=dict(OmegaConf.to_container(cfg.solver, resolve=True)),
-        solver_stats=sol.stats,
-        compile_time_s=round(sol.compile_time_s, 3),
-        solve_wall_time_s=round(sol.wall_time_s, 3),
+        solver_stats=stats,
+        compile_time_s=round(compile_s, 3),
+        solve_wall_time_s=round(solve_wall, 3),
         total_wall_time_s=round(time.perf_counter() - t_start, 3),
         metrics=metrics,
+        **{k: extra_metrics[k] for k in ("defecation_period_s", "wave_direction", "n_cycles") if k in extra_metrics},
         files=["traces.h5", *figures],
     )
     tmp = outdir / "summary.json.tmp"
@@ -132,15 +170,21 @@ def main(cfg: DictConfig) -> None:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     m = s["metrics"]
-    print(
-        f"\nowjax {s['model']} {s['network']}: {s['counts']['cells']} cells, {s['duration_ms']:g} ms in "
-        f"{s['solve_wall_time_s']:.2f} s ({s['compile_time_s']:.2f} s compile), "
-        f"{s['solver_stats'].get('num_steps')} steps\n"
+    lines = [
+        f"\nowjax {s['model']} {s['network']}{' + intestine' if s['intestine'] else ''}: "
+        f"{s['counts'].get('cells', 0)} network cells, {s['duration_ms']:g} ms in "
+        f"{s['solve_wall_time_s']:.2f} s ({s['compile_time_s']:.2f} s compile), steps {s['solver_stats']}",
         f"  V range {m['V_min_mV']:.1f} … {m['V_max_mV']:.1f} mV, all finite: {m['all_finite']}, "
         f"spiking cells: {m['n_spiking_cells']}"
-        + (f", muscle activation peak {m['muscle_activation_peak']:.3f}" if "muscle_activation_peak" in m else "")
-        + f"\n  outputs in {outdir}"
-    )
+        + (f", muscle activation peak {m['muscle_activation_peak']:.3f}" if "muscle_activation_peak" in m else ""),
+    ]
+    if s["intestine"]:
+        lines.append(
+            f"  intestine: defecation period {m['defecation_period_s']:.1f} s, wave {m['wave_direction']}, "
+            f"{m['n_cycles']} cycles, all cells oscillate: {m['all_cells_oscillate']}"
+        )
+    lines.append(f"  outputs in {outdir}")
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":
