@@ -161,12 +161,13 @@ def run_simulation(cfg: DictConfig | dict, outdir: str | Path) -> dict:
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
+    from .solve import SolverStepsExhausted
     from .spec import UnknownCellError
 
     outdir = Path(HydraConfig.get().runtime.output_dir)
     try:
         s = run_simulation(cfg, outdir)
-    except (ValueError, UnknownCellError, FileNotFoundError) as e:
+    except (ValueError, UnknownCellError, FileNotFoundError, SolverStepsExhausted) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     m = s["metrics"]

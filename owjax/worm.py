@@ -121,6 +121,15 @@ class DifferentiableWorm(eqx.Module):
         return out
 
 
+def _saved(t, y, args):
+    """What is kept at the output times: V and Ca of the network (not gates or synaptic states, which
+    would multiply the memory of a 200-s run by 14), everything of the intestine."""
+    out = dict(y)
+    if "network" in y:
+        out["network"] = {"V": y["network"]["V"], "Ca": y["network"]["Ca"]}
+    return out
+
+
 @dataclass
 class WormSolution:
     """Output of :func:`solve_worm`: times (ms) and per-population state arrays (T, …)."""
@@ -184,7 +193,7 @@ def solve_worm(
             return dfx.diffeqsolve(
                 dfx.ODETerm(w.vector_field), dfx.Tsit5() if cfg.method == "tsit5" else dfx.Dopri5(),
                 jnp.asarray(0.0, dtype), jnp.asarray(duration_ms, dtype), jnp.asarray(cfg.dt_ms, dtype), y0,
-                saveat=dfx.SaveAt(ts=ts),
+                saveat=dfx.SaveAt(ts=ts, fn=_saved),
                 stepsize_controller=dfx.PIDController(rtol=cfg.rtol, atol=cfg.atol,
                                                       jump_ts=jnp.asarray(jumps, dtype) if jumps else None),
                 max_steps=cfg.max_steps if worm.network is not None else 100_000,
@@ -231,7 +240,7 @@ def solve_worm(
         return dfx.diffeqsolve(
             dfx.ODETerm(f), dfx.Tsit5() if cfg.method == "tsit5" else dfx.Dopri5(),
             jnp.asarray(0.0, dtype), jnp.asarray(duration_ms, dtype), jnp.asarray(cfg.dt_ms, dtype),
-            y0["network"], saveat=dfx.SaveAt(ts=ts),
+            y0["network"], saveat=dfx.SaveAt(ts=ts, fn=lambda t, y, a: _saved(t, {"network": y}, a)["network"]),
             stepsize_controller=dfx.PIDController(rtol=cfg.rtol, atol=cfg.atol,
                                                   jump_ts=jnp.asarray(jumps, dtype) if jumps else None),
             max_steps=cfg.max_steps, throw=False, progress_meter=meter,
