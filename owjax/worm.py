@@ -68,6 +68,11 @@ class DifferentiableWorm(eqx.Module):
         if network is None and intestine is None:
             raise ValueError("a DifferentiableWorm needs a network, an intestine, or both")
         self.network = network
+        if intestine is not None and network is not None:  # one dtype for the whole state
+            dt = network.dtype
+            intestine = jax.tree_util.tree_map(
+                lambda x: x.astype(dt) if eqx.is_inexact_array(x) else x, intestine
+            )
         self.intestine = intestine
         self.muscles = MuscleActivation() if muscles is None else muscles
         if network is not None and intestine is not None:
