@@ -121,7 +121,7 @@ def run_simulation(cfg: DictConfig | dict, outdir: str | Path) -> dict:
                                          title=f"owjax {cfg.model.name} {network_name}").name))
         if "muscles" in pops:
             m = pops["muscles"]
-            figures.append(str(plot_kymograph(sol.t_ms, m["activation"], m["names"], outdir / "muscle_kymograph.png",
+            figures.append(str(plot_kymograph(t_ms, m["activation"], m["names"], outdir / "muscle_kymograph.png",
                                               title=f"{cfg.model.name} {network_name}: muscle activation").name))
     if cfg.get("figures", True) and with_intestine:
         from .intestine_run import plot_intestine
@@ -130,7 +130,7 @@ def run_simulation(cfg: DictConfig | dict, outdir: str | Path) -> dict:
     metrics = basic_metrics(traces)
     metrics.update(extra_metrics)
     if "muscles" in pops:
-        mc = muscle_checks(sol.t_ms, pops["muscles"]["activation"], pops["muscles"]["Ca"])
+        mc = muscle_checks(t_ms, pops["muscles"]["activation"], pops["muscles"]["Ca"])
         metrics.update({f"muscle_{k}": v for k, v in mc.items()})
     summary = dict(
         owjax_version=__version__,
