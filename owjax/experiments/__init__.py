@@ -1,0 +1,1 @@
+"""Fitting experiments for ``python -m owjax.fit`` (one module per experiment kind)."""

@@ -1,0 +1,70 @@
+"""owjax (default solver: Tsit5, rtol = atol = 1e-6, float64) against converged NEURON runs.
+
+The converged runs are checked in under ``data/`` (regenerate them with ``data/regenerate.sh``):
+NEURON's implicit Euler at dt and dt/2 (0.001 and 0.0005 ms), Richardson-extrapolated (error
+O(dt²)), subsampled and stored as float32. Criteria (``owjax.compare``, defaults): graded traces
+within 1 % of their range for V and Ca at every output time; spiking cells with equal spike counts,
+spike times within 0.5 ms and intervals within 1 %. Each case also guards the measured agreement
+(docs/equivalence.md) with a margin, so that a regression shows even while inside the 1 % criteria.
+These tests only need owjax (no NEURON); the networks with 229–397 cells are marked ``slow``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from owjax.compare import compare_traces
+from owjax.traces import read_traces
+
+from owjax_run import owjax_traces
+
+DATA = Path(__file__).parent / "data"
+
+#: per data file: bounds on the measured agreement (about 3x the values in docs/equivalence.md)
+CASES = {
+    "C1_IClamp": dict(
+        n_spiking=3, bounds=dict(Ca_max_rel=0.01, max_spike_dt_ms=0.03, max_isi_rel=1e-4)),
+    "C1_Syns": dict(
+        n_spiking=5, bounds=dict(V_max_rel=1e-5, Ca_max_rel=1e-5, max_spike_dt_ms=1e-4)),
+}
+SLOW_CASES = {
+    "C1_Full": dict(
+        n_spiking=72, bounds=dict(V_max_rel=5e-4, Ca_max_rel=0.015, max_spike_dt_ms=0.01, max_isi_rel=2e-4)),
+    "C2_Full": dict(
+        n_spiking=76, bounds=dict(V_max_rel=1e-3, Ca_max_rel=1e-4, max_spike_dt_ms=0.04, max_isi_rel=2e-4)),
+    "C0_Full": dict(
+        n_spiking=116, bounds=dict(V_max_rel=5e-4, Ca_max_rel=2e-4, max_spike_dt_ms=0.07, max_isi_rel=3e-4)),
+    "C1_Muscles": dict(
+        n_spiking=42, bounds=dict(V_max_rel=5e-4, Ca_max_rel=1e-3, max_spike_dt_ms=0.01, max_isi_rel=3e-4)),
+}
+
+
+def _case(name):
+    marks = [pytest.mark.slow] if name in SLOW_CASES else []
+    return pytest.param(name, marks=marks, id=name)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _x64():
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+
+
+@pytest.mark.parametrize("name", [_case(n) for n in {**CASES, **SLOW_CASES}])
+def test_owjax_matches_converged_neuron(name):
+    case = {**CASES, **SLOW_CASES}[name]
+    ref = read_traces(DATA / f"{name}.h5")
+    at = ref.attrs
+    assert at["simulator"] == "neuron" and str(at.get("richardson")) in ("True", "1")
+    ow, _ = owjax_traces(at["parameter_set"], at["config"], float(at["duration_ms"]), float(at["dt_out_ms"]))
+    r = compare_traces(ow, ref, pointwise_until_ms=case.get("pointwise_until_ms"))
+    s = r["summary"]
+    bad = {n: r["cells"][n] for n in s["failing"][:3]}
+    assert s["pass"], (s, bad)
+    assert s["n_spiking"] == case["n_spiking"]
+    assert s["spike_count_mismatches"] == 0
+    for key, bound in case["bounds"].items():
+        assert s[key] is not None and s[key] <= bound, (key, s[key], bound)

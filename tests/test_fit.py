@@ -1,0 +1,184 @@
+"""``python -m owjax.fit``: the CI-sized experiments, bit-exact resume, sweeps and clear errors.
+
+The experiments run through Hydra's compose API and :func:`owjax.fit.run_fit` — exactly what the
+``python -m owjax.fit +experiment=NAME run=ci`` entry point calls (one test also runs the real
+command line). Total ≈ 3–5 min on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+
+jax.config.update("jax_enable_x64", True)
+
+from owjax.checkpoint import CheckpointMismatchError  # noqa: E402
+from owjax.fit import CONF_DIR, SimulatedCrash, run_fit  # noqa: E402
+from owjax.fit_summary import collect_runs, write_summary  # noqa: E402
+from owjax.params import ParameterSpecError, load_param_file  # noqa: E402
+from owjax.registry import Registry  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+OUTPUTS = ("params.json", "metrics.json", "loss_curve.png", "traces_before_after.png", "registry.png",
+           "registry.md", "fit_config.yaml")
+
+
+def config(*overrides):
+    """The configuration ``python -m owjax.fit progress=false OVERRIDES`` composes (with its hydra node,
+    which tells run_fit the command-line overrides)."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="fit", overrides=["progress=false", *overrides], return_hydra_config=True)
+
+
+def checkpoints(run_dir: Path) -> list[int]:
+    return sorted(int(p.name) for p in (run_dir / "checkpoints").iterdir() if p.name.isdigit())
+
+
+@pytest.fixture(scope="module")
+def recovery(tmp_path_factory):
+    """The CI-sized param_recovery run, uninterrupted."""
+    run_dir = tmp_path_factory.mktemp("param_recovery") / "run"
+    cfg = config("+experiment=param_recovery", "run=ci")
+    return cfg, run_dir, run_fit(cfg, run_dir)
+
+
+@pytest.mark.slow
+def test_param_recovery_ci_recovers_identifiable_conductances(recovery):
+    cfg, run_dir, m = recovery
+    for f in OUTPUTS + ("identifiability.png",):
+        assert (run_dir / f).exists(), f
+    assert m == json.loads((run_dir / "metrics.json").read_text())
+    assert m["n_steps"] == 50 and m["wall_time_s"] > 0
+    assert m["final_loss"] < 1e-2 * m["initial_loss"]
+    assert m["max_initial_rel_error"] >= 0.2  # started 20-50 % off
+    assert m["n_identifiable"] == 5  # the k_slow densities of the five classes
+    assert m["non_identifiable"] == ["k_fast_avb:AVB/k_fast"]  # no effect below threshold
+    assert m["max_rel_error_identifiable"] < 0.05
+    assert isinstance(m["non_identifiable"], list)
+    for r in m["parameters"]:
+        assert r["identifiable"] == (r["label"] not in m["non_identifiable"])
+        assert r["identifiable"] or r["reason"]  # every non-identifiable parameter says why
+    assert m["params_in_bounds"]
+    # the parameter file reproduces the fit in a fresh model and carries the registry
+    doc = load_param_file(run_dir / "params.json")
+    g = doc["groups"]["conductance_densities"]
+    assert all(0.0 < v < 100.0 for v in g["values"])
+    reg = Registry.from_param_file(run_dir / "params.json")
+    fitted = reg.query(source="auto_fitted")
+    assert fitted and fitted[0].provenance.details["experiment"] == "param_recovery"
+    assert fitted[0].provenance.details["git_commit"]
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_identical_result(recovery, tmp_path):
+    """Crash in the Adam stage (no exit checkpoint), Ctrl-C in the L-BFGS stage, resume twice."""
+    cfg0, _, m0 = recovery
+    run_dir = tmp_path / "resumed"
+    base = ["+experiment=param_recovery", "run=ci", "checkpoint.every=5", "figures=false"]
+    with pytest.raises(SimulatedCrash):
+        run_fit(config(*base, "test_hooks.crash_after_step=23"), run_dir)
+    assert checkpoints(run_dir)[-1] == 20  # the three steps after the last checkpoint are lost, nothing else
+    with pytest.raises(KeyboardInterrupt):
+        run_fit(config(*base, "test_hooks.interrupt_after_step=43"), run_dir)  # resumes at 20, stops at 43
+    assert checkpoints(run_dir)[-1] == 43  # Ctrl-C writes an exit checkpoint (in the L-BFGS stage)
+    m1 = run_fit(config(*base), run_dir)
+    assert m1["n_steps"] == m0["n_steps"]
+    assert m1["final_loss"] == m0["final_loss"]  # bit-for-bit
+    assert m1["fitted"] == m0["fitted"]
+    # the same command once more: the run is complete, nothing is redone
+    again = run_fit(config(*base), run_dir)
+    assert again["final_loss"] == m0["final_loss"] and again["wall_time_s"] == m1["wall_time_s"]
+
+
+@pytest.mark.slow
+def test_a_run_dir_refuses_another_configuration(recovery):
+    _, run_dir, _ = recovery
+    with pytest.raises(CheckpointMismatchError, match=r"different configuration(?s:.*)optim.lr: 0.1 \(checkpoint\) → 0.01 \(now\)"):
+        run_fit(config("+experiment=param_recovery", "run=ci", "optim.lr=0.01"), run_dir)
+
+
+@pytest.mark.slow
+def test_defecation_period_ci_reaches_50_s_within_bounds(tmp_path):
+    m = run_fit(config("+experiment=defecation_period", "run=ci"), tmp_path / "run")
+    assert abs(m["initial_period_s"] - 50.0) >= 0.3 * 50.0
+    assert abs(m["period_s"] - 50.0) <= 2.0
+    assert m["all_in_bounds"] and m["params_in_bounds"]
+    assert abs(m["smooth_period_estimate_s"] - m["period_s"]) < 0.5  # the loss's estimate agrees
+    assert m["final_loss"] < m["initial_loss"] and m["n_steps"] == 15
+    for f in OUTPUTS:
+        assert (tmp_path / "run" / f).exists(), f
+    doc = load_param_file(tmp_path / "run" / "params.json")
+    assert doc["model_kind"] == "intestine"
+    from owjax.intestine import IntestineOscillator
+    from owjax.params import apply_param_file
+
+    fitted = apply_param_file(IntestineOscillator.from_yaml(), tmp_path / "run" / "params.json")
+    assert float(fitted.a2) == pytest.approx(m["parameters"]["ip3r_inactivation_rate"]["fitted"], rel=1e-12)
+
+
+@pytest.mark.slow
+def test_muscle_activation_ci_moves_towards_the_template(tmp_path):
+    m = run_fit(config("+experiment=muscle_activation", "run=ci"), tmp_path / "run")
+    assert m["final_loss"] < 0.85 * m["initial_loss"]
+    assert m["activation_mse_exact_final"] < m["activation_mse_exact_initial"]
+    assert m["dorsal_ventral_correlation_final"] > m["dorsal_ventral_correlation_initial"]
+    assert m["params_in_bounds"] and m["n_weights"] == 42
+    for f in OUTPUTS:
+        assert (tmp_path / "run" / f).exists(), f
+
+
+def test_configuration_errors_are_clear_and_early(tmp_path):
+    with pytest.raises(ValueError, match="choose an experiment.*param_recovery"):
+        run_fit(config(), tmp_path / "a")
+    with pytest.raises(ParameterSpecError, match="serca_rate.*unknown parameter 'v_sercaa'.*Did you mean: v_serca"):
+        run_fit(config("+experiment=defecation_period", "run=ci", "parameters.serca_rate.leaf=v_sercaa"),
+                tmp_path / "b")
+    with pytest.raises(ValueError, match="run='tiny'.*ci"):
+        run_fit(config("+experiment=defecation_period", "run=tiny"), tmp_path / "c")
+    with pytest.raises(ValueError, match="optim.schedule 'cosin' unknown"):
+        run_fit(config("+experiment=defecation_period", "run=ci", "optim.schedule=cosin"), tmp_path / "d")
+
+
+def test_command_line_without_experiment_exits_with_the_list(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "owjax.fit", f"hydra.run.dir={tmp_path}"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert "+experiment=NAME" in proc.stderr and "muscle_activation" in proc.stderr
+
+
+def test_run_dirs_are_deterministic_and_sweeps_are_summarised(tmp_path):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("fit", overrides=["+experiment=param_recovery", "seed=3", "optim.lr=0.01", "resume=false"],
+                      return_hydra_config=True)
+    from hydra.core.hydra_config import HydraConfig
+
+    HydraConfig.instance().set_config(cfg)
+    # the run dir is a function of the experiment and the overrides that change the result
+    assert cfg.hydra.run.dir == "outputs/fit/param_recovery/optim.lr=0.01,seed=3"
+    assert cfg.hydra.sweep.dir == "multirun/fit/param_recovery"
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("fit", overrides=["+experiment=param_recovery", "progress=false"], return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    assert cfg.hydra.run.dir == "outputs/fit/param_recovery/default"
+    # a fake two-run sweep: the summary table lists both with their overrides and metrics
+    for i, (lr, loss) in enumerate([("0.01", 0.5), ("0.1", 0.25)]):
+        d = tmp_path / f"optim.lr={lr}"
+        (d / ".hydra").mkdir(parents=True)
+        (d / ".hydra" / "config.yaml").write_text("seed: 0\n")
+        (d / ".hydra" / "overrides.yaml").write_text(f"- +experiment=param_recovery\n- optim.lr={lr}\n")
+        if i == 0:
+            (d / "metrics.json").write_text(json.dumps({"final_loss": loss, "n_steps": 3, "wall_time_s": 1.0,
+                                                        "status": "complete"}))
+    rows = collect_runs(tmp_path)
+    assert [r.get("optim.lr") for r in rows] == ["0.01", "0.1"]
+    assert rows[0]["final_loss"] == 0.5 and rows[1]["status"] == "incomplete"
+    csv_path, md_path = write_summary(tmp_path)
+    assert "optim.lr" in csv_path.read_text() and "incomplete" in md_path.read_text()
+    assert np.isfinite(rows[0]["wall_time_s"])

@@ -1,0 +1,293 @@
+"""synapse_polarity: fit c302 weights/polarities to the Randi 2023 atlas (real data, real network).
+
+The pipeline test runs the CI-sized version (6 stimulated neurons, 60 ms trials, 4 Adam steps on the
+full 302-neuron C1 network): about 1.5 min on 2 cores.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from owjax.atlas_protocol import (
+    AtlasProtocol,
+    protocol_model,
+    resting_state,
+    responses_jit,
+    stimulus_amplitudes,
+)
+from owjax.c302_data import load_c302_network
+from owjax.data.atlas import SignalPropagationAtlas
+from owjax.experiments.synapse_polarity import (
+    CI_OVERRIDES,
+    SynapsePolarityConfig,
+    apply_params,
+    atlas_correlation_matrix,
+    atlas_loss,
+    init_params,
+    nt_class_of,
+    nt_classes,
+    nt_consistency,
+    nt_penalty,
+    p_exc_of,
+    polarity_of,
+    response_metrics,
+    run_synapse_polarity,
+    shuffle_connectome,
+    split_stimulated,
+)
+
+REQUIRED = (
+    "test_r", "test_sign_agreement", "nt_consistency", "train_r", "baseline_c302_test_r",
+    "baseline_c302_test_sign_agreement", "shuffled_test_r", "corr_matrix_mse", "n_train_neurons",
+    "n_test_neurons", "n_pairs_used",
+)
+
+
+@pytest.fixture(scope="module")
+def full_model():
+    return protocol_model(load_c302_network("C1", "Full"), AtlasProtocol())
+
+
+# ---------------------------------------------------------------------------- the pipeline
+@pytest.fixture(scope="module")
+def ci_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synapse_polarity_ci")
+    cfg = SynapsePolarityConfig.from_dict(json.loads(json.dumps(CI_OVERRIDES)))
+    return out, run_synapse_polarity(cfg, out, progress=False)
+
+
+@pytest.mark.slow
+def test_ci_pipeline_metrics(ci_run):
+    out, m = ci_run
+    for k in REQUIRED:
+        assert k in m, k
+        assert math.isfinite(float(m[k])), (k, m[k])
+    assert m["n_train_neurons"] + m["n_test_neurons"] == 6 and m["n_pairs_used"] > 0
+    assert set(m["train_neurons"]).isdisjoint(m["test_neurons"])
+    # bilateral split: homologues on the same side
+    for a, b in (("AVEL", "AVER"), ("RIAL", "RIAR")):
+        assert (a in m["train_neurons"]) == (b in m["train_neurons"])
+    assert -1.0 <= m["test_r"] <= 1.0 and 0.0 <= m["test_sign_agreement"] <= 1.0
+    assert 0.0 <= m["nt_consistency"] <= 1.0
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["test_r"] == pytest.approx(m["test_r"])
+
+
+@pytest.mark.slow
+def test_ci_pipeline_loss_decreases(ci_run):
+    _, m = ci_run
+    assert m["n_steps"] == CI_OVERRIDES["steps"]
+    # the full objective on the whole training set (CI: one minibatch = the training set)
+    assert m["final_train_loss"] < m["initial_train_loss"]
+    assert m["final_train_terms"]["atlas"] < m["initial_train_terms"]["atlas"]
+
+
+@pytest.mark.slow
+def test_ci_pipeline_outputs(ci_run):
+    out, m = ci_run
+    for f in ("params.json", "metrics.json", "fitted_synapses.csv", "polarity_flips.csv", "polarity_flips.md",
+              "loss_curves.png", "response_matrices.png", "response_scatter.png", "loss_history.json",
+              "checkpoint.npz", "config.json"):
+        assert (out / f).exists(), f
+    doc = json.loads((out / "params.json").read_text())
+    meta = doc.get("metadata", doc)
+    assert meta["source"] == "auto-fitted" and meta["experiment"] == "synapse_polarity" and "git_commit" in meta
+    rows = (out / "fitted_synapses.csv").read_text().strip().splitlines()
+    assert len(rows) - 1 == m["n_connections"]
+    assert sum(int(r.split(",")[-1]) for r in rows[1:]) == m["n_polarity_flips"]
+    hist = json.loads((out / "loss_history.json").read_text())
+    assert len(hist["loss"]) == m["n_steps"]
+
+
+@pytest.mark.slow
+def test_resume_is_a_no_op_when_done(ci_run):
+    out, m = ci_run
+    cfg = SynapsePolarityConfig.from_dict(json.loads(json.dumps(CI_OVERRIDES)))
+    from owjax.experiments.synapse_polarity import _setup, fit_params
+
+    su = _setup(cfg)
+    params, hist = fit_params(su, out, progress=False)
+    assert len(hist["loss"]) == m["n_steps"]
+    saved = np.load(out / "fitted_params.npz")
+    np.testing.assert_allclose(np.asarray(params["w"]), saved["w"])
+
+
+# ---------------------------------------------------------------------------- NT consistency
+def test_nt_classes_known_neurons():
+    codes, ident = nt_classes(["DD1", "AVAL", "ASHL", "SMDVL", "RIS", "ADFL"])
+    assert ident[0] == "GABA" and ident[1] == "Acetylcholine" and ident[2] == "Glutamate"
+    # GABA → inh (2), ACh → exc (1), Glu → free (0), ACh+GABA → free, ACh+Serotonin → exc
+    assert codes.tolist() == [2, 1, 0, 0, 2, 1]
+    assert nt_class_of("Glutamate+Tyramine") == 0 and nt_class_of(("GABA", "Unknown")) == 2
+    codes2, _ = nt_classes(["X", "Y"], transmitters={"X": ("GABA",), "Y": "Acetylcholine+Glutamate"})
+    assert codes2.tolist() == [2, 1]
+
+
+def test_nt_consistency_known_case():
+    p = np.array([0.9, 0.2, 0.7, 0.4, 0.1, 0.99])
+    cls = np.array([1, 1, 2, 2, 2, 0])
+    r = nt_consistency(p, cls)
+    # exc prior: 0.9 ok, 0.2 wrong; inh prior: 0.7 wrong, 0.4 ok, 0.1 ok; free ignored
+    assert r["n_nt_constrained"] == 5
+    assert r["nt_consistency"] == pytest.approx(3 / 5)
+    assert r["nt_consistency_cholinergic"] == pytest.approx(0.5)
+    assert r["nt_consistency_gabaergic"] == pytest.approx(2 / 3)
+    pen = float(nt_penalty(jnp.asarray(p), cls, w_gaba=1.0, w_ach=0.5))
+    expect = (0.5 * 0.1**2 + 0.5 * 0.8**2 + 0.7**2 + 0.4**2 + 0.1**2 + 0.0) / 6
+    assert pen == pytest.approx(expect, rel=1e-5)
+
+
+def test_c302_nt_consistency(full_model):
+    codes, _ = nt_classes([n.split("->")[0] for n in full_model.graded_names])
+    r = nt_consistency(polarity_of(full_model).astype(float), codes)
+    assert r["nt_consistency_cholinergic"] > 0.9 and r["n_nt_constrained"] > 1000
+
+
+# ---------------------------------------------------------------------------- parameters
+@pytest.mark.parametrize("mode", ["connection", "presynaptic"])
+def test_init_params_reproduce_c302(full_model, mode):
+    cfg = SynapsePolarityConfig(polarity=mode)
+    p = init_params(full_model, cfg)
+    m = apply_params(full_model, p)
+    np.testing.assert_allclose(np.asarray(m.graded.weight), np.asarray(full_model.graded.weight), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(m.gaps.weight), np.asarray(full_model.gaps.weight), rtol=1e-6)
+    assert np.abs(np.asarray(m.graded.erev_mV) - np.asarray(full_model.graded.erev_mV)).max() < 1.3
+    # per-presynaptic: one θ per neuron; c302 is uniform per presynaptic neuron so the signs agree
+    assert np.array_equal(np.asarray(p_exc_of(p, full_model)) > 0.5, polarity_of(full_model))
+    flipped = dict(p, theta=-p["theta"])
+    assert np.array_equal(polarity_of(apply_params(full_model, flipped)), ~polarity_of(full_model))
+
+
+def test_weights_stay_positive(full_model):
+    p = init_params(full_model, SynapsePolarityConfig())
+    p = dict(p, w=jnp.full_like(p["w"], -30.0), gain=jnp.asarray(-5.0, p["w"].dtype))
+    w = np.asarray(apply_params(full_model, p).graded.weight)
+    assert np.all(w > 0)
+
+
+def test_gradient_reaches_weights_and_polarities():
+    spec = load_c302_network("C1", "Full")
+    cells = ["AVAL", "AVAR", "AVEL", "AVDL", "RIML", "AIBL", "DD1", "VA1"]
+    proto = AtlasProtocol(duration_ms=30.0, stim_duration_ms=20.0, settle_ms=100.0)
+    m = protocol_model(spec.subset(cells), proto)
+    y0 = resting_state(m, proto)
+    p0 = init_params(m, SynapsePolarityConfig())
+    amps = stimulus_amplitudes(m, ["AVEL"], 10.0)
+    from owjax.atlas_protocol import simulate_responses
+
+    def f(p):
+        return jnp.sum(simulate_responses(apply_params(m, p), amps, y0, proto) ** 2)
+
+    g = jax.grad(f)(p0)
+    assert all(np.all(np.isfinite(np.asarray(v))) for v in g.values())
+    assert float(jnp.abs(g["w"]).max()) > 0 and float(jnp.abs(g["theta"]).max()) > 0
+
+
+# ---------------------------------------------------------------------------- protocol
+def test_protocol_responses_small_network():
+    spec = load_c302_network("C1", "Full")
+    proto = AtlasProtocol(duration_ms=40.0, stim_duration_ms=30.0, settle_ms=200.0)
+    m = protocol_model(spec.subset(["AVAL", "AVAR", "AVEL", "AVER", "RIML"]), proto)
+    y0 = resting_state(m, proto)
+    assert abs(float(y0["V"].mean()) + 58.0) < 2.0
+    r = np.asarray(responses_jit(m, stimulus_amplitudes(m, ["AVEL", "RIML"], 10.0), y0, proto))
+    assert r.shape == (2, 5) and np.all(np.isfinite(r))
+    assert r[0, m.index("AVEL")] > 0 and r[1, m.index("RIML")] > 0  # the stimulated neuron's Ca rises
+    r0 = np.asarray(responses_jit(m, stimulus_amplitudes(m, ["AVEL"], 0.0), y0, proto))
+    assert np.abs(r0).max() < 1e-3  # no stimulus, no response (the resting state is steady)
+    with pytest.raises(ValueError, match="readout"):
+        AtlasProtocol(readout="gcamp")
+    with pytest.raises(ValueError, match="window"):
+        AtlasProtocol(window_ms=(0.0, 500.0))
+
+
+# ---------------------------------------------------------------------------- controls and metrics
+def test_shuffle_preserves_degrees(full_model):
+    s = shuffle_connectome(full_model, seed=3, n_swaps_per_edge=3)
+    n = full_model.n_cells
+    pre0, post0 = np.asarray(full_model.graded.pre), np.asarray(full_model.graded.post)
+    pre1, post1 = np.asarray(s.graded.pre), np.asarray(s.graded.post)
+    assert np.array_equal(pre0, pre1)
+    assert np.array_equal(np.bincount(post0, minlength=n), np.bincount(post1, minlength=n))
+    assert np.mean(post0 != post1) > 0.5  # most connections moved
+    assert np.all(pre1 != post1) and len(set(zip(pre1, post1))) == len(pre1)
+    deg = lambda a, b: np.bincount(np.concatenate([a, b]), minlength=n)  # noqa: E731
+    g0 = deg(np.asarray(full_model.gaps.pre), np.asarray(full_model.gaps.post))
+    g1 = deg(np.asarray(s.gaps.pre), np.asarray(s.gaps.post))
+    assert np.array_equal(g0, g1)
+    np.testing.assert_array_equal(np.asarray(s.graded.weight), np.asarray(full_model.graded.weight))
+
+
+def test_split_by_bilateral_pairs():
+    names = ["AVAL", "AVAR", "AVEL", "AVER", "RIML", "RIMR", "ASHL", "SABD", "DD1", "I3"]
+    tr, te = split_stimulated(names, 0.3, seed=0)
+    assert tr and te and set(tr) | set(te) == set(names) and not set(tr) & set(te)
+    for a, b in (("AVAL", "AVAR"), ("AVEL", "AVER"), ("RIML", "RIMR")):
+        assert (a in te) == (b in te)
+    assert split_stimulated(names, 0.3, seed=0) == (tr, te)
+    tr2, te2 = split_stimulated(names, 0.3, seed=0, mode="neuron")
+    assert len(te2) == 3
+
+
+def test_atlas_loss_and_metrics():
+    rng = np.random.default_rng(0)
+    t = rng.normal(size=(4, 10))
+    w = (rng.random((4, 10)) > 0.3).astype(float)
+    assert float(atlas_loss(jnp.asarray(3.0 * t), jnp.asarray(t), jnp.asarray(w))) == pytest.approx(0.0, abs=1e-9)
+    assert float(atlas_loss(jnp.asarray(2 * t + 1), jnp.asarray(t), jnp.asarray(w), "pearson")) == pytest.approx(0.0, abs=1e-9)
+    # a negative-only scale is not allowed: anti-correlated responses score as badly as zero
+    assert float(atlas_loss(jnp.asarray(-t), jnp.asarray(t), jnp.asarray(w))) == pytest.approx(1.0)
+    m = response_metrics(-t, t, w, sign_eps=1e-3)
+    assert m["r"] == pytest.approx(-1.0) and m["sign_agreement"] == 0.0
+    z = np.where(np.abs(t) < 0.5, 0.0, t)  # tiny responses have no sign
+    m2 = response_metrics(z, t, w, sign_eps=1e-3)
+    sel = w > 0
+    assert m2["sign_agreement"] == pytest.approx(float(np.mean(np.abs(t[sel]) >= 0.5)))
+
+
+def test_atlas_correlation_matrix_linear_response():
+    # 3 neurons, all stimulated, all observed: C = K Kᵀ normalised
+    k = np.array([[1.0, 0.5, 0.0], [0.5, 1.0, -0.2], [0.1, 0.3, 1.0]])
+    n = 3
+    a = SignalPropagationAtlas(("A", "B", "C"), ("A", "B", "C"), k, np.zeros((n, n)), np.ones((n, n)),
+                               np.ones((n, n), int), "wt")
+    c, d = atlas_correlation_matrix(a, clip=10.0, min_common=3)
+    g = k @ k.T
+    expect = g / np.sqrt(np.outer(np.diag(g), np.diag(g)))
+    off = ~np.eye(3, dtype=bool)
+    np.testing.assert_allclose(c[off], expect[off])
+    assert d[off].all() and not d.diagonal().any()
+    c4, d4 = atlas_correlation_matrix(a, clip=10.0, min_common=4)
+    assert not d4.any()
+
+
+# ---------------------------------------------------------------------------- owjax.fit adapter
+def test_fit_adapter_builds_problem():
+    from owjax.experiments.synapse_polarity import SynapsePolarity
+
+    sp = {k: v for k, v in json.loads(json.dumps(CI_OVERRIDES)).items()
+          if k not in ("steps", "batch_size", "lr", "checkpoint_every")}
+    cfg = {
+        "synapse_polarity": sp, "dtype": "float32",
+        "parameters": {
+            "synaptic_weights": {"leaf": "graded.weight", "groupby": "connection", "transform": "softplus",
+                                 "bounds": [0.0, None]},
+            "synaptic_polarity": {"leaf": "graded.erev_mV", "groupby": "connection", "transform": "sigmoid",
+                                  "bounds": [-70.5, 0.5]},
+        },
+        "loss": {"weights": {"atlas": 1.0, "nt": 1.0}},
+    }
+    problem = SynapsePolarity().build(cfg, seed=0)
+    assert SynapsePolarity.kind == "synapse_polarity"
+    assert problem.space.n_trainable == 2 * problem.model.graded.weight.size
+    raw = problem.space.init_raw(dtype=problem.model.dtype)
+    m = problem.space.apply(problem.model, raw)
+    shapes = jax.eval_shape(problem.terms, m, problem.data)
+    assert set(shapes) == {"atlas", "nt"}
+    assert problem.info["n_train_neurons"] + problem.info["n_test_neurons"] == 6
