@@ -18,9 +18,9 @@ muscles) with attributes ``simulator``, ``dt_ms``, ``dt_out_ms``, ``duration_ms`
 simulator's own time for the run: NEURON's ``h.run()``, jLEMS's reported "Finished … steps in"),
 ``wall_time_s`` (end to end: generation, export, compilation, run, conversion) and ``cache_key``.
 
-Results are cached in ``~/.cache/owjax/reference`` (or ``$OWJAX_CACHE``, or ``--cache-dir``),
-keyed by a hash of (c302 version, parameter set, config, dt, duration, output interval, simulator),
-so asking again is instant. Compiled NEURON mechanisms are cached too (keyed by the contents of the
+Results are cached in ``~/.cache/owjax/reference`` (or ``$OWJAX_CACHE/reference``, or
+``--cache-dir``), keyed by a hash of (c302 version, parameter set, config, dt, duration, output
+interval, simulator), so asking again is instant. Compiled NEURON mechanisms are cached too (keyed by the contents of the
 ``.mod`` files), so a convergence study over dt compiles once.
 
 Examples::
@@ -30,6 +30,12 @@ Examples::
     python -m owjax.reference --parameter-set C1 --config Syns --simulator jnml --duration-ms 500
     python -m owjax.reference --parameter-set C1 --config Full --dt-ms 0.001 --dt-out-ms 0.05 \\
         --out full_converged.h5 --compact --out-dt-ms 0.25          # small float32 copy
+    python -m owjax.reference --parameter-set C1 --config Syns --dt-ms 0.0005 --duration-ms 3600 \\
+        --richardson --out syns_truth.h5     # runs dt and 2·dt, writes 2·X(dt) − X(2·dt)
+
+NEURON's implicit Euler is first order: halving dt halves its error, and ``--richardson``
+(:func:`run_richardson_reference`) cancels that term. docs/equivalence.md uses such extrapolations
+of dt = 0.0005–0.002 ms runs as the converged truth.
 
 Python::
 
@@ -294,13 +300,11 @@ def _compile_mechanisms(workdir: Path, cache_dir: Path) -> tuple[float, bool]:
         shutil.copytree(cached / arch, workdir / arch, symlinks=True)
         return 0.0, True
     _, t = _run_tool([_which("nrnivmodl")], workdir, "nrnivmodl.log")
-    built = [d for d in workdir.iterdir() if d.is_dir() and (d / "special").exists() or
-             (d.is_dir() and any(d.glob("libnrnmech*")))]
-    if built:
-        tmp = cache_dir / "nrnmech" / (key + ".tmp")
+    if (workdir / arch).is_dir():
+        tmp = cache_dir / "nrnmech" / f"{key}.{os.getpid()}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        shutil.copytree(built[0], tmp / built[0].name, symlinks=True)
+        shutil.copytree(workdir / arch, tmp / arch, symlinks=True)
         try:
             os.replace(tmp, cached)
         except OSError:  # another process won the race
