@@ -277,6 +277,22 @@ class _Compiled:
 _PROBLEMS: dict[str, Any] = {}
 
 
+def _strong(tree):
+    """The same pytree with every array strongly typed (optax initialises some scalars weakly typed,
+    its updates return them strongly typed; without this the step would compile twice, and a state
+    restored from a checkpoint would compile a third time)."""
+    import jax
+    import jax.numpy as jnp
+
+    def fix(x):
+        if isinstance(x, (jax.Array, np.ndarray, np.generic, float, int, bool)):
+            a = jnp.asarray(x)
+            return jnp.array(a, dtype=a.dtype)
+        return x
+
+    return jax.tree.map(fix, tree)
+
+
 def _problem(key: str, exp_cfg: Mapping, seed: int, run_dir: Path):
     """Build the experiment's problem; the same configuration in the same process reuses it (and so
     every function the experiment compiled, e.g. when a run is resumed in-process)."""
@@ -389,8 +405,8 @@ def run_fit(cfg: DictConfig | Mapping, run_dir: str | Path) -> dict:
     term_names = list(jax.eval_shape(fns.total, raw0, problem.model, problem.data)[1])
     state = dict(
         raw=raw0,
-        first=fns.first.init(raw0),
-        lbfgs=fns.lbfgs.init(raw0),
+        first=_strong(fns.first.init(raw0)),
+        lbfgs=_strong(fns.lbfgs.init(raw0)),
         step=np.asarray(0, np.int64),
         loss=np.full(n_total, np.nan),
         terms=np.full((n_total, len(term_names)), np.nan),
@@ -406,7 +422,7 @@ def run_fit(cfg: DictConfig | Mapping, run_dir: str | Path) -> dict:
     loss_hist = np.array(state["loss"], dtype=np.float64)
     term_hist = np.array(state["terms"], dtype=np.float64)
     gn_hist = np.array(state["grad_norm"], dtype=np.float64)
-    raw, s_first, s_lbfgs = state["raw"], state["first"], state["lbfgs"]
+    raw, s_first, s_lbfgs = _strong(state["raw"]), _strong(state["first"]), _strong(state["lbfgs"])
 
     def pack(k):
         return dict(raw=raw, first=s_first, lbfgs=s_lbfgs, step=np.asarray(k, np.int64), loss=loss_hist,
@@ -428,7 +444,7 @@ def run_fit(cfg: DictConfig | Mapping, run_dir: str | Path) -> dict:
                     term_hist[step] = [float(terms[k]) for k in term_names]
                 else:
                     if step == n_first:  # the L-BFGS polish starts from where Adam ended
-                        s_lbfgs = fns.lbfgs.init(raw)
+                        s_lbfgs = _strong(fns.lbfgs.init(raw))
                     raw, s_lbfgs, loss, gn = fns.lbfgs_step(raw, s_lbfgs, problem.model, problem.data)
                     _, terms = fns.evaluate(raw, problem.model, problem.data)
                     term_hist[step] = [float(terms[k]) for k in term_names]

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from ..losses import autocorrelation_period, relative_squared_error

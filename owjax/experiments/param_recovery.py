@@ -33,7 +33,6 @@ from ..losses import normalised_mse
 from ..params import ParameterSpace, inverse_transform
 from ..solve import solve_ys
 from ..spec import PulseInput
-from ..units import CA_STATE_SCALE
 from .base import AbstractExperiment, FitProblem, section, solver_from_config
 
 __all__ = ["ParamRecovery", "identifiability", "log_value_map"]
