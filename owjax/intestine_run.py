@@ -93,6 +93,8 @@ def plot_intestine(traces, path: str | Path) -> Path:
     axes[1].legend(fontsize=8)
     axes[0].set_title("intestinal Ca wave (DD009)")
     path = Path(path)
-    fig.savefig(path, dpi=110)
+    from .checkpoint import atomic_savefig
+
+    atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
     return path

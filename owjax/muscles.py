@@ -136,6 +136,8 @@ def plot_kymograph(t_ms, activation, names, path: str | Path, title: str = "") -
     axes[0].set_title(title or "body-wall muscle activation kymograph")
     axes[1].set_xlabel("time (ms)")
     path = Path(path)
-    fig.savefig(path, dpi=110)
+    from .checkpoint import atomic_savefig
+
+    atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
     return path

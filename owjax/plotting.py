@@ -71,6 +71,8 @@ def plot_overview(traces: Traces, path: str | Path, cells=None, title: str = "")
         fig.colorbar(im2, ax=axes[3], label="activation")
     axes[-1].set_xlabel("time (ms)")
     path = Path(path)
-    fig.savefig(path, dpi=110)
+    from .checkpoint import atomic_savefig
+
+    atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
     return path

@@ -15,9 +15,7 @@ Writes into the Hydra run directory: ``traces.h5`` (DESIGN.md layout), ``overvie
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -33,6 +31,7 @@ logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # no "no TPU
 def run_simulation(cfg: DictConfig | dict, outdir: str | Path) -> dict:
     """Do what ``python -m owjax.simulate`` does, with ``cfg`` as composed by Hydra. Returns the summary."""
     from . import __version__
+    from .checkpoint import atomic_write_json
     from .build import build_model, build_spec
     from .muscles import muscle_activation, plot_kymograph
     from .plotting import plot_overview
@@ -151,9 +150,7 @@ def run_simulation(cfg: DictConfig | dict, outdir: str | Path) -> dict:
         **{k: extra_metrics[k] for k in ("defecation_period_s", "wave_direction", "n_cycles") if k in extra_metrics},
         files=["traces.h5", *figures],
     )
-    tmp = outdir / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2, default=float) + "\n")
-    os.replace(tmp, outdir / "summary.json")
+    atomic_write_json(outdir / "summary.json", summary)
     return summary
 
 
