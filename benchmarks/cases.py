@@ -36,6 +36,7 @@ def main(argv=None) -> int:
     p.add_argument("--rtol", type=float, default=None)
     p.add_argument("--atol", type=float, default=None)
     p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--checkpoints", type=int, default=None, help="gradient: states kept by the reverse pass")
     p.add_argument("--save", default=None, help="npz file for the forward traces")
     p.add_argument("--device", default=None, help="cpu or gpu (default: JAX's default)")
     a = p.parse_args(argv)
@@ -92,7 +93,7 @@ def main(argv=None) -> int:
         out.update(batch=a.batch, compile_s=t_c, run_s=min(times), per_member_s=min(times) / a.batch)
     else:
         params, static = eqx.partition(model, eqx.is_inexact_array)
-        gcfg = dataclasses.replace(cfg, max_steps=int(8 * a.duration_ms))
+        gcfg = dataclasses.replace(cfg, max_steps=int(8 * a.duration_ms), checkpoints=a.checkpoints)
 
         def loss(params):
             m = eqx.combine(params, static)
@@ -116,7 +117,8 @@ def main(argv=None) -> int:
         jax.block_until_ready(grad_c(params))
         t_g = time.perf_counter() - t0
         out.update(forward_s=t_f, gradient_s=t_g, gradient_over_forward=t_g / t_f,
-                   forward_compile_s=t_fc, gradient_compile_s=t_gc, max_steps=gcfg.max_steps)
+                   forward_compile_s=t_fc, gradient_compile_s=t_gc, max_steps=gcfg.max_steps,
+                   checkpoints=gcfg.checkpoints)
     out["peak_rss_mb"] = _peak_mb()
     out["process_wall_s"] = time.perf_counter() - t_proc
     print("BENCH " + json.dumps(out))

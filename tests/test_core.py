@@ -233,6 +233,29 @@ def test_solver_config_errors():
         get_solver({"method": "tsit5", "rtoll": 1e-3})
     with pytest.raises(ValueError, match="positive"):
         get_solver({"method": "tsit5", "rtol": -1})
+    with pytest.raises(ValueError, match="checkpoints"):
+        get_solver({"method": "tsit5", "checkpoints": 0})
+    assert get_solver({"preset": "tsit5", "checkpoints": "null"}).checkpoints is None
+    assert get_solver({"preset": "tsit5", "checkpoints": "300"}).checkpoints == 300
+
+
+def test_gradient_checkpoint_count_does_not_change_the_gradient():
+    """Keeping every step (checkpoints ≥ steps) or diffrax's few checkpoints only trades memory for
+    recomputation: the gradient is the same to rounding."""
+    m = NetworkModel.from_spec(load_c302_network("C1", "Syns"))
+    params, static = eqx.partition(m, eqx.is_inexact_array)
+
+    def grad_with(checkpoints):
+        cfg = get_solver({"preset": "tsit5", "max_steps": 2000, "checkpoints": checkpoints})
+
+        def loss(p):
+            return jnp.mean(solve_ys(eqx.combine(p, static), 100.0, 1.0, cfg).ys["V"])
+
+        return jax.grad(loss)(params)
+
+    few, every = grad_with(None), grad_with(2000)
+    for a, b in zip(jax.tree_util.tree_leaves(few), jax.tree_util.tree_leaves(every)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-9, atol=1e-14)
 
 
 def test_nan_parameters_rejected():

@@ -975,7 +975,8 @@ def _save_params_with_registry(su: _Setup, fitted: NetworkModel, metrics: dict, 
     data = (f"Randi et al. 2023 signal propagation atlas (doi:{su.atlas.doi}), strain {cfg.strain}, "
             f"{metrics['n_pairs_used']} {cfg.pairs} pairs (q<{cfg.q_max}) of {len(su.train)} training stimulations; "
             "Wang et al. 2024 transmitter identities")
-    loss = (f"{cfg.loss} on atlas responses + {cfg.lambda_nt}·NT consistency + {cfg.lambda_w}·L2(log-weight)")
+    loss = (f"{cfg.loss} on atlas responses + {cfg.lambda_nt}·NT consistency (Wang 2024) + "
+            f"{cfg.lambda_w}·L2 of the per-connection weight parameters (towards c302)")
     try:
         from ..params import ParameterSpace, save_param_file
         from ..registry import Registry, auto_fitted_provenance
@@ -1018,6 +1019,41 @@ def _save_params_with_registry(su: _Setup, fitted: NetworkModel, metrics: dict, 
         ))
 
 
+def plot_loss_curves(hist: Mapping, lambda_nt: float, lambda_w: float, path: str | Path, window: int = 10) -> None:
+    """Loss per term against the Adam step; the minibatch loss is noisy (every step sees other
+    stimulations), so a running mean over ``window`` steps is drawn on top."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..checkpoint import atomic_savefig
+
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    x = np.arange(1, len(hist["loss"]) + 1)
+    if len(x):
+        ax.plot(x, hist["atlas"], lw=0.7, c="C0", alpha=0.45, label="atlas (minibatch)")
+        w = max(1, min(window, len(x)))
+        run = np.convolve(hist["atlas"], np.ones(w) / w, mode="valid")
+        ax.plot(x[w - 1:], run, lw=2, c="C0", label=f"atlas, mean of {w} steps")
+        tot = np.convolve(hist["loss"], np.ones(w) / w, mode="valid")
+        ax.plot(x[w - 1:], tot, lw=1.5, c="k", label=f"total, mean of {w} steps")
+        ax2.plot(x, np.asarray(hist["nt"]) * lambda_nt, lw=1.2, c="C1", label="λ_nt · NT consistency")
+        ax2.plot(x, np.asarray(hist["reg"]) * lambda_w, lw=1.2, c="C2", label="λ_w · L2 to c302")
+    ax.set_xlabel("Adam step")
+    ax.set_ylabel("loss")
+    ax.legend(fontsize=8)
+    ax.set_title("data term (scale-invariant)")
+    ax2.set_xlabel("Adam step")
+    ax2.set_yscale("log")
+    ax2.legend(fontsize=8)
+    ax2.set_title("penalties")
+    fig.suptitle("synapse_polarity: loss per term")
+    fig.tight_layout()
+    atomic_savefig(fig, path, dpi=110)
+    plt.close(fig)
+
+
 def _figures(su, hist, resp_fit, resp_c302, stim_all, run_dir: Path):
     import matplotlib
 
@@ -1027,22 +1063,7 @@ def _figures(su, hist, resp_fit, resp_c302, stim_all, run_dir: Path):
     from ..checkpoint import atomic_savefig
 
     cfg = su.cfg
-    # loss curves
-    fig, ax = plt.subplots(figsize=(7, 4))
-    x = np.arange(1, len(hist["loss"]) + 1)
-    if len(x):
-        ax.plot(x, hist["loss"], "k", lw=1.5, label="total")
-        ax.plot(x, hist["atlas"], lw=1, label="atlas (minibatch)")
-        ax.plot(x, np.asarray(hist["nt"]) * cfg.lambda_nt, lw=1, label="λ_nt · NT")
-        ax.plot(x, np.asarray(hist["reg"]) * cfg.lambda_w, lw=1, label="λ_w · reg")
-    ax.set_xlabel("Adam step")
-    ax.set_ylabel("loss")
-    ax.set_yscale("log")
-    ax.legend(fontsize=8)
-    ax.set_title("synapse_polarity: loss per term")
-    fig.tight_layout()
-    atomic_savefig(fig, run_dir / "loss_curves.png", dpi=110)
-    plt.close(fig)
+    plot_loss_curves(hist, cfg.lambda_nt, cfg.lambda_w, run_dir / "loss_curves.png")
     # response matrices: atlas vs simulated (fitted, c302), train | test, significant pairs only
     rows = {n: k for k, n in enumerate(stim_all)}
     fig, axes = plt.subplots(3, 2, figsize=(13, 13), gridspec_kw=dict(width_ratios=[len(su.train), len(su.test)]))
