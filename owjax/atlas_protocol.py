@@ -226,7 +226,8 @@ def _adjoint(protocol: AtlasProtocol):
 
 def _trial(model: NetworkModel, amps, y0: State, protocol: AtlasProtocol):
     m = eqx.tree_at(lambda m: m.stimuli.amplitude_pA, model, amps)
-    sol = solve_ys(m, protocol.duration_ms, protocol.dt_out_ms, protocol.solver, y0=y0, adjoint=_adjoint(protocol))
+    sol = solve_ys(m, protocol.duration_ms, protocol.dt_out_ms, protocol.solver, y0=y0, adjoint=_adjoint(protocol),
+                   save=("V", "Ca"))
     return readout_signal(sol.ys, protocol.readout)
 
 

@@ -61,6 +61,7 @@ EXPERIMENTS = {
     "param_recovery": "param_recovery",
     "defecation_period": "defecation_period",
     "muscle_activation": "muscle_activation",
+    "synapse_polarity": "synapse_polarity",
 }
 
 
@@ -156,7 +157,9 @@ def _check_top(cfg: DictConfig) -> None:
             "choose an experiment: python -m owjax.fit +experiment=NAME; available: "
             + ", ".join(available_experiments())
         )
-    _experiment_class(str(exp.get("kind")))
+    cls = _experiment_class(str(exp.get("kind")))
+    if getattr(cls, "runs_own_loop", False):
+        return  # its parametrisation is the experiment's own (no parameters: block)
     if cfg.get("parameters") in (None, {}):
         raise ValueError(f"experiment {name!r} defines no parameters: block")
 
@@ -350,6 +353,11 @@ def run_fit(cfg: DictConfig | Mapping, run_dir: str | Path) -> dict:
     cfg = OmegaConf.create(cfg) if not isinstance(cfg, DictConfig) else cfg
     _check_top(cfg)
     cfg = _apply_run_size(cfg, _command_line_overrides(cfg))
+    cls = _experiment_class(str(cfg.experiment.kind))
+    if getattr(cls, "runs_own_loop", False):
+        # experiments with their own optimisation loop (minibatches, baselines; e.g. synapse_polarity)
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        return cls().run(OmegaConf.to_container(cfg, resolve=True), Path(run_dir))
     dtype = str(cfg.get("dtype", "float64"))
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
@@ -563,14 +571,45 @@ try:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)
         keys = [k for k in ("max_rel_error_identifiable", "non_identifiable", "initial_period_s", "period_s",
-                            "all_in_bounds", "initial_loss") if k in m]
+                            "all_in_bounds", "initial_loss", "test_r", "test_sign_agreement", "nt_consistency",
+                            "train_r", "baseline_c302_test_r", "baseline_c302_test_sign_agreement",
+                            "shuffled_test_r", "corr_matrix_mse", "n_train_neurons", "n_test_neurons",
+                            "n_pairs_used") if k in m]
         extra = "".join(f"\n  {k}: {m[k]}" for k in keys)
+        wall = m["wall_time_s"]["total"] if isinstance(m["wall_time_s"], dict) else m["wall_time_s"]
         print(f"\nowjax.fit {m['experiment']}: final loss {m['final_loss']:.6g} after {m['n_steps']} steps, "
-              f"{m['wall_time_s']:.1f} s{extra}\n  outputs in {run_dir}")
+              f"{wall:.1f} s{extra}\n  outputs in {run_dir}")
 
 except ImportError:  # pragma: no cover
     main = None
 
 
+def check_experiment_argument(argv: list[str]) -> str | None:
+    """A clear message when ``+experiment=NAME`` on the command line is not a fitting experiment
+    (e.g. a simulate scenario such as ``intestine`` or ``worm``, which would otherwise fail inside
+    Hydra's composition with an unrelated-looking error); ``None`` when it is fine."""
+    names = [a.split("=", 1)[1] for a in argv if a.split("=", 1)[0] in ("+experiment", "experiment") and "=" in a]
+    if not names:
+        return None
+    fits = available_experiments()
+    for name in names:
+        if "," in name:  # a multirun sweep over experiments
+            bad = [n for n in name.split(",") if n not in fits]
+        else:
+            bad = [name] if name not in fits else []
+        for b in bad:
+            if (CONF_DIR / "experiment" / f"{b}.yaml").exists():
+                return (f"{b!r} is a simulation scenario, not a fitting experiment: run it with "
+                        f"python -m owjax.simulate +experiment={b}; fitting experiments: {', '.join(fits)}")
+            from .spec import unknown_name_message
+
+            return unknown_name_message("fitting experiment", b, tuple(fits))
+    return None
+
+
 if __name__ == "__main__":
+    _msg = check_experiment_argument(sys.argv[1:])
+    if _msg:
+        print(f"error: {_msg}", file=sys.stderr)
+        sys.exit(2)
     main()

@@ -28,6 +28,24 @@ log = logging.getLogger("owjax.simulate")
 logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # no "no TPU" chatter
 
 
+def _param_file(path, with_network: bool, with_intestine: bool) -> tuple[str | None, str | None]:
+    """``params=PATH`` (a file written by ``owjax.fit``) and the model it belongs to: ``"network"``
+    (applied to the c302 network) or ``"intestine"`` (applied to the intestine oscillator)."""
+    if path in (None, "", "None"):
+        return None, None
+    from .params import load_param_file
+
+    kind = str(load_param_file(path).get("model_kind"))
+    wanted = {"network": with_network, "intestine": with_intestine}
+    if kind not in wanted:
+        raise ValueError(f"params={path}: parameters of a {kind!r} model; simulate applies 'network' or "
+                         "'intestine' parameter files")
+    if not wanted[kind]:
+        raise ValueError(f"params={path} holds {kind} parameters but this run has no {kind} "
+                         + ("(network=none)" if kind == "network" else "(set model.intestine=true or +experiment=intestine)"))
+    return str(path), kind
+
+
 def run_simulation(cfg: DictConfig | dict, outdir: str | Path) -> dict:
     """Do what ``python -m owjax.simulate`` does, with ``cfg`` as composed by Hydra. Returns the summary."""
     from . import __version__
@@ -50,6 +68,7 @@ def run_simulation(cfg: DictConfig | dict, outdir: str | Path) -> dict:
     if not (with_network or with_intestine):
         raise ValueError("network=none simulates nothing unless the intestine is on (model.intestine=true)")
     solver = get_solver(OmegaConf.to_container(cfg.solver, resolve=True))
+    params_path, params_kind = _param_file(cfg.get("params"), with_network, with_intestine)
     model = spec = None
     if with_network:
         spec = build_spec(
@@ -60,7 +79,7 @@ def run_simulation(cfg: DictConfig | dict, outdir: str | Path) -> dict:
             stimulus_mode=cfg.stimulus.mode,
             pulses=[dict(p) for p in cfg.stimulus.get("pulses") or []],
         )
-        model = build_model(spec, cfg.dtype, cfg.get("params"))
+        model = build_model(spec, cfg.dtype, params_path if params_kind == "network" else None)
         log.info(
             "simulating %s (%d cells: %d neurons, %d muscles; %d chemical, %d electrical connections, "
             "%d inputs) for %g ms with %s in %s",
@@ -79,6 +98,11 @@ def run_simulation(cfg: DictConfig | dict, outdir: str | Path) -> dict:
         from .worm import DifferentiableWorm, solve_worm
 
         intestine = build_intestine(cfg.get("intestine") or {})
+        if params_kind == "intestine":
+            from .params import apply_param_file
+
+            intestine = apply_param_file(intestine, params_path)
+            log.info("intestine parameters from %s", params_path)
         worm = DifferentiableWorm(model, intestine)
         log.info("with the intestine (20 cells%s), strategy %s", ", uncoupled" if
                  (cfg.get("intestine") or {}).get("uncoupled") else "", (cfg.get("intestine") or {}).get("strategy", "coupled"))
@@ -89,7 +113,8 @@ def run_simulation(cfg: DictConfig | dict, outdir: str | Path) -> dict:
         solve_wall, compile_s = wsol.wall_time_s, float("nan")
         pops["intestine"], extra_metrics = intestine_population(t_ms, wsol.intestine)
     else:
-        sol = solve(model, float(cfg.duration_ms), float(cfg.dt_out_ms), solver, progress=bool(cfg.progress))
+        sol = solve(model, float(cfg.duration_ms), float(cfg.dt_out_ms), solver, progress=bool(cfg.progress),
+                    save=("V", "Ca"))
         t_ms, ys, stats = sol.t_ms, sol.ys, sol.stats
         solve_wall, compile_s = sol.wall_time_s, sol.compile_time_s
     if with_network:
@@ -138,6 +163,7 @@ def run_simulation(cfg: DictConfig | dict, outdir: str | Path) -> dict:
         network=network_name,
         counts=spec.counts() if spec is not None else {},
         intestine=with_intestine,
+        params=dict(file=params_path, model=params_kind) if params_path else None,
         duration_ms=float(cfg.duration_ms),
         dt_out_ms=float(cfg.dt_out_ms),
         dtype=cfg.dtype,
@@ -185,5 +211,30 @@ def main(cfg: DictConfig) -> None:
     print("\n".join(lines))
 
 
+def check_experiment_argument(argv: list[str]) -> str | None:
+    """A clear message when ``+experiment=NAME`` names a fitting experiment (``owjax.fit``) or nothing."""
+    from .fit import CONF_DIR, available_experiments
+
+    for a in argv:
+        key, _, name = a.partition("=")
+        if key not in ("+experiment", "experiment") or not name:
+            continue
+        fits = set(available_experiments())
+        scenarios = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml") if p.stem not in fits)
+        for n in name.split(","):
+            if n in fits:
+                return (f"{n!r} is a fitting experiment: run it with python -m owjax.fit +experiment={n}; "
+                        f"simulation scenarios: {', '.join(scenarios)}")
+            if n not in scenarios:
+                from .spec import unknown_name_message
+
+                return unknown_name_message("simulation scenario", n, tuple(scenarios))
+    return None
+
+
 if __name__ == "__main__":
+    _msg = check_experiment_argument(sys.argv[1:])
+    if _msg:
+        print(f"error: {_msg}", file=sys.stderr)
+        sys.exit(2)
     main()

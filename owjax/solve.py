@@ -25,8 +25,10 @@ truncated trace.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import diffrax as dfx
@@ -69,8 +71,9 @@ class SolverConfig:
             several times in the backward pass).
         checkpoints: number of solver states the reverse pass keeps (``RecursiveCheckpointAdjoint``).
             ``None`` = diffrax's default; a number ≥ the steps taken stores every step (memory
-            ≈ checkpoints × state size, e.g. 5000 × 45 kB for C1 Full in float64) and makes the
-            gradient ≈ 10 % cheaper on C1 Full (benchmarks/results/bench.md).
+            ≈ checkpoints × state size, e.g. 5000 × 45 kB for C1 Full in float64) and each step is
+            recomputed once in the reverse pass instead of several times; on C1 Full (1 s, 4 092 steps) it made no consistent
+            difference to the gradient time (benchmarks/results/bench.md).
         krylov_rtol, krylov_atol: GMRES tolerances of the implicit methods.
     """
 
@@ -196,11 +199,16 @@ def solve_ys(
     adjoint: dfx.AbstractAdjoint | None = None,
     progress: bool = False,
     throw: bool = True,
+    save: Sequence[str] | None = None,
 ) -> dfx.Solution:
     """The differentiable core: solve and return diffrax's Solution (saved every ``dt_out_ms``).
 
     Safe under ``jax.jit``, ``jax.vmap`` and ``jax.grad``; with ``throw=True`` step exhaustion raises
     inside JAX (an ``EqxRuntimeError`` mentioning ``max_steps``).
+
+    ``save`` names the state variables kept at the output times (e.g. ``("V", "Ca")``; default: all).
+    Saving only what is used matters: the full C1 Full state is 5 610 numbers, V and Ca 794, so a
+    1-s run saved every 0.05 ms holds 900 MB of output in float64 instead of 127 MB.
     """
     cfg = get_solver(solver)
     n_out = int(round(duration_ms / dt_out_ms))
@@ -211,6 +219,10 @@ def solve_ys(
     ts = jnp.linspace(0.0, duration_ms, n_out + 1, dtype=model.dtype)
     term, method = _build(model, cfg)
     y0 = model.initial_state() if y0 is None else y0
+    saveat = dfx.SaveAt(ts=ts)
+    if save is not None:
+        keys = _check_save(save, y0)
+        saveat = dfx.SaveAt(ts=ts, fn=functools.partial(_select_state, keys=keys))
     return dfx.diffeqsolve(
         term,
         method,
@@ -218,13 +230,25 @@ def solve_ys(
         t1=jnp.asarray(duration_ms, model.dtype),
         dt0=jnp.asarray(cfg.dt_ms, model.dtype),
         y0=y0,
-        saveat=dfx.SaveAt(ts=ts),
+        saveat=saveat,
         stepsize_controller=_controller(model, cfg, duration_ms),
         max_steps=cfg.max_steps,
         adjoint=adjoint if adjoint is not None else dfx.RecursiveCheckpointAdjoint(checkpoints=cfg.checkpoints),
         throw=throw,
         progress_meter=dfx.TqdmProgressMeter(refresh_steps=200) if progress else dfx.NoProgressMeter(),
     )
+
+
+def _check_save(save: Sequence[str], y0: State) -> tuple[str, ...]:
+    keys = (save,) if isinstance(save, str) else tuple(save)
+    bad = [k for k in keys if k not in y0]
+    if bad or not keys:
+        raise ValueError(f"save={list(keys)}: unknown or no state variable(s) {bad}; allowed: {sorted(y0)}")
+    return keys
+
+
+def _select_state(t, y, args, keys):
+    return {k: y[k] for k in keys}
 
 
 @dataclass
@@ -254,6 +278,7 @@ def solve(
     solver: SolverConfig | str = "tsit5",
     y0: State | None = None,
     progress: bool = False,
+    save: Sequence[str] | None = None,
 ) -> Solution:
     """Simulate ``model`` for ``duration_ms`` and return the traces as NumPy arrays.
 
@@ -264,6 +289,7 @@ def solve(
         solver: preset name or :class:`SolverConfig`.
         y0: initial state (default: the model's NeuroML initial conditions).
         progress: show a progress bar of simulated time.
+        save: state variables to keep (e.g. ``("V", "Ca")``); default all (see :func:`solve_ys`).
 
     Returns:
         A :class:`Solution`.
@@ -280,14 +306,16 @@ def solve(
         raise ValueError(f"model parameters contain NaN/Inf: {bad[:10]}")
 
     y0 = model.initial_state() if y0 is None else y0
-    compiled, t_comp = _compiled_solver(model, y0, float(duration_ms), float(dt_out_ms), cfg, bool(progress))
+    save = None if save is None else _check_save(save, y0)
+    compiled, t_comp = _compiled_solver(model, y0, float(duration_ms), float(dt_out_ms), cfg, bool(progress), save)
     t0 = time.perf_counter()
     sol = compiled(model, y0)
     jax.block_until_ready(sol.ys)
     wall = time.perf_counter() - t0 + t_comp
     if sol.result != dfx.RESULTS.successful:
         ts = np.asarray(sol.ts)
-        ok = np.isfinite(np.asarray(sol.ys["V"])).all(axis=-1)
+        first = np.asarray(next(iter(sol.ys.values())))
+        ok = np.isfinite(first.reshape(first.shape[0], -1)).all(axis=-1)
         reached = float(ts[ok][-1]) if ok.any() else 0.0
         msg = dfx.RESULTS[sol.result] if hasattr(dfx.RESULTS, "__getitem__") else str(sol.result)
         raise SolverStepsExhausted(
@@ -309,7 +337,7 @@ def solve(
 _COMPILED: dict = {}
 
 
-def _compiled_solver(model, y0, duration_ms, dt_out_ms, cfg, progress):
+def _compiled_solver(model, y0, duration_ms, dt_out_ms, cfg, progress, save=None):
     """Ahead-of-time compiled solve, cached per (structure, shapes, dtypes, settings).
 
     Returns the compiled function and the compile time of this call (0 when cached).
@@ -318,13 +346,13 @@ def _compiled_solver(model, y0, duration_ms, dt_out_ms, cfg, progress):
     key = (
         treedef,
         tuple((np.shape(x), str(getattr(x, "dtype", type(x)))) for x in leaves),
-        duration_ms, dt_out_ms, cfg, progress,
+        duration_ms, dt_out_ms, cfg, progress, save,
     )
     if key in _COMPILED:
         return _COMPILED[key], 0.0
 
     def run(m, y):
-        return solve_ys(m, duration_ms, dt_out_ms, cfg, y, progress=progress, throw=False)
+        return solve_ys(m, duration_ms, dt_out_ms, cfg, y, progress=progress, throw=False, save=save)
 
     t0 = time.perf_counter()
     compiled = eqx.filter_jit(run).lower(model, y0).compile()

@@ -122,6 +122,22 @@ def test_defecation_period_ci_reaches_50_s_within_bounds(tmp_path):
     fitted = apply_param_file(IntestineOscillator.from_yaml(), tmp_path / "run" / "params.json")
     assert float(fitted.a2) == pytest.approx(m["parameters"]["ip3r_inactivation_rate"]["fitted"], rel=1e-12)
 
+    # the fitted file drives `owjax.simulate +experiment=intestine params=...` (the intestine, not the network)
+    import h5py
+
+    def simulate(out, *extra):
+        proc = subprocess.run([sys.executable, "-m", "owjax.simulate", "+experiment=intestine", "duration_ms=20000",
+                               "progress=false", "figures=false", f"hydra.run.dir={out}", *extra],
+                              cwd=ROOT, capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        with h5py.File(out / "traces.h5") as f:
+            return json.loads((out / "summary.json").read_text()), f["intestine/Ca"][:]
+
+    s_fit, ca_fit = simulate(tmp_path / "sim_fit", f"params={tmp_path / 'run' / 'params.json'}")
+    s_def, ca_def = simulate(tmp_path / "sim_default")
+    assert s_fit["params"]["model"] == "intestine" and s_def["params"] is None
+    assert not np.allclose(ca_fit, ca_def)
+
 
 @pytest.mark.slow
 def test_muscle_activation_ci_moves_towards_the_template(tmp_path):
@@ -182,3 +198,19 @@ def test_run_dirs_are_deterministic_and_sweeps_are_summarised(tmp_path):
     csv_path, md_path = write_summary(tmp_path)
     assert "optim.lr" in csv_path.read_text() and "incomplete" in md_path.read_text()
     assert np.isfinite(rows[0]["wall_time_s"])
+
+
+def test_experiment_names_are_checked_before_hydra():
+    """Simulation scenarios and fitting experiments share conf/experiment/; each entry point names the
+    other one instead of failing inside Hydra's composition."""
+    from owjax import simulate
+    from owjax.fit import check_experiment_argument
+
+    assert check_experiment_argument(["+experiment=param_recovery", "run=ci"]) is None
+    assert "owjax.simulate +experiment=worm" in check_experiment_argument(["+experiment=worm"])
+    assert "synapse_polarity" in check_experiment_argument(["+experiment=synapse_polarty"])
+    assert simulate.check_experiment_argument(["+experiment=intestine"]) is None
+    assert "owjax.fit +experiment=param_recovery" in simulate.check_experiment_argument(["+experiment=param_recovery"])
+    proc = subprocess.run([sys.executable, "-m", "owjax.fit", "+experiment=intestine"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "simulation scenario" in proc.stderr

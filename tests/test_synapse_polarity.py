@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -57,9 +58,60 @@ def full_model():
 # ---------------------------------------------------------------------------- the pipeline
 @pytest.fixture(scope="module")
 def ci_run(tmp_path_factory):
+    """The CI-sized experiment through the one-line entry point (a real subprocess)."""
+    import subprocess
+    import sys
+
     out = tmp_path_factory.mktemp("synapse_polarity_ci")
-    cfg = SynapsePolarityConfig.from_dict(json.loads(json.dumps(CI_OVERRIDES)))
-    return out, run_synapse_polarity(cfg, out, progress=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "owjax.fit", "+experiment=synapse_polarity", "run=ci", "progress=false",
+         f"hydra.run.dir={out}"],
+        capture_output=True, text=True, cwd=Path(__file__).parents[1],
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "test_r:" in proc.stdout and "shuffled_test_r:" in proc.stdout
+    return out, json.loads((out / "metrics.json").read_text())
+
+
+def _yaml_ci_config() -> dict:
+    """``conf/experiment/synapse_polarity.yaml`` at ``run=ci``, as owjax.fit composes it."""
+    from hydra import compose, initialize_config_dir
+
+    from owjax.fit import CONF_DIR, _apply_run_size
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("fit", overrides=["+experiment=synapse_polarity", "run=ci"], return_hydra_config=True)
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(_apply_run_size(cfg, ["run=ci"]), resolve=True)
+
+
+def test_fit_yaml_ci_size_is_the_ci_configuration():
+    """``owjax.fit +experiment=synapse_polarity run=ci`` runs exactly ``CI_OVERRIDES`` (same identity,
+    so the fixture's checkpoint resumes under either entry point)."""
+    from owjax.experiments.synapse_polarity import _identity
+
+    d = _yaml_ci_config()
+    sp = dict(d["synapse_polarity"])
+    sp.update(steps=d["optim"]["steps"], lr=d["optim"]["lr"], final_lr_fraction=d["optim"]["final_lr_fraction"],
+              clip_norm=d["optim"]["clip_norm"], checkpoint_every=d["checkpoint"]["every"], dtype=d["dtype"],
+              seed=d["seed"])
+    a = SynapsePolarityConfig.from_dict(sp)
+    b = SynapsePolarityConfig.from_dict(json.loads(json.dumps(CI_OVERRIDES)))
+    assert _identity(a) == _identity(b)
+
+
+def test_fit_entry_rejects_optimiser_fields_in_the_block(tmp_path):
+    from owjax.experiments.synapse_polarity import SynapsePolarity
+
+    d = _yaml_ci_config()
+    d["synapse_polarity"]["steps"] = 3
+    with pytest.raises(ValueError, match="optim.steps instead of synapse_polarity.steps"):
+        SynapsePolarity().run(d, tmp_path)
+    d = _yaml_ci_config()
+    d["optim"]["name"] = "sgd"
+    with pytest.raises(ValueError, match="optim.name=adam"):
+        SynapsePolarity().run(d, tmp_path)
 
 
 @pytest.mark.slow

@@ -56,7 +56,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache, partial
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -1130,6 +1130,51 @@ class SynapsePolarity(AbstractExperiment):  # type: ignore[misc]
     """
 
     kind = "synapse_polarity"
+    #: ``python -m owjax.fit +experiment=synapse_polarity`` calls :meth:`run` (the minibatch runner with
+    #: global gains, per-presynaptic polarity and the c302/shuffled baselines) instead of the generic
+    #: loop over :meth:`build`'s problem, which stays available to library users.
+    runs_own_loop: ClassVar[bool] = True
+
+    def run(self, cfg: Mapping, run_dir: Path) -> dict:
+        """Run the experiment from an ``owjax.fit`` configuration (plain dict) in ``run_dir``.
+
+        ``synapse_polarity:`` holds :class:`SynapsePolarityConfig` fields; ``dtype``, ``seed``,
+        ``optim.{steps, lr, final_lr_fraction, clip_norm}``, ``checkpoint.every``, ``figures`` and
+        ``progress`` of the fit configuration map onto the corresponding fields. ``resume=false``
+        discards a checkpoint in ``run_dir``.
+
+        Returns:
+            The metrics (``run_dir/metrics.json``) plus ``final_loss`` (the full training objective).
+        """
+        d = dict(cfg.get("synapse_polarity") or {})
+        optim = dict(cfg.get("optim") or {})
+        if str(optim.get("name", "adam")) != "adam" or str(optim.get("schedule", "cosine")) != "cosine":
+            raise ValueError("synapse_polarity runs Adam with a cosine schedule; allowed: optim.name=adam, "
+                             f"optim.schedule=cosine (got {optim.get('name')!r}, {optim.get('schedule')!r})")
+        if int((optim.get("lbfgs") or {}).get("steps", 0) or 0):
+            raise ValueError("synapse_polarity has no L-BFGS stage (minibatch losses); set optim.lbfgs.steps=0")
+        top = {"steps": "optim.steps", "lr": "optim.lr", "final_lr_fraction": "optim.final_lr_fraction",
+               "clip_norm": "optim.clip_norm", "checkpoint_every": "checkpoint.every", "figures": "figures",
+               "dtype": "dtype", "seed": "seed"}
+        dup = sorted(k for k in d if k in top)
+        if dup:
+            raise ValueError("set " + ", ".join(f"{top[k]} instead of synapse_polarity.{k}" for k in dup))
+        for k in ("steps", "lr", "final_lr_fraction", "clip_norm"):
+            if optim.get(k) is not None:
+                d[k] = optim[k]
+        if (cfg.get("checkpoint") or {}).get("every") is not None:
+            d["checkpoint_every"] = int(cfg["checkpoint"]["every"])
+        if cfg.get("figures") is not None:
+            d["figures"] = bool(cfg["figures"])
+        d["dtype"] = str(cfg.get("dtype", "float32"))
+        d["seed"] = int(cfg.get("seed", 0))
+        spc = SynapsePolarityConfig.from_dict(d)
+        run_dir = Path(run_dir)
+        if not cfg.get("resume", True):
+            (run_dir / "checkpoint.npz").unlink(missing_ok=True)
+        m = run_synapse_polarity(spc, run_dir, progress=bool(cfg.get("progress", True)))
+        m = dict(m, final_loss=float(m["final_train_loss"]))
+        return m
 
     def build(self, cfg: Mapping, seed: int, run_dir: Path | None = None):
         from ..params import ParameterSpace
