@@ -94,7 +94,7 @@ def main(argv=None) -> int:
         out.update(batch=a.batch, compile_s=t_c, run_s=min(times), per_member_s=min(times) / a.batch)
     else:
         params, static = eqx.partition(model, eqx.is_inexact_array)
-        gcfg = dataclasses.replace(cfg, max_steps=int(8 * a.duration_ms), checkpoints=a.checkpoints)
+        gcfg = dataclasses.replace(cfg, max_steps=int(16 * a.duration_ms), checkpoints=a.checkpoints)
 
         def loss(params):
             m = eqx.combine(params, static)

@@ -6,17 +6,19 @@ For c302 C1 Full and C1 Muscles (1 s each):
 
 * NEURON at dt = 0.05 ms (c302's default), single thread: its own simulation time (``neuron_s``)
   and end to end (generation, export, nrnivmodl, run; ``neuron_end_to_end_s``);
-* owjax at its default (Tsit5, rtol = atol = 1e-6, float64) and a fast setting (float32,
-  rtol = atol = 1e-4): solve time without compilation (``owjax_s``), compile time, process end to end;
+* owjax at its default (Tsit5, rtol = atol = 1e-6, float64), the ``fast`` preset (Ralston 2(1),
+  rtol = atol = 1e-4, float32) and Tsit5 at 1e-4 in float32: solve time without compilation
+  (``owjax_s``), compile time, process end to end;
 * accuracy of each against converged NEURON: by default the checked-in Richardson-extrapolated
   NEURON traces of ``tests/c302_vs_neuron/data`` (dt 0.0005/0.001 ms for C1 Full, 0.001/0.002 ms
   for C1 Muscles; every 3rd cell, sampled every 0.5 ms), or with ``--converged neuron`` a fresh
   NEURON run at dt = ``CONVERGED_DT_MS`` (≈ 40 min for C1 Full; cached):
   ``max_rel_err_vs_converged`` = max over cells and times of |ΔV| / (range of the cell's converged V,
   floored at 1 mV), plus spike-time errors;
-* vmap throughput for 1, 32 and 128 parameter sets (float32, output every 10 ms) against NEURON run
+* vmap throughput for 1, 32 and 128 parameter sets (``fast`` preset, float32, output every 10 ms) against NEURON run
   sequentially (``neuron_s`` = batch × NEURON's simulation time);
-* gradient (reverse mode through the solve, RecursiveCheckpointAdjoint) against a forward solve;
+* gradient (reverse mode through the solve, RecursiveCheckpointAdjoint) against a forward solve:
+  the default in float64 with diffrax's checkpoints and with every step kept, and ``fast`` in float32;
 * peak resident memory of each owjax case (each runs in its own process).
 
 A GPU section runs the owjax cases again on the GPU when JAX sees one.
@@ -161,7 +163,8 @@ def main(argv=None) -> int:
                  neuron_end_to_end_s=neuron_e2e, speedup_vs_neuron=1.0,
                  **errors_vs(conv, nrn.t_ms, nv, names)))
         for label, extra in (("default_f64_tsit5_1e-6", ["--dtype", "float64"]),
-                             ("fast_f32_tsit5_1e-4", ["--dtype", "float32", "--rtol", "1e-4"])):
+                             ("fast_f32_ralston_1e-4", ["--dtype", "float32", "--preset", "fast"]),
+                             ("f32_tsit5_1e-4", ["--dtype", "float32", "--rtol", "1e-4"])):
             with tempfile.TemporaryDirectory() as tmp:
                 npz = Path(tmp) / "v.npz"
                 r = run_case("forward", "--config", cfgname, "--duration-ms", dur, "--save", npz, *extra)
@@ -174,17 +177,19 @@ def main(argv=None) -> int:
         if cfgname == "Full":
             for b in batches:
                 r = run_case("batch", "--config", cfgname, "--duration-ms", dur, "--batch", b,
-                             "--dtype", "float32", "--dt-out-ms", 10.0)
-                add(dict(case=f"C1_{cfgname}_{int(dur)}ms_vmap_batch{b}_f32", owjax_s=r["run_s"],
+                             "--dtype", "float32", "--preset", "fast", "--dt-out-ms", 10.0)
+                add(dict(case=f"C1_{cfgname}_{int(dur)}ms_vmap_batch{b}_f32_fast", owjax_s=r["run_s"],
                          neuron_s=b * neuron_s, speedup_vs_neuron=b * neuron_s / r["run_s"],
                          per_member_s=r["per_member_s"], compile_s=r["compile_s"], peak_rss_mb=r["peak_rss_mb"],
                          max_rel_err_vs_converged=None))
-            for ck in (None, int(8 * dur)):  # diffrax's default checkpoints; every step kept
+            # diffrax's default checkpoints; every step kept; the fast preset in float32
+            for ck, dtype, preset in ((None, "float64", "tsit5"), (int(8 * dur), "float64", "tsit5"),
+                                      (None, "float32", "fast")):
                 extra = [] if ck is None else ["--checkpoints", ck]
-                r = run_case("gradient", "--config", cfgname, "--duration-ms", dur, "--dtype", "float64",
-                             "--dt-out-ms", 1.0, *extra)
-                label = "" if ck is None else f"_checkpoints{ck}"
-                add(dict(case=f"C1_{cfgname}_{int(dur)}ms_gradient_f64{label}", owjax_s=r["gradient_s"], neuron_s=None,
+                r = run_case("gradient", "--config", cfgname, "--duration-ms", dur, "--dtype", dtype,
+                             "--preset", preset, "--dt-out-ms", 1.0, *extra)
+                label = ("_f64" if preset == "tsit5" else "_f32_fast") + ("" if ck is None else f"_checkpoints{ck}")
+                add(dict(case=f"C1_{cfgname}_{int(dur)}ms_gradient{label}", owjax_s=r["gradient_s"], neuron_s=None,
                          speedup_vs_neuron=None, forward_s=r["forward_s"],
                          gradient_over_forward=r["gradient_over_forward"], checkpoints=ck,
                          compile_s=r["gradient_compile_s"], peak_rss_mb=r["peak_rss_mb"], max_rel_err_vs_converged=None))
@@ -199,8 +204,8 @@ def main(argv=None) -> int:
         print("== GPU section", flush=True)
         for b in batches:
             r = run_case("batch", "--config", "Full", "--duration-ms", dur, "--batch", b, "--dtype", "float32",
-                         "--dt-out-ms", 10.0, device="gpu")
-            add(dict(case=f"C1_Full_{int(dur)}ms_vmap_batch{b}_f32_gpu", owjax_s=r["run_s"], neuron_s=None,
+                         "--preset", "fast", "--dt-out-ms", 10.0, device="gpu")
+            add(dict(case=f"C1_Full_{int(dur)}ms_vmap_batch{b}_f32_fast_gpu", owjax_s=r["run_s"], neuron_s=None,
                      speedup_vs_neuron=None, per_member_s=r["per_member_s"], device=r["device"],
                      max_rel_err_vs_converged=None))
 

@@ -15,6 +15,12 @@ name            what it is
                 membrane potential and Ca explicit; GMRES linear solves
 ``euler``       fixed-step forward Euler, dt = 0.05 ms (what jLEMS does)
 ``heun``        fixed-step Heun (RK2), dt = 0.05 ms
+``fast``        explicit adaptive Ralston 2(1), rtol = atol = 1e-4, meant for float32. The
+                network's stiffness (a 0.1-ms Ca gate) caps the step of any explicit method near
+                0.25 ms; per right-hand-side evaluation Ralston's stability interval is the
+                longest, so at this tolerance it is the cheapest accurate explicit choice
+                (C1 Full 1 s: about 2.5e-3 of each trace's range from converged NEURON, the same
+                as ``tsit5`` at 1e-6; benchmarks/results/bench.md)
 ==============  ==========================================================================
 
 Pulse on/off times are passed to the step-size controller as jump times, so adaptive steps land on
@@ -62,7 +68,7 @@ class SolverConfig:
     """Which diffrax solver and controller to use.
 
     Attributes:
-        method: ``tsit5``, ``dopri5``, ``dopri8``, ``kvaerno5``, ``kencarp4``, ``euler``, ``heun``.
+        method: ``tsit5``, ``dopri5``, ``dopri8``, ``ralston``, ``kvaerno5``, ``kencarp4``, ``euler``, ``heun``.
         rtol, atol: PID controller tolerances (adaptive methods). ``atol`` applies to every state
             variable in its own unit: mV, nM (Ca), dimensionless gates/activations.
         dt_ms: fixed step (fixed-step methods) or the first step (adaptive).
@@ -101,9 +107,17 @@ SOLVER_PRESETS: dict[str, SolverConfig] = {
     "kencarp4": SolverConfig("kencarp4", rtol=1e-6, atol=1e-6),
     "euler": SolverConfig("euler", dt_ms=0.05, max_steps=10_000_000),
     "heun": SolverConfig("heun", dt_ms=0.05, max_steps=10_000_000),
+    "fast": SolverConfig("ralston", rtol=1e-4, atol=1e-4),
 }
 
-_EXPLICIT = {"tsit5": dfx.Tsit5, "dopri5": dfx.Dopri5, "dopri8": dfx.Dopri8, "euler": dfx.Euler, "heun": dfx.Heun}
+_EXPLICIT = {
+    "tsit5": dfx.Tsit5,
+    "dopri5": dfx.Dopri5,
+    "dopri8": dfx.Dopri8,
+    "ralston": dfx.Ralston,
+    "euler": dfx.Euler,
+    "heun": dfx.Heun,
+}
 _METHODS = tuple(_EXPLICIT) + ("kvaerno5", "kencarp4")
 
 

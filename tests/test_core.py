@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from pathlib import Path
 import math
 
 import equinox as eqx
@@ -274,3 +275,16 @@ def test_iclamp_spikes_and_stimulus_edges():
     st = spike_times(sol.t_ms, sol.ys["V"][:, m.index("ADAL")])
     assert 100.0 in m.stimulus_times_ms and 900.0 in m.stimulus_times_ms
     assert np.all(st > 100.0) and np.all(st < 910.0)
+
+
+def test_conf_solver_files_mirror_the_presets():
+    """Each conf/solver/NAME.yaml is SOLVER_PRESETS[NAME], field by field (the docs promise it)."""
+    import yaml
+
+    from owjax.solve import SOLVER_PRESETS
+
+    files = sorted((Path(__file__).parents[1] / "conf" / "solver").glob("*.yaml"))
+    assert {f.stem for f in files} == set(SOLVER_PRESETS)
+    for f in files:
+        assert get_solver(yaml.safe_load(f.read_text())) == SOLVER_PRESETS[f.stem], f.name
+    assert get_solver("fast").method == "ralston" and get_solver("fast").adaptive

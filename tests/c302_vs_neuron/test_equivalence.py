@@ -68,3 +68,31 @@ def test_owjax_matches_converged_neuron(name):
     assert s["spike_count_mismatches"] == 0
     for key, bound in case["bounds"].items():
         assert s[key] is not None and s[key] <= bound, (key, s[key], bound)
+
+
+#: the ``fast`` preset (Ralston 2(1), rtol = atol = 1e-4) in float32, measured values about 2-3x.
+#: It meets the 1 % criteria everywhere except C1 IClamp, whose 6-s spiking Ca trace is 1.5 % of
+#: its range from converged NEURON (docs/equivalence.md): that case guards the measured value only.
+FAST_CASES = {
+    "C1_IClamp": dict(criteria=False, bounds=dict(Ca_max_rel=0.03, max_spike_dt_ms=0.15)),
+    "C1_Syns": dict(criteria=True, bounds=dict(V_max_rel=2e-4, Ca_max_rel=7e-4, max_spike_dt_ms=3e-3)),
+    "C1_Full": dict(criteria=True, bounds=dict(V_max_rel=5e-3, Ca_max_rel=0.01, max_spike_dt_ms=0.015)),
+    "C1_Muscles": dict(criteria=True, bounds=dict(V_max_rel=2e-3, Ca_max_rel=2.5e-3, max_spike_dt_ms=0.02)),
+}
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=[pytest.mark.slow] if n in SLOW_CASES else [], id=n) for n in FAST_CASES])
+def test_fast_float32_preset_matches_converged_neuron(name):
+    case = FAST_CASES[name]
+    ref = read_traces(DATA / f"{name}.h5")
+    at = ref.attrs
+    ow, sol = owjax_traces(at["parameter_set"], at["config"], float(at["duration_ms"]), float(at["dt_out_ms"]),
+                           solver="fast", dtype="float32")
+    assert sol.ys["V"].dtype.name == "float32" and sol.solver.method == "ralston"
+    s = compare_traces(ow, ref)["summary"]
+    assert s["spike_count_mismatches"] == 0
+    if case["criteria"]:
+        assert s["pass"], s
+    for key, bound in case["bounds"].items():
+        assert s[key] is not None and s[key] <= bound, (key, s[key], bound)
