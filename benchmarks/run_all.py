@@ -183,13 +183,13 @@ def main(argv=None) -> int:
                          per_member_s=r["per_member_s"], compile_s=r["compile_s"], peak_rss_mb=r["peak_rss_mb"],
                          max_rel_err_vs_converged=None))
             # diffrax's default checkpoints; every step kept; the fast preset in float32
-            for ck, dtype, preset in ((None, "float64", "tsit5"), (int(8 * dur), "float64", "tsit5"),
-                                      (None, "float32", "fast")):
+            for label, dtype, preset, ck in (("f64", "float64", "tsit5", None),
+                                             (f"f64_checkpoints{int(8 * dur)}", "float64", "tsit5", int(8 * dur)),
+                                             ("f32_fast", "float32", "fast", None)):
                 extra = [] if ck is None else ["--checkpoints", ck]
                 r = run_case("gradient", "--config", cfgname, "--duration-ms", dur, "--dtype", dtype,
                              "--preset", preset, "--dt-out-ms", 1.0, *extra)
-                label = ("_f64" if preset == "tsit5" else "_f32_fast") + ("" if ck is None else f"_checkpoints{ck}")
-                add(dict(case=f"C1_{cfgname}_{int(dur)}ms_gradient{label}", owjax_s=r["gradient_s"], neuron_s=None,
+                add(dict(case=f"C1_{cfgname}_{int(dur)}ms_gradient_{label}", owjax_s=r["gradient_s"], neuron_s=None,
                          speedup_vs_neuron=None, forward_s=r["forward_s"],
                          gradient_over_forward=r["gradient_over_forward"], checkpoints=ck,
                          compile_s=r["gradient_compile_s"], peak_rss_mb=r["peak_rss_mb"], max_rel_err_vs_converged=None))

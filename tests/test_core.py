@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import gzip
-from pathlib import Path
 import math
+from pathlib import Path
 
 import equinox as eqx
 import jax

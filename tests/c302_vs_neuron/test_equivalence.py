@@ -81,8 +81,7 @@ FAST_CASES = {
 }
 
 
-@pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=[pytest.mark.slow] if n in SLOW_CASES else [], id=n) for n in FAST_CASES])
+@pytest.mark.parametrize("name", [_case(n) for n in FAST_CASES])
 def test_fast_float32_preset_matches_converged_neuron(name):
     case = FAST_CASES[name]
     ref = read_traces(DATA / f"{name}.h5")
