@@ -52,9 +52,9 @@ def main(argv=None) -> int:
     import equinox as eqx
     import jax.numpy as jnp
 
-    from owjax.c302_data import load_c302_network
-    from owjax.network import NetworkModel
-    from owjax.solve import get_solver, solve, solve_ys
+    from owjax.neural.c302_data import load_c302_network
+    from owjax.neural.network import NetworkModel
+    from owjax.core.solve import get_solver, solve, solve_ys
 
     cfg = get_solver(a.preset)
     if a.rtol is not None:

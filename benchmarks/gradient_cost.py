@@ -51,8 +51,8 @@ def main(argv=None) -> int:
     import jax.numpy as jnp
 
     from benchmarks.run_all import machine
-    from owjax.c302_data import load_c302_network
-    from owjax.network import NetworkModel
+    from owjax.neural.c302_data import load_c302_network
+    from owjax.neural.network import NetworkModel
 
     model = NetworkModel.from_spec(load_c302_network("C1", "Full"), jnp.float64)
     y0 = model.initial_state()

@@ -121,7 +121,7 @@ def main(argv=None) -> int:
                         f"fresh NEURON run at dt {CONVERGED_DT_MS} ms (about 40 min for C1 Full, then cached)")
     a = p.parse_args(argv)
 
-    from owjax.reference import run_reference
+    from owjax.reference.runner import run_reference
     from owjax.traces import read_traces
 
     dur = 200.0 if a.quick else 1000.0

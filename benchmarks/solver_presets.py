@@ -26,9 +26,9 @@ import numpy as np
 
 jax.config.update("jax_enable_x64", True)
 
-from owjax.c302_data import load_c302_network  # noqa: E402
-from owjax.network import NetworkModel  # noqa: E402
-from owjax.solve import solve  # noqa: E402
+from owjax.neural.c302_data import load_c302_network  # noqa: E402
+from owjax.neural.network import NetworkModel  # noqa: E402
+from owjax.core.solve import solve  # noqa: E402
 from owjax.validate import spike_times  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .traces import Traces  # noqa: E402
+from owjax.traces import Traces  # noqa: E402
 
 __all__ = ["plot_overview", "DEFAULT_CELLS_TO_PLOT"]
 
@@ -71,7 +71,7 @@ def plot_overview(traces: Traces, path: str | Path, cells=None, title: str = "")
         fig.colorbar(im2, ax=axes[3], label="activation")
     axes[-1].set_xlabel("time (ms)")
     path = Path(path)
-    from .checkpoint import atomic_savefig
+    from owjax.core.checkpoint import atomic_savefig
 
     atomic_savefig(fig, path, dpi=110)
     plt.close(fig)

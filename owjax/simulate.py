@@ -34,7 +34,7 @@ def _param_file(path, with_network: bool, with_intestine: bool) -> tuple[str | N
     (applied to the c302 network) or ``"intestine"`` (applied to the intestine oscillator)."""
     if path in (None, "", "None"):
         return None, None
-    from .params import load_param_file
+    from owjax.fitting.params import load_param_file
 
     kind = str(load_param_file(path).get("model_kind"))
     wanted = {"network": with_network, "intestine": with_intestine}
@@ -49,15 +49,15 @@ def _param_file(path, with_network: bool, with_intestine: bool) -> tuple[str | N
 
 def run_simulation(cfg: DictConfig | dict, outdir: str | Path) -> dict:
     """Do what ``python -m owjax.simulate`` does, with ``cfg`` as composed by Hydra. Returns the summary."""
-    from . import __version__
-    from .checkpoint import atomic_write_json
-    from .build import build_model, build_spec
-    from .muscles import muscle_activation, plot_kymograph
-    from .plotting import plot_overview
-    from .solve import get_solver, solve
-    from .traces import Traces, write_traces
-    from .units import CA_STATE_SCALE
-    from .validate import basic_metrics, muscle_checks
+    from owjax import __version__
+    from owjax.core.checkpoint import atomic_write_json
+    from owjax.neural.build import build_model, build_spec
+    from owjax.organs.muscles import muscle_activation, plot_kymograph
+    from owjax.plotting import plot_overview
+    from owjax.core.solve import get_solver, solve
+    from owjax.traces import Traces, write_traces
+    from owjax.core.units import CA_STATE_SCALE
+    from owjax.validate import basic_metrics, muscle_checks
 
     cfg = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
     outdir = Path(outdir)
@@ -87,20 +87,20 @@ def run_simulation(cfg: DictConfig | dict, outdir: str | Path) -> dict:
             spec.name, len(spec.cells), len(spec.neuron_names), len(spec.muscle_names), len(spec.chemical),
             len(spec.electrical), len(spec.inputs), cfg.duration_ms, solver.method, cfg.dtype,
         )
-    elif cfg.dtype == "float64":
-        import jax
+    else:
+        from owjax.core.precision import require_dtype
 
-        jax.config.update("jax_enable_x64", True)
+        require_dtype(cfg.dtype, "simulate")
     pops = {}
     extra_metrics: dict = {}
     stats: dict
     if with_intestine:
-        from .intestine_run import build_intestine, intestine_population
-        from .worm import DifferentiableWorm, solve_worm
+        from owjax.organs.intestine_run import build_intestine, intestine_population
+        from owjax.worm import DifferentiableWorm, solve_worm
 
         intestine = build_intestine(cfg.get("intestine") or {})
         if params_kind == "intestine":
-            from .params import apply_param_file
+            from owjax.fitting.params import apply_param_file
 
             intestine = apply_param_file(intestine, params_path)
             log.info("intestine parameters from %s", params_path)
@@ -149,7 +149,7 @@ def run_simulation(cfg: DictConfig | dict, outdir: str | Path) -> dict:
             figures.append(str(plot_kymograph(t_ms, m["activation"], m["names"], outdir / "muscle_kymograph.png",
                                               title=f"{cfg.model.name} {network_name}: muscle activation").name))
     if cfg.get("figures", True) and with_intestine:
-        from .intestine_run import plot_intestine
+        from owjax.organs.intestine_run import plot_intestine
 
         figures.append(str(plot_intestine(traces, outdir / "intestine_ca_wave.png").name))
     metrics = basic_metrics(traces)
@@ -181,17 +181,20 @@ def run_simulation(cfg: DictConfig | dict, outdir: str | Path) -> dict:
     return summary
 
 
-@hydra.main(config_path="../conf", config_name="simulate", version_base="1.3")
+@hydra.main(config_path="conf", config_name="simulate", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
-    from .solve import SolverStepsExhausted
-    from .spec import UnknownCellError
+    from owjax.core.solve import SolverStepsExhausted
+    from owjax.neural.spec import UnknownCellError
+
+    from owjax.core.precision import PrecisionError, set_precision
 
     outdir = Path(HydraConfig.get().runtime.output_dir)
     try:
+        set_precision(str(cfg.get("dtype", "float64")))  # once, here at the entry point
         s = run_simulation(cfg, outdir)
-    except (ValueError, UnknownCellError, FileNotFoundError, SolverStepsExhausted) as e:
+    except (ValueError, UnknownCellError, FileNotFoundError, SolverStepsExhausted, PrecisionError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     m = s["metrics"]
@@ -214,7 +217,7 @@ def main(cfg: DictConfig) -> None:
 
 def check_experiment_argument(argv: list[str]) -> str | None:
     """A clear message when ``+experiment=NAME`` names a fitting experiment (``owjax.fit``) or nothing."""
-    from .fit import CONF_DIR, available_experiments
+    from owjax.fitting.loop import CONF_DIR, available_experiments
 
     for a in argv:
         key, _, name = a.partition("=")
@@ -227,7 +230,7 @@ def check_experiment_argument(argv: list[str]) -> str | None:
                 return (f"{n!r} is a fitting experiment: run it with python -m owjax.fit +experiment={n}; "
                         f"simulation scenarios: {', '.join(scenarios)}")
             if n not in scenarios:
-                from .spec import unknown_name_message
+                from owjax.neural.spec import unknown_name_message
 
                 return unknown_name_message("simulation scenario", n, tuple(scenarios))
     return None

@@ -23,7 +23,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from . import __version__
+from owjax import __version__
 
 __all__ = ["Traces", "write_traces", "read_traces"]
 
@@ -42,7 +42,7 @@ class Traces:
             names = list(pop.get("names", []))
             if name in names and var in pop:
                 return pop[var][names.index(name)]
-        from .spec import unknown_name_message
+        from owjax.neural.spec import unknown_name_message
 
         allnames = [n for p in self.populations.values() for n in p.get("names", [])]
         raise KeyError(unknown_name_message("cell", name, allnames))
@@ -73,7 +73,7 @@ def write_traces(path: str | os.PathLike, traces: Traces) -> Path:
 
 
 def read_traces(path: str | os.PathLike) -> Traces:
-    """Read a traces file written by owjax (or converted from NEURON/jNML by ``owjax.reference``)."""
+    """Read a traces file written by owjax (or converted from NEURON/jNML by ``owjax.reference.runner``)."""
     pops: dict[str, dict[str, np.ndarray]] = {}
     with h5py.File(path, "r") as f:
         attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .traces import Traces
+from owjax.traces import Traces
 
 __all__ = [
     "basic_metrics",

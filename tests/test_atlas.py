@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from owjax.data.atlas import (
+from owjax.reference.atlas import (
     STRAINS,
     atlas_path,
     atlas_to_model_name,
@@ -51,7 +51,7 @@ def test_mapping_special_cases():
 
 
 def test_wt_atlas_maps_onto_c302(wt):
-    from owjax.c302_data import load_c302_network
+    from owjax.neural.c302_data import load_c302_network
 
     neurons = load_c302_network("C1", "Full").neuron_names
     assert wt.n == 300 and wt.unmatched == ()

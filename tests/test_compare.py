@@ -1,4 +1,4 @@
-"""owjax.compare on synthetic traces whose errors are known exactly."""
+"""owjax.reference.compare on synthetic traces whose errors are known exactly."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from owjax.compare import compare_traces, main, match_spikes
+from owjax.reference.compare import compare_traces, main, match_spikes
 from owjax.traces import Traces, write_traces
 
 DT = 0.05

@@ -1,4 +1,4 @@
-"""Tests for owjax.connectome against the real cect data (and, with the reference extra, c302 itself)."""
+"""Tests for owjax.neural.connectome against the real cect data (and, with the reference extra, c302 itself)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from owjax.connectome import (
+from owjax.neural.connectome import (
     READERS,
     C302Projection,
     ChemicalSynapse,

@@ -14,14 +14,14 @@ import pytest
 
 jax.config.update("jax_enable_x64", True)
 
-from owjax.c302_data import CONFIGS, PARAMETER_SETS, load_c302_network  # noqa: E402
-from owjax.channels import ca_dependent_h_factor, ca_pool_rate, sigmoid_steady_state  # noqa: E402
-from owjax.network import NetworkModel  # noqa: E402
-from owjax.neuroml import UnsupportedNeuroMLError, read_network  # noqa: E402
-from owjax.solve import SolverStepsExhausted, get_solver, solve, solve_ys  # noqa: E402
-from owjax.spec import UnknownCellError  # noqa: E402
-from owjax.synapses import graded_synapse2_rate, graded_synapse_rate  # noqa: E402
-from owjax.units import UnitError, parse_quantity  # noqa: E402
+from owjax.neural.c302_data import CONFIGS, PARAMETER_SETS, load_c302_network  # noqa: E402
+from owjax.neural.channels import ca_dependent_h_factor, ca_pool_rate, sigmoid_steady_state  # noqa: E402
+from owjax.neural.network import NetworkModel  # noqa: E402
+from owjax.neural.neuroml import UnsupportedNeuroMLError, read_network  # noqa: E402
+from owjax.core.solve import SolverStepsExhausted, get_solver, solve, solve_ys  # noqa: E402
+from owjax.neural.spec import UnknownCellError  # noqa: E402
+from owjax.neural.synapses import graded_synapse2_rate, graded_synapse_rate  # noqa: E402
+from owjax.core.units import UnitError, parse_quantity  # noqa: E402
 
 
 # --------------------------------------------------------------------------- units
@@ -120,8 +120,8 @@ def test_every_captured_network_builds(ps, cfg):
 
 
 def test_full_network_matches_connectome_rule():
-    """The captured c302 network equals the projections owjax.connectome derives from cect."""
-    from owjax.connectome import c302_projections, load_connectome
+    """The captured c302 network equals the projections owjax.neural.connectome derives from cect."""
+    from owjax.neural.connectome import c302_projections, load_connectome
 
     spec = load_c302_network("C1", "Full")
     proj = c302_projections(load_connectome("c302"))
@@ -148,7 +148,7 @@ def test_component_parameters_come_from_c302():
 
 
 def test_neuroml_loader_reads_a_c302_file(tmp_path):
-    from owjax.c302_data import network_dir
+    from owjax.neural.c302_data import network_dir
 
     src = network_dir("C1", "Syns")
     for f in src.iterdir():
@@ -281,9 +281,9 @@ def test_conf_solver_files_mirror_the_presets():
     """Each conf/solver/NAME.yaml is SOLVER_PRESETS[NAME], field by field (the docs promise it)."""
     import yaml
 
-    from owjax.solve import SOLVER_PRESETS
+    from owjax.core.solve import SOLVER_PRESETS
 
-    files = sorted((Path(__file__).parents[1] / "conf" / "solver").glob("*.yaml"))
+    files = sorted((Path(__file__).parents[1] / "owjax" / "conf" / "solver").glob("*.yaml"))
     assert {f.stem for f in files} == set(SOLVER_PRESETS)
     for f in files:
         assert get_solver(yaml.safe_load(f.read_text())) == SOLVER_PRESETS[f.stem], f.name

@@ -1,6 +1,6 @@
 """``python -m owjax.fit``: the CI-sized experiments, bit-exact resume, sweeps and clear errors.
 
-The experiments run through Hydra's compose API and :func:`owjax.fit.run_fit` — exactly what the
+The experiments run through Hydra's compose API and :func:`owjax.fitting.loop.run_fit` — exactly what the
 ``python -m owjax.fit +experiment=NAME run=ci`` entry point calls (one test also runs the real
 command line). Total ≈ 3–5 min on 2 CPU cores.
 """
@@ -19,11 +19,11 @@ from hydra import compose, initialize_config_dir
 
 jax.config.update("jax_enable_x64", True)
 
-from owjax.checkpoint import CheckpointMismatchError  # noqa: E402
-from owjax.fit import CONF_DIR, SimulatedCrash, run_fit  # noqa: E402
-from owjax.fit_summary import collect_runs, write_summary  # noqa: E402
-from owjax.params import ParameterSpecError, load_param_file  # noqa: E402
-from owjax.registry import Registry  # noqa: E402
+from owjax.core.checkpoint import CheckpointMismatchError  # noqa: E402
+from owjax.fitting.loop import CONF_DIR, SimulatedCrash, run_fit  # noqa: E402
+from owjax.fitting.summary import collect_runs, write_summary  # noqa: E402
+from owjax.fitting.params import ParameterSpecError, load_param_file  # noqa: E402
+from owjax.fitting.registry import Registry  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUTS = ("params.json", "metrics.json", "loss_curve.png", "traces_before_after.png", "registry.png",
@@ -116,8 +116,8 @@ def test_defecation_period_ci_reaches_50_s_within_bounds(tmp_path):
         assert (tmp_path / "run" / f).exists(), f
     doc = load_param_file(tmp_path / "run" / "params.json")
     assert doc["model_kind"] == "intestine"
-    from owjax.intestine import IntestineOscillator
-    from owjax.params import apply_param_file
+    from owjax.organs.intestine import IntestineOscillator
+    from owjax.fitting.params import apply_param_file
 
     fitted = apply_param_file(IntestineOscillator.from_yaml(), tmp_path / "run" / "params.json")
     assert float(fitted.a2) == pytest.approx(m["parameters"]["ip3r_inactivation_rate"]["fitted"], rel=1e-12)
@@ -204,7 +204,7 @@ def test_experiment_names_are_checked_before_hydra():
     """Simulation scenarios and fitting experiments share conf/experiment/; each entry point names the
     other one instead of failing inside Hydra's composition."""
     from owjax import simulate
-    from owjax.fit import check_experiment_argument
+    from owjax.fitting.loop import check_experiment_argument
 
     assert check_experiment_argument(["+experiment=param_recovery", "run=ci"]) is None
     assert "owjax.simulate +experiment=worm" in check_experiment_argument(["+experiment=worm"])

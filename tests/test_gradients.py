@@ -3,7 +3,7 @@
 float64, a smooth trace loss (mean of V over time and cells plus mean Ca in nM), tight solver
 tolerances (Tsit5, rtol = atol = 1e-10) so that both the adjoint and the finite differences see
 the ODE's own sensitivities rather than step-size noise. For every parameter group (each float
-leaf of :class:`owjax.network.NetworkModel`) two checks:
+leaf of :class:`owjax.neural.network.NetworkModel`) two checks:
 
 * a *directional* derivative along a random ±1 direction scaled by each entry's magnitude (so every
   entry of the array contributes), ∇L·d against (L(p + h·d) − L(p − h·d)) / 2h, h = 1e-4;
@@ -28,8 +28,8 @@ import pytest
 
 jax.config.update("jax_enable_x64", True)
 
-from owjax.build import build_model, build_spec  # noqa: E402
-from owjax.solve import SolverConfig, solve_ys  # noqa: E402
+from owjax.neural.build import build_model, build_spec  # noqa: E402
+from owjax.core.solve import SolverConfig, solve_ys  # noqa: E402
 
 TIGHT = SolverConfig("tsit5", rtol=1e-10, atol=1e-10, max_steps=400_000)
 H = 1e-4  # relative step of the central differences
@@ -188,7 +188,7 @@ def test_graded_synapse2_c0_syns(c0_syns):
 
 def test_through_spikes(spiking):
     """Spike times move smoothly with the parameters as long as no spike appears or disappears."""
-    from owjax.solve import solve
+    from owjax.core.solve import solve
     from owjax.validate import spike_times
 
     sol = solve(spiking.model, 400.0, 0.05, TIGHT)
@@ -235,7 +235,7 @@ def test_graded_synapse_tau_guard_region(c1_syns):
     rows = [i for i, c in enumerate(np.asarray(c1_syns.model.stimuli.cell)) if c == k]
     amp[rows[0]] = 100.0
     p = c1_syns.with_model(eqx.tree_at(lambda m: m.stimuli.amplitude_pA, c1_syns.model, jnp.asarray(amp)))
-    from owjax.solve import solve
+    from owjax.core.solve import solve
 
     v = solve(p.model, 700.0, 0.05, TIGHT).ys["V"][:, k]
     assert (v > 46.1).mean() > 0.01  # the guard is active for > 7 ms of the run
@@ -290,7 +290,7 @@ def _report_extras():  # pragma: no cover - documentation helper
         return sp.with_model(m)
 
     lo, hi = 1.0, 6.0  # bisection on "ADAL spikes within 400 ms"
-    from owjax.solve import solve
+    from owjax.core.solve import solve
     from owjax.validate import spike_times
 
     def n_spikes(a):

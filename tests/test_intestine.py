@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 
-from owjax.intestine import (  # noqa: E402
+from owjax.organs.intestine import (  # noqa: E402
     DEFAULT_PARAMETER_FILE,
     N_CELLS,
     STATE_NAMES,

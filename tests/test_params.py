@@ -1,4 +1,4 @@
-"""Parameter specs, bounds, transforms, grouping and parameter files (owjax.params, owjax.leaves)."""
+"""Parameter specs, bounds, transforms, grouping and parameter files (owjax.fitting.params, owjax.fitting.leaves)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import pytest
 
 jax.config.update("jax_enable_x64", True)
 
-from owjax.build import build_model, build_spec  # noqa: E402
-from owjax.c302_data import load_c302_network  # noqa: E402
-from owjax.leaves import leaf_rows, neuron_class  # noqa: E402
-from owjax.network import NetworkModel  # noqa: E402
-from owjax.params import (  # noqa: E402
+from owjax.neural.build import build_model, build_spec  # noqa: E402
+from owjax.neural.c302_data import load_c302_network  # noqa: E402
+from owjax.fitting.leaves import leaf_rows, neuron_class  # noqa: E402
+from owjax.neural.network import NetworkModel  # noqa: E402
+from owjax.fitting.params import (  # noqa: E402
     ParameterSpace,
     ParameterSpecError,
     apply_param_file,
@@ -223,7 +223,7 @@ def test_param_file_errors(osc, tmp_path):
 
 
 def test_intestine_leaves_have_schema_bounds():
-    from owjax.intestine import IntestineOscillator
+    from owjax.organs.intestine import IntestineOscillator
 
     m = IntestineOscillator.from_yaml()
     rows = leaf_rows(m, "v_plc")

@@ -14,11 +14,11 @@ import pytest
 
 jax.config.update("jax_enable_x64", True)
 
-from owjax.c302_data import load_c302_network  # noqa: E402
-from owjax.leaves import leaf_catalogue, leaf_rows  # noqa: E402
-from owjax.network import NetworkModel  # noqa: E402
-from owjax.params import ParameterSpace, save_param_file  # noqa: E402
-from owjax.registry import (  # noqa: E402
+from owjax.neural.c302_data import load_c302_network  # noqa: E402
+from owjax.fitting.leaves import leaf_catalogue, leaf_rows  # noqa: E402
+from owjax.neural.network import NetworkModel  # noqa: E402
+from owjax.fitting.params import ParameterSpace, save_param_file  # noqa: E402
+from owjax.fitting.registry import (  # noqa: E402
     SOURCES,
     Provenance,
     Registry,
@@ -114,7 +114,7 @@ def test_default_registry_of_the_whole_model_includes_the_intestine(capsys):
     out = capsys.readouterr().out
     for sub in ("neurons", "muscles", "synapses", "gap_junctions", "intestine"):
         assert sub in out
-    from owjax.intestine import IntestineOscillator
+    from owjax.organs.intestine import IntestineOscillator
 
     reg = Registry.for_model(IntestineOscillator.from_yaml())
     src = {e.leaf: e.provenance.source for e in reg.entries}

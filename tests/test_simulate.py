@@ -81,7 +81,7 @@ def test_unsupported_solver_is_a_clear_error(tmp_path):
 @pytest.mark.reference
 def test_captured_c302_files_regenerate_unchanged(tmp_path):
     pytest.importorskip("c302")
-    from owjax.c302_data import DATA_DIR, capture
+    from owjax.neural.c302_data import DATA_DIR, capture
 
     capture(tmp_path)
     ours = sorted(p.relative_to(DATA_DIR) for p in DATA_DIR.rglob("*") if p.is_file())

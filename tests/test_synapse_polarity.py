@@ -15,16 +15,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from owjax.atlas_protocol import (
+from owjax.reference.atlas_protocol import (
     AtlasProtocol,
     protocol_model,
     resting_state,
     responses_jit,
     stimulus_amplitudes,
 )
-from owjax.c302_data import load_c302_network
-from owjax.data.atlas import SignalPropagationAtlas
-from owjax.experiments.synapse_polarity import (
+from owjax.neural.c302_data import load_c302_network
+from owjax.reference.atlas import SignalPropagationAtlas
+from owjax.fitting.tasks.synapse_polarity import (
     CI_OVERRIDES,
     SynapsePolarityConfig,
     apply_params,
@@ -77,7 +77,7 @@ def _yaml_ci_config() -> dict:
     """``conf/experiment/synapse_polarity.yaml`` at ``run=ci``, as owjax.fit composes it."""
     from hydra import compose, initialize_config_dir
 
-    from owjax.fit import CONF_DIR, _apply_run_size
+    from owjax.fitting.loop import CONF_DIR, _apply_run_size
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("fit", overrides=["+experiment=synapse_polarity", "run=ci"], return_hydra_config=True)
@@ -89,7 +89,7 @@ def _yaml_ci_config() -> dict:
 def test_fit_yaml_ci_size_is_the_ci_configuration():
     """``owjax.fit +experiment=synapse_polarity run=ci`` runs exactly ``CI_OVERRIDES`` (same identity,
     so the fixture's checkpoint resumes under either entry point)."""
-    from owjax.experiments.synapse_polarity import _identity
+    from owjax.fitting.tasks.synapse_polarity import _identity
 
     d = _yaml_ci_config()
     sp = dict(d["synapse_polarity"])
@@ -102,7 +102,7 @@ def test_fit_yaml_ci_size_is_the_ci_configuration():
 
 
 def test_fit_entry_rejects_optimiser_fields_in_the_block(tmp_path):
-    from owjax.experiments.synapse_polarity import SynapsePolarity
+    from owjax.fitting.tasks.synapse_polarity import SynapsePolarity
 
     d = _yaml_ci_config()
     d["synapse_polarity"]["steps"] = 3
@@ -161,7 +161,7 @@ def test_ci_pipeline_outputs(ci_run):
 def test_resume_is_a_no_op_when_done(ci_run):
     out, m = ci_run
     cfg = SynapsePolarityConfig.from_dict(json.loads(json.dumps(CI_OVERRIDES)))
-    from owjax.experiments.synapse_polarity import _setup, fit_params
+    from owjax.fitting.tasks.synapse_polarity import _setup, fit_params
 
     su = _setup(cfg)
     params, hist = fit_params(su, out, progress=False)
@@ -231,7 +231,7 @@ def test_gradient_reaches_weights_and_polarities():
     y0 = resting_state(m, proto)
     p0 = init_params(m, SynapsePolarityConfig())
     amps = stimulus_amplitudes(m, ["AVEL"], 10.0)
-    from owjax.atlas_protocol import simulate_responses
+    from owjax.reference.atlas_protocol import simulate_responses
 
     def f(p):
         return jnp.sum(simulate_responses(apply_params(m, p), amps, y0, proto) ** 2)
@@ -321,7 +321,7 @@ def test_atlas_correlation_matrix_linear_response():
 
 # ---------------------------------------------------------------------------- owjax.fit adapter
 def test_fit_adapter_builds_problem():
-    from owjax.experiments.synapse_polarity import SynapsePolarity
+    from owjax.fitting.tasks.synapse_polarity import SynapsePolarity
 
     sp = {k: v for k, v in json.loads(json.dumps(CI_OVERRIDES)).items()
           if k not in ("steps", "batch_size", "lr", "checkpoint_every")}

@@ -9,7 +9,7 @@ import pytest
 
 jax.config.update("jax_enable_x64", True)
 
-from owjax.muscles import (  # noqa: E402
+from owjax.organs.muscles import (  # noqa: E402
     BODY_WALL_MUSCLES,
     SIBERNETIC_ORDER,
     MuscleActivation,

@@ -15,10 +15,10 @@ import pytest
 
 jax.config.update("jax_enable_x64", True)
 
-from owjax.c302_data import load_c302_network  # noqa: E402
-from owjax.intestine import IntestineOscillator, simulate_intestine  # noqa: E402
-from owjax.network import NetworkModel  # noqa: E402
-from owjax.solve import solve  # noqa: E402
+from owjax.neural.c302_data import load_c302_network  # noqa: E402
+from owjax.organs.intestine import IntestineOscillator, simulate_intestine  # noqa: E402
+from owjax.neural.network import NetworkModel  # noqa: E402
+from owjax.core.solve import solve  # noqa: E402
 from owjax.validate import spectral_period  # noqa: E402
 from owjax.worm import DifferentiableWorm, solve_worm  # noqa: E402
 

@@ -8,10 +8,10 @@ import numpy as np
 def owjax_traces(parameter_set: str, config: str, duration_ms: float, dt_out_ms: float = 0.05,
                  solver="tsit5", dtype: str = "float64"):
     """Simulate a captured c302 network with owjax; return (Traces, Solution)."""
-    from owjax.build import build_model, build_spec
-    from owjax.solve import solve
+    from owjax.neural.build import build_model, build_spec
+    from owjax.core.solve import solve
     from owjax.traces import Traces
-    from owjax.units import CA_STATE_SCALE
+    from owjax.core.units import CA_STATE_SCALE
 
     model = build_model(build_spec(parameter_set, config), dtype)
     sol = solve(model, float(duration_ms), float(dt_out_ms), solver)

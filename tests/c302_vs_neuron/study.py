@@ -4,7 +4,7 @@
         --json docs/equivalence.json
 
 For each ``SET:Config:duration_ms`` it takes NEURON runs at every dt in ``--dts`` (from the
-``owjax.reference`` cache; missing ones are run, which for the full networks at dt ≤ 0.002 ms
+``owjax.reference.runner`` cache; missing ones are run, which for the full networks at dt ≤ 0.002 ms
 takes 10–40 minutes each), the two finest as the convergence pair (dt vs dt/2) and their
 Richardson extrapolation as the converged truth, then compares against it: owjax's default solver
 (Tsit5, rtol = atol = 1e-6, float64), owjax's dopri8 (rtol = atol = 1e-10), NEURON at the coarser
@@ -56,8 +56,8 @@ def study(ps: str, cfg: str, T: float, dts: list[float], jnml: bool, dopri8: boo
     import jax
 
     jax.config.update("jax_enable_x64", True)
-    from owjax.compare import compare_traces
-    from owjax.reference import richardson, run_reference
+    from owjax.reference.compare import compare_traces
+    from owjax.reference.runner import richardson, run_reference
     from owjax.traces import read_traces
 
     runs = {}
@@ -141,7 +141,7 @@ def main(argv=None):
     p.add_argument("--jnml", action="store_true", help="include cached/run jNML at dt 0.05")
     p.add_argument("--dopri8", action="store_true", help="include owjax dopri8 1e-10")
     a = p.parse_args(argv)
-    from owjax.reference import default_cache_dir
+    from owjax.reference.runner import default_cache_dir
 
     cache = default_cache_dir()
     results = []

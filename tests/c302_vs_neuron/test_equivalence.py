@@ -2,7 +2,7 @@
 
 The converged runs are checked in under ``data/`` (regenerate them with ``data/regenerate.sh``):
 NEURON's implicit Euler at dt and dt/2 (0.001 and 0.0005 ms), Richardson-extrapolated (error
-O(dt²)), subsampled and stored as float32. Criteria (``owjax.compare``, defaults): graded traces
+O(dt²)), subsampled and stored as float32. Criteria (``owjax.reference.compare``, defaults): graded traces
 within 1 % of their range for V and Ca at every output time; spiking cells with equal spike counts,
 spike times within 0.5 ms and intervals within 1 %. Each case also guards the measured agreement
 (docs/equivalence.md) with a margin, so that a regression shows even while inside the 1 % criteria.
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from owjax.compare import compare_traces
+from owjax.reference.compare import compare_traces
 from owjax.traces import read_traces
 
 from owjax_run import owjax_traces

@@ -13,8 +13,8 @@ import time
 import numpy as np
 import pytest
 
-from owjax.compare import compare_traces
-from owjax.reference import ReferenceToolError, _run_tool, run_reference, run_richardson_reference
+from owjax.reference.compare import compare_traces
+from owjax.reference.runner import ReferenceToolError, _run_tool, run_reference, run_richardson_reference
 from owjax.traces import read_traces
 
 from owjax_run import owjax_traces

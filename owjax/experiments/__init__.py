@@ -1,1 +1,0 @@
-"""Fitting experiments for ``python -m owjax.fit`` (one module per experiment kind)."""
