@@ -43,7 +43,7 @@ def _param_file(path, with_network: bool, with_intestine: bool) -> tuple[str | N
                          "'intestine' parameter files")
     if not wanted[kind]:
         raise ValueError(f"params={path} holds {kind} parameters but this run has no {kind} "
-                         + ("(network=none)" if kind == "network" else "(set model.intestine=true or +experiment=intestine)"))
+                         + ("(network=none)" if kind == "network" else "(set model.intestine=true or +scenario=intestine)"))
     return str(path), kind
 
 
@@ -60,8 +60,14 @@ def run_simulation(cfg: DictConfig | dict, outdir: str | Path) -> dict:
     from owjax.validate import basic_metrics, muscle_checks
 
     cfg = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
+    check_config(cfg)
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
+    scenario = str(cfg.get("scenario", "default"))
+    if scenario == "locomotion":  # the body and its neuromechanical loop (owjax.body)
+        from owjax.body.run import run_locomotion
+
+        return run_locomotion(cfg, outdir)
     t_start = time.perf_counter()
     net = cfg.network
     with_intestine = bool(cfg.model.get("intestine", False))
@@ -111,7 +117,7 @@ def run_simulation(cfg: DictConfig | dict, outdir: str | Path) -> dict:
                           strategy=(cfg.get("intestine") or {}).get("strategy", "coupled"),
                           progress=bool(cfg.progress))
         t_ms, ys, stats = wsol.t_ms, wsol.network, dict(wsol.stats)
-        solve_wall, compile_s = wsol.wall_time_s, float("nan")
+        solve_wall, compile_s = wsol.wall_time_s, wsol.compile_time_s
         pops["intestine"], extra_metrics = intestine_population(t_ms, wsol.intestine)
     else:
         sol = solve(model, float(cfg.duration_ms), float(cfg.dt_out_ms), solver, progress=bool(cfg.progress),
@@ -154,6 +160,9 @@ def run_simulation(cfg: DictConfig | dict, outdir: str | Path) -> dict:
         figures.append(str(plot_intestine(traces, outdir / "intestine_ca_wave.png").name))
     metrics = basic_metrics(traces)
     metrics.update(extra_metrics)
+    warnings_ = physiology_warnings(metrics)
+    for w in warnings_:
+        log.warning(w)
     if "muscles" in pops:
         mc = muscle_checks(t_ms, pops["muscles"]["activation"], pops["muscles"]["Ca"])
         metrics.update({f"muscle_{k}": v for k, v in mc.items()})
@@ -176,6 +185,7 @@ def run_simulation(cfg: DictConfig | dict, outdir: str | Path) -> dict:
         metrics=metrics,
         **{k: extra_metrics[k] for k in ("defecation_period_s", "wave_direction", "n_cycles") if k in extra_metrics},
         files=["traces.h5", *figures],
+        warnings=warnings_,
     )
     atomic_write_json(outdir / "summary.json", summary)
     return summary
@@ -215,24 +225,88 @@ def main(cfg: DictConfig) -> None:
     print("\n".join(lines))
 
 
-def check_experiment_argument(argv: list[str]) -> str | None:
-    """A clear message when ``+experiment=NAME`` names a fitting experiment (``owjax.fit``) or nothing."""
-    from owjax.fitting.loop import CONF_DIR, available_experiments
+#: membrane potentials outside this range (mV) are not physiological: the run is flagged
+PHYSIOLOGICAL_V_mV = (-150.0, 100.0)
 
+
+def physiology_warnings(metrics: dict) -> list[str]:
+    """Warnings for results no cell can produce (non-finite values, V outside ±100–150 mV); they are
+    logged and recorded in ``summary.json`` (the run itself is not stopped: the traces are kept)."""
+    out = []
+    if not metrics.get("all_finite", True):
+        out.append("non-finite values in the traces (NaN/Inf): the solve diverged; check inputs and parameters")
+    lo, hi = PHYSIOLOGICAL_V_mV
+    vmin, vmax = metrics.get("V_min_mV"), metrics.get("V_max_mV")
+    if vmin is not None and vmax is not None and (vmin < lo or vmax > hi):
+        out.append(f"membrane potential reached {vmin:.4g} … {vmax:.4g} mV, outside the physiological "
+                   f"range {lo:g} … {hi:g} mV: check stimulus amplitudes (pA) and parameter values")
+    return out
+
+
+def _scenario_dir() -> Path:
+    return Path(__file__).resolve().parent / "conf" / "scenario"
+
+
+def available_scenarios() -> list[str]:
+    """Names of the simulation scenarios (``owjax/conf/scenario/NAME.yaml``)."""
+    return sorted(p.stem for p in _scenario_dir().glob("*.yaml"))
+
+
+def _allowed_top_keys() -> set[str]:
+    import yaml
+
+    keys = {"model", "network", "stimulus", "solver", "hydra", "scenario"}
+    base = yaml.safe_load((Path(__file__).resolve().parent / "conf" / "simulate.yaml").read_text()) or {}
+    keys |= set(base)
+    for p in _scenario_dir().glob("*.yaml"):
+        keys |= set(yaml.safe_load(p.read_text()) or {})
+    return keys - {"defaults"}
+
+
+_TYPES = {"duration_ms": (int, float), "dt_out_ms": (int, float), "progress": (bool,), "figures": (bool,),
+          "muscle_max_ca_mM": (int, float)}
+
+
+def check_config(cfg) -> None:
+    """Typed check of the composed configuration: unknown top-level keys and wrong types are errors.
+
+    Raises:
+        ValueError: naming the key and what is allowed.
+    """
+    unknown = sorted(set(cfg.keys()) - _allowed_top_keys())
+    if unknown:
+        raise ValueError(f"unknown setting(s) {unknown}: simulate reads {sorted(_allowed_top_keys() - {'hydra'})}")
+    for k, types in _TYPES.items():
+        v = cfg.get(k)
+        if v is not None and (not isinstance(v, types) or (bool not in types and isinstance(v, bool))):
+            raise ValueError(f"{k}={v!r} must be {' or '.join(t.__name__ for t in types)}")
+    for k in ("duration_ms", "dt_out_ms"):
+        v = cfg.get(k)
+        if v is not None and not (float(v) > 0):
+            raise ValueError(f"{k} must be positive, got {v!r}")
+    if cfg.get("dtype") is not None and str(cfg.dtype) not in ("float32", "float64"):
+        raise ValueError(f"dtype={cfg.dtype!r}: allowed float32, float64")
+
+
+def check_experiment_argument(argv: list[str]) -> str | None:
+    """One clear line when the command line names a scenario that does not exist, or uses
+    ``+experiment=`` (fitting) instead of ``+scenario=``; ``None`` when it is fine."""
+    from owjax.fitting.loop import available_experiments
+    from owjax.core.errors import unknown_name_message
+
+    scenarios = available_scenarios()
     for a in argv:
         key, _, name = a.partition("=")
-        if key not in ("+experiment", "experiment") or not name:
-            continue
-        fits = set(available_experiments())
-        scenarios = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml") if p.stem not in fits)
-        for n in name.split(","):
-            if n in fits:
-                return (f"{n!r} is a fitting experiment: run it with python -m owjax.fit +experiment={n}; "
-                        f"simulation scenarios: {', '.join(scenarios)}")
-            if n not in scenarios:
-                from owjax.neural.spec import unknown_name_message
-
-                return unknown_name_message("simulation scenario", n, tuple(scenarios))
+        if key in ("+experiment", "experiment") and name:
+            if name in available_experiments():
+                return (f"{name!r} is a fitting experiment: run it with python -m owjax.fit +experiment={name}; "
+                        f"simulation scenarios are chosen with +scenario=NAME ({', '.join(scenarios)})")
+            hint = f" (did you mean +scenario={name}?)" if name in scenarios else ""
+            return f"simulate takes +scenario=NAME, not +experiment={name}{hint}; scenarios: {', '.join(scenarios)}"
+        if key in ("+scenario", "scenario") and name:
+            for n in name.split(","):
+                if n not in scenarios:
+                    return unknown_name_message("simulation scenario", n, tuple(scenarios))
     return None
 
 

@@ -122,11 +122,11 @@ def test_defecation_period_ci_reaches_50_s_within_bounds(tmp_path):
     fitted = apply_param_file(IntestineOscillator.from_yaml(), tmp_path / "run" / "params.json")
     assert float(fitted.a2) == pytest.approx(m["parameters"]["ip3r_inactivation_rate"]["fitted"], rel=1e-12)
 
-    # the fitted file drives `owjax.simulate +experiment=intestine params=...` (the intestine, not the network)
+    # the fitted file drives `owjax.simulate +scenario=intestine params=...` (the intestine, not the network)
     import h5py
 
     def simulate(out, *extra):
-        proc = subprocess.run([sys.executable, "-m", "owjax.simulate", "+experiment=intestine", "duration_ms=20000",
+        proc = subprocess.run([sys.executable, "-m", "owjax.simulate", "+scenario=intestine", "duration_ms=20000",
                                "progress=false", "figures=false", f"hydra.run.dir={out}", *extra],
                               cwd=ROOT, capture_output=True, text=True, timeout=900)
         assert proc.returncode == 0, proc.stderr[-3000:]
@@ -201,15 +201,17 @@ def test_run_dirs_are_deterministic_and_sweeps_are_summarised(tmp_path):
 
 
 def test_experiment_names_are_checked_before_hydra():
-    """Simulation scenarios and fitting experiments share conf/experiment/; each entry point names the
-    other one instead of failing inside Hydra's composition."""
+    """Simulation scenarios (+scenario=, owjax/conf/scenario/) and fitting experiments (+experiment=,
+    owjax/conf/experiment/): each entry point names the other one instead of failing inside Hydra."""
     from owjax import simulate
     from owjax.fitting.loop import check_experiment_argument
 
     assert check_experiment_argument(["+experiment=param_recovery", "run=ci"]) is None
-    assert "owjax.simulate +experiment=worm" in check_experiment_argument(["+experiment=worm"])
+    assert "owjax.simulate +scenario=worm" in check_experiment_argument(["+experiment=worm"])
     assert "synapse_polarity" in check_experiment_argument(["+experiment=synapse_polarty"])
-    assert simulate.check_experiment_argument(["+experiment=intestine"]) is None
+    assert simulate.check_experiment_argument(["+scenario=intestine"]) is None
+    assert "+scenario=intestine" in simulate.check_experiment_argument(["+experiment=intestine"])
+    assert "intestine" in simulate.check_experiment_argument(["+scenario=nope"])
     assert "owjax.fit +experiment=param_recovery" in simulate.check_experiment_argument(["+experiment=param_recovery"])
     proc = subprocess.run([sys.executable, "-m", "owjax.fit", "+experiment=intestine"], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)

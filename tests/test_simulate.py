@@ -92,3 +92,34 @@ def test_captured_c302_files_regenerate_unchanged(tmp_path):
         if rel.suffix == ".gz":
             a, b = gzip.decompress(a), gzip.decompress(b)
         assert a == b, f"{rel} differs from what c302 generates now"
+
+
+def test_command_line_mistakes_stop_with_one_clear_line(tmp_path):
+    """Unknown scenarios, fitting experiments given to simulate, simulate scenarios given to fit, and
+    settings no code reads are refused before anything runs, with the valid choices named."""
+    cases = [
+        (["owjax.simulate", "+scenario=nope"], "scenario"),
+        (["owjax.fit", "+experiment=worm"], "owjax.simulate +scenario=worm"),
+        (["owjax.simulate", "+nonsense=1", "duration_ms=1", "figures=false"], "nonsense"),
+        (["owjax.simulate", "duration_ms=abc"], "duration_ms"),
+    ]
+    for argv, expected in cases:
+        proc = subprocess.run([sys.executable, "-m", *argv, f"hydra.run.dir={tmp_path}", "progress=false"],
+                              cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert proc.returncode != 0, argv
+        err = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+        assert err and expected in err[0], (argv, proc.stderr[-1500:])
+
+
+def test_non_physiological_results_are_flagged(tmp_path):
+    """A 1e12 pA pulse drives V far outside any cell's range: the run completes, but summary.json and
+    the log carry a warning instead of a silent 'all finite'."""
+    import json
+
+    out, _ = simulate(tmp_path, "network=custom", "network.cells=[AVBL,AVBR]", "duration_ms=20", "figures=false",
+                      "stimulus=pulses", "stimulus.pulses=[{cell: AVBL, delay_ms: 5, duration_ms: 10, amplitude_pA: 1e12}]")
+    s = json.loads((out / "summary.json").read_text())
+    assert s["warnings"] and "physiological" in " ".join(s["warnings"])
+    out2, _ = simulate(tmp_path / "ok", "network=custom", "network.cells=[AVBL,AVBR]", "duration_ms=20",
+                       "figures=false")
+    assert json.loads((out2 / "summary.json").read_text())["warnings"] == []

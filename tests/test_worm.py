@@ -36,7 +36,7 @@ def _simulate(tmp_path, *overrides):
 
 
 def test_intestine_experiment_meets_dd009(tmp_path):
-    s = _simulate(tmp_path / "a", "+experiment=intestine")
+    s = _simulate(tmp_path / "a", "+scenario=intestine")
     assert 40.0 <= s["defecation_period_s"] <= 60.0
     assert s["wave_direction"] == "posterior_to_anterior"
     assert s["n_cycles"] >= 3
@@ -50,7 +50,7 @@ def test_intestine_experiment_meets_dd009(tmp_path):
 
 
 def test_uncoupled_intestine_still_oscillates_in_every_cell(tmp_path):
-    s = _simulate(tmp_path / "b", "+experiment=intestine", "intestine.uncoupled=true")
+    s = _simulate(tmp_path / "b", "+scenario=intestine", "intestine.uncoupled=true")
     assert s["metrics"]["all_cells_oscillate"]
     assert all(30.0 < p < 80.0 for p in s["metrics"]["cell_periods_s"])
 
@@ -102,3 +102,48 @@ def test_gradient_of_period_metric_matches_finite_differences():
     fd = float((period(a2 + h) - period(a2 - h)) / (2 * h))
     assert abs(g) > 0
     assert g == pytest.approx(fd, rel=0.01)
+
+
+def test_whole_worm_gradient_matches_finite_differences(small_network):
+    """The whole worm (network + intestine + the trigger coupling) is differentiable through the one
+    solve: d(mean V of DVB and AVL)/d(parameter) for a network, an intestine and a coupling-side
+    parameter agree with central finite differences (float64, tight tolerances)."""
+    from owjax.core.solve import SolverConfig, solve_ys
+
+    worm = DifferentiableWorm(small_network, IntestineOscillator.from_yaml())
+    tight = SolverConfig("tsit5", rtol=1e-10, atol=1e-10)
+    idx = jnp.asarray([small_network.index("DVB"), small_network.index("AVL")])
+
+    def loss(w):
+        ys = solve_ys(w, 50.0, 1.0, tight, save=("network.V",)).ys
+        return jnp.mean(ys["network"]["V"][:, idx])
+
+    getters = {
+        "network gap conductance": lambda w: w.organs.components["network"].gaps.g_nS,
+        "intestine trigger maximum": lambda w: w.organs.components["intestine"].trigger_max_current,
+        "intestine trigger threshold": lambda w: w.organs.components["intestine"].trigger_threshold,
+    }
+    grad = eqx.filter_jit(eqx.filter_grad(loss))(worm)
+    f = eqx.filter_jit(loss)
+    for name, get in getters.items():
+        x = np.asarray(get(worm), dtype=np.float64)
+        d = np.ones_like(x)  # direction: every entry of the leaf together
+        h = 1e-4 * max(float(np.max(np.abs(x))), 1e-3)
+        plus = f(eqx.tree_at(get, worm, jnp.asarray(x + h * d)))
+        minus = f(eqx.tree_at(get, worm, jnp.asarray(x - h * d)))
+        fd = float((plus - minus) / (2 * h))
+        ad = float(np.sum(np.asarray(get(grad)) * d))
+        assert abs(ad) > 1e-9, name
+        assert ad == pytest.approx(fd, rel=0.01), (name, ad, fd)
+
+
+def test_unsupported_solver_for_the_worm_is_an_error(small_network):
+    from owjax.core.solve import UnsupportedSolverError
+
+    worm = DifferentiableWorm(small_network, IntestineOscillator.from_yaml())
+    with pytest.raises(UnsupportedSolverError, match="kencarp4"):
+        solve_worm(worm, 10.0, 1.0, solver="kencarp4")
+    a = solve_worm(worm, 20.0, 1.0, solver="dopri5")  # honoured as named (no silent substitution)
+    b = solve_worm(worm, 20.0, 1.0, solver="tsit5")
+    assert a.stats["num_steps"] != b.stats["num_steps"]
+    assert np.abs(a.network["V"] - b.network["V"]).max() < 0.05

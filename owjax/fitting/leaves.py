@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 import re
+import dataclasses
 from dataclasses import dataclass
 
 import equinox as eqx
@@ -124,14 +125,34 @@ def model_kind(model) -> str:
 
 
 def get_leaf(model, path: str):
-    """The array at attribute ``path`` of ``model`` (raises :class:`UnknownLeafError`)."""
+    """The array at ``path`` of ``model`` (attributes, or dict keys of a composite's components;
+    raises :class:`UnknownLeafError`)."""
     obj = model
     for part in path.split("."):
-        if not hasattr(obj, part):
+        if isinstance(obj, dict) and part in obj:
+            obj = obj[part]
+        elif not isinstance(obj, dict) and hasattr(obj, part):
+            obj = getattr(obj, part)
+        else:
             valid = list(leaf_catalogue(model))
             raise UnknownLeafError(f"{type(model).__name__}: " + unknown_name_message("parameter", path, valid))
-        obj = getattr(obj, part)
     return obj
+
+
+def _locate(model, path: str):
+    """``(component, sub_path)``: the innermost sub-component of ``model`` holding leaf ``path``."""
+    from owjax.core.component import AbstractComponent
+
+    parts = path.split(".")
+    obj = model
+    for i, part in enumerate(parts[:-1]):
+        obj = obj[part] if isinstance(obj, dict) else getattr(obj, part, None)
+        if obj is None:
+            break
+        if isinstance(obj, AbstractComponent):
+            inner, sub = _locate(obj, ".".join(parts[i + 1:]))
+            return inner, sub
+    return model, path
 
 
 def float_leaf_paths(model) -> list[str]:
@@ -215,6 +236,9 @@ def leaf_rows(model, path: str) -> LeafRows:
     if path not in cat:
         raise UnknownLeafError(f"{type(model).__name__}: " + unknown_name_message("parameter", path, list(cat)))
     info = cat[path]
+    inner, sub = _locate(model, path)
+    if inner is not model:  # a leaf of a sub-component (e.g. the network inside a worm)
+        return dataclasses.replace(leaf_rows(inner, sub), info=info)
     arr = np.asarray(get_leaf(model, path))
     n = arr.size
     if info.rows in ("intestine", "generic"):

@@ -157,6 +157,15 @@ def _check_top(cfg: DictConfig) -> None:
             "choose an experiment: python -m owjax.fit +experiment=NAME; available: "
             + ", ".join(available_experiments())
         )
+    import yaml
+
+    allowed = set(yaml.safe_load((CONF_DIR / "fit.yaml").read_text()) or {}) | {"hydra", "sizes"}
+    exp_file = CONF_DIR / "experiment" / f"{name}.yaml"
+    if exp_file.exists():
+        allowed |= set(yaml.safe_load(exp_file.read_text()) or {})
+    unknown = sorted(set(cfg.keys()) - allowed - {"defaults"})
+    if unknown:
+        raise ValueError(f"unknown setting(s) {unknown} for experiment {name!r}; allowed: {sorted(allowed - {'hydra'})}")
     cls = _experiment_class(str(exp.get("kind")))
     if getattr(cls, "runs_own_loop", False):
         return  # its parametrisation is the experiment's own (no parameters: block)
@@ -565,9 +574,9 @@ def check_experiment_argument(argv: list[str]) -> str | None:
         else:
             bad = [name] if name not in fits else []
         for b in bad:
-            if (CONF_DIR / "experiment" / f"{b}.yaml").exists():
+            if (CONF_DIR / "scenario" / f"{b}.yaml").exists():
                 return (f"{b!r} is a simulation scenario, not a fitting experiment: run it with "
-                        f"python -m owjax.simulate +experiment={b}; fitting experiments: {', '.join(fits)}")
+                        f"python -m owjax.simulate +scenario={b}; fitting experiments: {', '.join(fits)}")
             from owjax.neural.spec import unknown_name_message
 
             return unknown_name_message("fitting experiment", b, tuple(fits))

@@ -99,6 +99,10 @@ class ParameterSpecError(ValueError):
     """A parameter spec (or parameter file) is malformed; the message says what and what is allowed."""
 
 
+class FixedParameterError(ParameterSpecError):
+    """A parameter block asks to fit a leaf its component declares fixed (``trainable=False``)."""
+
+
 # ---------------------------------------------------------------------------- transforms
 def _as_bound(x, which: str, block: str) -> float:
     if x is None:
@@ -463,6 +467,11 @@ def _resolve_block(model, spec: ParameterBlockSpec, seed: int) -> ParameterBlock
     except UnknownLeafError as e:
         raise ParameterSpecError(f"block {spec.name!r}: {e}") from None
     info = rows.info
+    if not info.trainable and spec.trainable:
+        raise FixedParameterError(
+            f"block {spec.name!r}: {spec.leaf} ({info.description}) is declared fixed by "
+            f"{type(model).__name__}; it cannot be fitted"
+        )
     if spec.unit is not None and spec.unit != info.unit:
         raise ParameterSpecError(
             f"block {spec.name!r}: unit {spec.unit!r} given, but {spec.leaf} is fitted in {info.unit!r}"
