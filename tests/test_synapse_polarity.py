@@ -38,7 +38,6 @@ from owjax.fitting.tasks.synapse_polarity import (
     p_exc_of,
     polarity_of,
     response_metrics,
-    run_synapse_polarity,
     shuffle_connectome,
     split_stimulated,
 )

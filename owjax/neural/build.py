@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 
 from owjax.neural.c302_data import CONFIGS, PARAMETER_SETS, load_c302_network
 from owjax.neural.neuroml import read_network

@@ -227,7 +227,6 @@ class NetworkModel(AbstractNetworkModel):
             )
         names = spec.cell_names
         index = {n: i for i, n in enumerate(names)}
-        n = len(names)
         f = lambda x: jnp.asarray(np.asarray(x, dtype=np.float64), dtype=dtype)  # noqa: E731
         i32 = lambda x: jnp.asarray(np.asarray(x, dtype=np.int32).reshape(-1))  # noqa: E731
 

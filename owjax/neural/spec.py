@@ -10,7 +10,6 @@ sub-set, printed and counted; :mod:`owjax.neural.network` turns it into a differ
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 from collections import Counter
 from dataclasses import dataclass, field

@@ -816,7 +816,6 @@ def _split_metrics(su: _Setup, resp_all: np.ndarray, stim_all: list) -> dict:
 
 def _protocol_corr(su: _Setup, resp_all: np.ndarray, stim_all: list, c_data: np.ndarray, defined: np.ndarray):
     """The atlas-style correlation (same formula as the data) from simulated responses."""
-    from owjax.reference.atlas import SignalPropagationAtlas
 
     n = su.atlas.n
     resp = np.full((n, n), np.nan)
