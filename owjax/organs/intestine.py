@@ -545,39 +545,19 @@ def _read_parameter_doc(doc: Any, where: str) -> tuple[dict[str, Any], int]:
 # --------------------------------------------------------------------------------------------
 # Solving
 # --------------------------------------------------------------------------------------------
-_SOLVERS = {"kvaerno5": diffrax.Kvaerno5, "tsit5": diffrax.Tsit5, "dopri5": diffrax.Dopri5}
+#: solver methods simulate_intestine accepts (presets of the one solve, :mod:`owjax.core.solve`)
+_SOLVERS = ("tsit5", "dopri5", "kvaerno5")
 
 
 @eqx.filter_jit
-def _solve(
-    model: AbstractIntestine,
-    y0: dict[str, Array],
-    ts: Array,
-    solver: diffrax.AbstractSolver,
-    rtol: float,
-    atol: float,
-    dt0: float,
-    max_steps: int,
-    adjoint: diffrax.AbstractAdjoint,
-) -> tuple[dict[str, Array], Array]:
-    term = diffrax.ODETerm(model.vector_field)
-    sol = diffrax.diffeqsolve(
-        term,
-        solver,
-        t0=ts[0],
-        t1=ts[-1],
-        dt0=dt0,
-        y0=y0,
-        saveat=diffrax.SaveAt(ts=ts),
-        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-        adjoint=adjoint,
-        max_steps=max_steps,
-        throw=False,
-    )
+def _solve(model, y0, duration_s: float, dt_out_s: float, config, adjoint):
+    from owjax.core.solve import solve_ys
+
+    sol = solve_ys(model, duration_s * 1000.0, dt_out_s * 1000.0, config, y0=y0, adjoint=adjoint, throw=False)
     ys = eqx.error_if(
         sol.ys,
         sol.result != diffrax.RESULTS.successful,
-        f"simulate_intestine: the ODE solve did not reach the end time (max_steps={max_steps} "
+        f"simulate_intestine: the ODE solve did not reach the end time (max_steps={config.max_steps} "
         "exhausted, or the step size collapsed). Raise max_steps, loosen rtol/atol, or check "
         "the parameters for non-physical values.",
     )
@@ -590,7 +570,7 @@ def simulate_intestine(
     dt_out_s: float = 0.1,
     *,
     y0: dict[str, ArrayLike] | None = None,
-    solver: str | diffrax.AbstractSolver = "tsit5",
+    solver: str = "tsit5",
     rtol: float = 1e-6,
     atol: float = 1e-8,
     dt0_s: float = 0.01,
@@ -602,15 +582,16 @@ def simulate_intestine(
 
     Differentiable with respect to every float array in ``model`` (and ``y0``), through diffrax's
     :class:`~diffrax.RecursiveCheckpointAdjoint` by default.  Compiled once per model structure,
-    grid length and solver settings.
+    grid length and solver settings. The solve is :func:`owjax.core.solve.solve_ys` (in ms), as for
+    every other component.
 
     Arguments:
         model: e.g. ``IntestineOscillator.from_yaml()``.
         duration_s: simulated time (s).
         dt_out_s: output interval (s); the solver steps adaptively.
         y0: initial state; ``None`` uses ``model.initial_state()``.
-        solver: ``"tsit5"`` (default), ``"dopri5"``, ``"kvaerno5"`` or any diffrax solver
-            instance.  Tsit5's steps are bounded by the membrane time constant (~30 ms), not by
+        solver: ``"tsit5"`` (default), ``"dopri5"`` or ``"kvaerno5"`` (a preset method of
+            :mod:`owjax.core.solve`, with the tolerances below).  Tsit5's steps are bounded by the membrane time constant (~30 ms), not by
             accuracy, yet a 200 s run takes ~6300 steps and ~0.2 s; Kvaerno5 needs 2800–7500
             steps at ~1 ms each (see docs/intestine.md).
         rtol, atol: PID step-size controller tolerances (atol in the state's units, µM/mV).
@@ -630,13 +611,13 @@ def simulate_intestine(
     """
     if not (duration_s > 0 and dt_out_s > 0):
         raise ValueError(f"duration_s and dt_out_s must be > 0, got {duration_s}, {dt_out_s}")
-    if isinstance(solver, str):
-        key = solver.lower()
-        if key not in _SOLVERS:
-            raise ValueError(_unknown(solver, list(_SOLVERS), "solver"))
-        solver = _SOLVERS[key]()
+    from owjax.core.solve import SolverConfig
+
+    key = str(solver).lower()
+    if key not in _SOLVERS:
+        raise ValueError(_unknown(str(solver), list(_SOLVERS), "solver"))
     n_out = int(math.floor(duration_s / dt_out_s + 1e-9)) + 1
-    dtype = jnp.result_type(float)
+    dtype = model.dtype
     ts = jnp.arange(n_out, dtype=dtype) * dt_out_s
     if y0 is None:
         y0 = model.initial_state()
@@ -646,9 +627,9 @@ def simulate_intestine(
     shape = (model.n_cells,)
     y0 = {k: jnp.broadcast_to(jnp.asarray(y0[k], dtype=dtype), shape) for k in STATE_NAMES}
     adjoint = diffrax.RecursiveCheckpointAdjoint() if adjoint is None else adjoint
-    ys, num_steps = _solve(
-        model, y0, ts, solver, float(rtol), float(atol), float(dt0_s), int(max_steps), adjoint
-    )
+    config = SolverConfig(key, rtol=float(rtol), atol=float(atol), dt_ms=float(dt0_s) * 1000.0,
+                          max_steps=int(max_steps))
+    ys, num_steps = _solve(model, y0, float((n_out - 1) * dt_out_s), float(dt_out_s), config, adjoint)
     out: dict[str, Array] = {"t": ts}
     for k in STATE_NAMES:
         out[k] = ys[k].T
