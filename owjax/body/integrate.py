@@ -90,6 +90,11 @@ def solve_component(component: AbstractComponent, t_out_s, y0, solver: BodySolve
     return sol.ys, sol.stats["num_steps"], sol.stats["num_rejected_steps"], sol.result
 
 
+@eqx.filter_jit
+def _solve_jit(component, t_out_s, y0, solver):
+    return solve_component(component, t_out_s, y0, solver)
+
+
 def integrate(component: AbstractComponent, duration_s: float, dt_out_s: float, solver: BodySolver | None = None,
               y0=None, time_it: bool = False) -> IntegrationResult:
     """Integrate ``component`` from its initial state (or ``y0``) for ``duration_s`` seconds.
@@ -117,7 +122,8 @@ def integrate(component: AbstractComponent, duration_s: float, dt_out_s: float, 
     dtype = component.dtype
     t_out = np.linspace(0.0, n - 1, n) * dt_out_s
     y0 = component.initial_state() if y0 is None else y0
-    run = eqx.filter_jit(lambda c, y: solve_component(c, jnp.asarray(t_out, dtype), y, solver))
+    t_arr = jnp.asarray(t_out, dtype)
+    run = lambda c, y: _solve_jit(c, t_arr, y, solver)  # noqa: E731  (compiled once per structure)
     ys, steps, rej, result = run(component, y0)
     jax.block_until_ready(ys)
     wall = None

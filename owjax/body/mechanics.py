@@ -139,7 +139,6 @@ class RodBody(AbstractComponent):
     c_perp: Float[Array, ""]
     rotational_drag_factor: Float[Array, ""]
     stretch_stiffening_per_mm3: float = eqx.field(static=True)
-    medium_name: str = eqx.field(static=True)
 
     def __init__(self, medium: str | float | Medium | Mapping = "agar", rotational_drag: str | float = "bbc_code",
                  dtype=None):
@@ -168,7 +167,6 @@ class RodBody(AbstractComponent):
         self.c_par, self.c_perp = arr(c_par), arr(c_perp)
         self.rotational_drag_factor = arr(f_rot)
         self.stretch_stiffening_per_mm3 = float(k.stretch_stiffening_per_mm3)
-        self.medium_name = med.name
 
     # ------------------------------------------------------------------ protocol
     def initial_state(self) -> dict[str, Array]:

@@ -1,0 +1,241 @@
+"""Tests of owjax.body: the BBC 2012 rod body, its drives, circuit, metrics and outputs."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from owjax.body import metrics as M
+from owjax.body.circuit import ActivationToBody, BBCCircuit, BodyToStretchReceptors
+from owjax.body.drive import RecordedActivation, TravellingWave
+from owjax.body.integrate import BodySolver, integrate, solve_component
+from owjax.body.mechanics import RodBody, check_activation, element_geometry
+from owjax.body.media import AGAR, WATER, resolve_medium
+from owjax.body.run import run_locomotion, validate_config
+from owjax.core.component import Composite
+
+
+@pytest.fixture
+def x64():
+    with jax.enable_x64(True):
+        yield
+
+
+def _driven(body, act_fn_or_component):
+    return Composite({"drive": act_fn_or_component, "body": body}, [ActivationToBody(source="drive")])
+
+
+def _constant(activation, t_end=10.0):
+    a = np.asarray(activation, float)
+    return RecordedActivation([0.0, t_end], np.stack([a, a]))
+
+
+# --------------------------------------------------------------------------- mechanics
+def test_element_jacobian_matches_autodiff(x64):
+    body = RodBody("agar")
+    s = body.initial_state()
+    rng = np.random.default_rng(0)
+    s = {k: v + 1e-3 * jnp.asarray(rng.normal(size=v.shape)) for k, v in s.items()}
+    _, _, jac = element_geometry(s["x"], s["y"], s["phi"], body.radius_mm)
+
+    def lengths(q):
+        return element_geometry(q[:, 0], q[:, 1], q[:, 2], body.radius_mm)[0]
+
+    q = jnp.stack([s["x"], s["y"], s["phi"]], -1)
+    full = jax.jacfwd(lengths)(q)  # (4, 48, 49, 3)
+    seg = np.arange(48)
+    ref = np.concatenate([np.asarray(full[:, seg, seg, :]), np.asarray(full[:, seg, seg + 1, :])], -1)
+    np.testing.assert_allclose(np.asarray(jac), ref, rtol=1e-9, atol=1e-12)
+
+
+def test_straight_body_at_rest_stays_straight(x64):
+    body = RodBody("agar")
+    r = integrate(body, 2.0, 0.5, BodySolver(rtol=1e-8, atol=1e-10))
+    s0 = body.initial_state()
+    for k in ("x", "y", "phi"):
+        np.testing.assert_allclose(r.ys[k][-1], np.asarray(s0[k]), atol=1e-9)
+
+
+@pytest.mark.parametrize("side, sign", [(0, 1.0), (1, -1.0)])
+def test_constant_activation_bends_towards_that_side(x64, side, sign):
+    act = np.zeros((2, 48))
+    act[side] = 0.5
+    body = RodBody("water")  # in water the long-wavelength bend is not held back by drag
+    r = integrate(_driven(body, _constant(act)), 1.0, 0.5)
+    b = r.ys["body"]
+    k = M.curvature(b["x"], b["y"], b["phi"])[-1]
+    mid = k[10:37]
+    assert np.all(sign * mid > 0), "uniform activation must bend every mid-body segment to the activated side"
+    # dorsal is +y at the start (phi = pi/2): a dorsal bend lifts the ends towards +y relative to the middle
+    y = b["y"][-1]
+    assert sign * (0.5 * (y[0] + y[-1]) - y[24]) > 0
+
+
+def test_mirror_activation_gives_mirror_track(x64):
+    wave = TravellingWave(1.0, 0.6, 0.6, dorsal_bias=0.2)
+    t = np.linspace(0, 1.5, 301)
+    a = np.asarray(jax.vmap(wave.activation)(jnp.asarray(t)))
+    r1 = integrate(_driven(RodBody("agar"), RecordedActivation(t, a)), 1.5, 0.05, BodySolver(rtol=1e-8, atol=1e-8))
+    r2 = integrate(_driven(RodBody("agar"), RecordedActivation(t, a[:, ::-1])), 1.5, 0.05, BodySolver(rtol=1e-8, atol=1e-8))
+    b1, b2 = r1.ys["body"], r2.ys["body"]
+    assert np.ptp(b1["y"].mean(1)) > 1e-3  # the biased wave does turn
+    # exact in exact arithmetic; what is left is the solver's error (it shrinks with the tolerance)
+    np.testing.assert_allclose(b2["x"], b1["x"], atol=1e-5)
+    np.testing.assert_allclose(b2["y"], -b1["y"], atol=1e-5)
+    np.testing.assert_allclose(b2["phi"], np.pi - b1["phi"], atol=1e-4)
+
+
+def test_energy_only_dissipated_without_activation(x64):
+    body = RodBody("water")
+    rng = np.random.default_rng(1)
+    s0 = body.initial_state()
+    # a bent, twisted start: elastic energy stored in lateral and diagonal elements
+    s = {"x": s0["x"] + 2e-3 * jnp.asarray(rng.normal(size=49)), "y": 0.05 * jnp.sin(jnp.linspace(0, 6, 49)),
+         "phi": s0["phi"] + 0.05 * jnp.asarray(rng.normal(size=49))}
+    grad_u = jax.grad(lambda st: body.elastic_energy(st))(s)
+    v = body.vector_field(0.0, s)
+    power = sum(jnp.sum(grad_u[k] * v[k]) for k in ("x", "y", "phi"))
+    assert float(power) < 0  # dU/dt = -q̇ᵀ M q̇
+    r = integrate(body, 0.5, 0.01, BodySolver(rtol=1e-8, atol=1e-10), y0=s)
+    u = np.array([float(body.elastic_energy({k: jnp.asarray(r.ys[k][i]) for k in r.ys})) for i in range(len(r.t_s))])
+    assert u[0] > 0 and u[-1] < 0.2 * u[0]
+    assert np.all(np.diff(u) <= 1e-12 * u[0])
+    # relaxing internal stress never makes the centroid travel far (no thrust without activation)
+    c = M.centroid(r.ys["x"], r.ys["y"])
+    assert np.linalg.norm(c[-1] - c[0]) < 0.05
+
+
+def test_medium_interpolation_is_monotone():
+    vals = np.linspace(0, 1, 11)
+    meds = [resolve_medium(float(v)) for v in vals]
+    par = np.array([m.c_par_total_kg_s for m in meds])
+    perp = np.array([m.c_perp_total_kg_s for m in meds])
+    assert np.all(np.diff(par) > 0) and np.all(np.diff(perp) > 0)
+    assert meds[0].c_par_total_kg_s == WATER.c_par_total_kg_s and meds[-1].c_perp_total_kg_s == AGAR.c_perp_total_kg_s
+    assert AGAR.c_perp_total_kg_s == 128e-3 and WATER.c_par_total_kg_s == 3.3e-6
+    c_par, c_perp = AGAR.per_rod()
+    assert c_perp == pytest.approx(128e-3 * 1e3 / 98)
+
+
+# --------------------------------------------------------------------------- gradients
+def test_speed_gradient_matches_finite_differences(x64):
+    t_out = jnp.linspace(0.0, 1.5, 4)
+    solver = BodySolver(rtol=1e-10, atol=1e-10, max_steps=20_000)
+
+    def speed(params):
+        amp, freq = params
+        comp = _driven(RodBody("agar"), TravellingWave(freq, 0.6, amp))
+        ys = solve_component(comp, t_out, comp.initial_state(), solver)[0]
+        xc = jnp.mean(ys["body"]["x"], axis=-1)
+        return -(xc[-1] - xc[0]) / t_out[-1]  # head towards -x: forward speed (mm/s)
+
+    p = jnp.array([0.6, 1.0])
+    f = jax.jit(speed)
+    g = np.asarray(jax.jit(jax.grad(speed))(p))
+    assert f(p) > 0.0
+    for i, h in enumerate((1e-3, 1e-3)):
+        e = np.zeros(2)
+        e[i] = h
+        fd = (float(f(p + e)) - float(f(p - e))) / (2 * h)
+        assert abs(g[i] - fd) < 0.01 * abs(fd), (i, g[i], fd)
+
+
+def test_vmap_over_bodies():
+    t_out = jnp.linspace(0.0, 1.0, 3)
+    amps = jnp.array([0.3, 0.6, 0.9])
+
+    def final_x(amp):
+        comp = _driven(RodBody("agar"), TravellingWave(1.0, 0.6, amp))
+        ys = solve_component(comp, t_out, comp.initial_state(), BodySolver(rtol=1e-4, atol=1e-4))[0]
+        return jnp.mean(ys["body"]["x"][-1])
+
+    out = np.asarray(jax.jit(jax.vmap(final_x))(amps))
+    assert np.all(np.isfinite(out)) and np.all(np.diff(out) < 0)  # larger waves go further forward (-x)
+
+
+# --------------------------------------------------------------------------- errors
+def test_bad_inputs_raise_clear_errors():
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        check_activation(np.full((2, 48), 1.2))
+    with pytest.raises(ValueError, match="NaN"):
+        check_activation(np.array([[0.1, np.nan]]))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        RecordedActivation([0, 1], -0.1 * np.ones((2, 2, 48)))
+    with pytest.raises(ValueError, match=r"shape \(2, 48\) or \(2, 24\)"):
+        RodBody().vector_field(0.0, RodBody().initial_state(), {"muscle_activation": jnp.zeros((2, 10))})
+    with pytest.raises(ValueError, match="allowed: \\['agar', 'water'\\]"):
+        RodBody("mud")
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        resolve_medium(float("nan"))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        resolve_medium(1.5)
+    with pytest.raises(ValueError, match="positive"):
+        resolve_medium({"c_par_total_kg_s": -1, "c_perp_total_kg_s": 1})
+    with pytest.raises(ValueError, match="amplitude"):
+        TravellingWave(amplitude=0.9, dorsal_bias=0.3)
+    with pytest.raises(ValueError, match="forward"):
+        TravellingWave(direction="sideways")
+    with pytest.raises(ValueError, match="frequency_hz"):
+        TravellingWave(frequency_hz=float("nan"))
+
+
+def test_config_validation_names_allowed_choices():
+    assert validate_config({})["drive"] == "bbc"
+    assert validate_config({"body": {"medium": 0.3}, "dtype": "float64", "model": {"x": 1}})["body"]["medium"] == 0.3
+    with pytest.raises(ValueError, match="allowed"):
+        validate_config({"bodyy": {}})
+    with pytest.raises(ValueError, match=r"allowed: \['bbc', 'wave', 'file'\]"):
+        validate_config({"drive": "cpg"})
+    with pytest.raises(ValueError, match="allowed"):
+        validate_config({"body": {"medium": "agar", "stiffness": 2}})
+    with pytest.raises(ValueError, match="agar"):
+        validate_config({"body": {"medium": "honey"}})
+    with pytest.raises(ValueError, match="duration_s"):
+        validate_config({"duration_s": -1})
+    with pytest.raises(ValueError, match="file.path"):
+        validate_config({"drive": "file"})
+    with pytest.raises(ValueError, match="tsit5"):
+        validate_config({"body_solver": {"method": "rk99"}})
+
+
+# --------------------------------------------------------------------------- BBC loop + scenario
+def test_bbc_loop_undulates_faster_in_water_than_on_agar(x64):
+    freqs, lams = {}, {}
+    for med in ("agar", "water"):
+        comp = Composite({"circuit": BBCCircuit(), "body": RodBody(med)}, [BodyToStretchReceptors(), ActivationToBody()])
+        r = integrate(comp, 6.0, 0.01, BodySolver(rtol=1e-4, atol=1e-4))
+        s = M.locomotion_summary(r.t_s, r.ys["body"]["x"], r.ys["body"]["y"], r.ys["body"]["phi"], transient_s=2.0)
+        freqs[med], lams[med] = s["frequency_hz"], s["wavelength_body_lengths"]
+        assert s["direction"] == "forward" and s["wave_direction"] == "head_to_tail"
+        assert s["gait"] == ("crawl" if med == "agar" else "swim")
+    assert 0.3 <= freqs["agar"] <= 0.6
+    assert freqs["water"] >= 3 * freqs["agar"]
+    assert lams["water"] > 1.5 * lams["agar"]
+
+
+def test_run_locomotion_writes_outputs(tmp_path, x64):
+    cfg = {"drive": "wave", "duration_s": 3.0, "dt_out_s": 0.02, "transient_s": 1.0,
+           "wave": {"frequency_hz": 1.0, "wavelength_body_lengths": 0.6, "amplitude": 0.7},
+           "outputs": {"animation_fps": 5}}
+    s = run_locomotion(cfg, tmp_path)
+    for f in ("traces.h5", "body.wcon", "summary.json", "curvature_kymograph.png", "centroid_track.png", "body.gif"):
+        assert (tmp_path / f).stat().st_size > 0, f
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    for k in ("speed_mm_s", "frequency_hz", "wavelength_body_lengths", "amplitude", "direction", "gait"):
+        assert k in summary
+    assert summary["direction"] == "forward" and summary["gait"] == "crawl"
+    assert summary["frequency_hz"] == pytest.approx(1.0, rel=0.05)
+    assert summary["wavelength_body_lengths"] == pytest.approx(0.6, rel=0.25)
+    wcon = json.loads((tmp_path / "body.wcon").read_text())
+    assert wcon["units"] == {"t": "s", "x": "mm", "y": "mm"}
+    rec = wcon["data"][0]
+    assert set(rec) >= {"id", "t", "x", "y"} and len(rec["x"]) == len(rec["t"]) and len(rec["x"][0]) == 49
+    assert wcon["metadata"]["software"]["name"] == "owjax"
+    import h5py
+
+    with h5py.File(tmp_path / "traces.h5") as f:
+        assert f["body/x"].shape == (49, len(rec["t"])) and f["body/t"].shape == (len(rec["t"]),)
