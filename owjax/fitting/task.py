@@ -56,6 +56,16 @@ class AbstractFitTask(abc.ABC):
     def loss(self, params: PyTree[Array], batch: PyTree, key: PRNGKeyArray) -> tuple[Array, dict[str, Array]]:
         """Pure JAX: the scalar loss to minimise and its named (weighted or unweighted) terms."""
 
+    #: name of the :meth:`validate` metric that selects the best parameters (lower is better);
+    #: ``None``: the task has no validation and the last parameters are kept
+    validation_metric: str | None = None
+
+    def validate(self, params: PyTree[Array], key: PRNGKeyArray) -> dict[str, float]:
+        """Host side, every ``validation.every`` steps: held-out metrics. The loop keeps the parameters
+        with the lowest ``validation_metric`` and stops after ``validation.patience`` validations
+        without improvement (early stopping); both survive a resume."""
+        return {}
+
     def report(self, params_init: PyTree[Array], params: PyTree[Array], run_dir: Path, figures: bool) -> dict:
         """Host side, after the run: the task's metrics (and figures in ``run_dir``)."""
         return {}
