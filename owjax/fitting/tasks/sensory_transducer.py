@@ -152,7 +152,15 @@ class SensoryTransducer(AbstractExperiment):
                     data=task.data_description, loss=task.loss_description, seed=seed,
                     licence=("CC BY 4.0, Bryant et al. 2022 (HallemLab/Bryant_et_al_2021)" if task.spec.modality == "afd"
                              else "BSD 3-clause, (c) 2017 Michael Sonntag (Zimmer lab recordings)"))
-        prov["metrics"] = {k: metrics.get(k) for k in ("loss_val", "loss_test")}
+        which = "test" if task.split["test"] else "train"
+        if which == "train":  # no held-out worms (the final leave-one-worm-out model): its fit on all of them
+            from owjax.sensory.evaluate import evaluate_records
+
+            metrics["train_fit"] = evaluate_records(task.spec, res.params, [task.records[i] for i in task.split["train"]],
+                                                    ceiling_records=task.records)
+        ev = metrics["test"] if which == "test" else metrics["train_fit"]
+        prov["recorded"] = {"set": which, "median_r": ev["median_r"], "median_rmse": ev["median_rmse"],
+                            "loss_val": metrics.get("loss_val"), "loss_test": metrics.get("loss_test")}
         task.save_outputs(res.params, run_dir, prov, {"best_step": res.best_step})
         if figures:
             _loss_curve(run_dir / "loss_curve.png", res.history, name)
