@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import hydra
-import jax
 from omegaconf import DictConfig
 
 from owjax.fitting.loop import check_experiment_argument, run_fit
@@ -28,7 +27,9 @@ def main(cfg: DictConfig) -> None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     # precision is chosen once, here at the entry point, from the run's config (library code never
     # toggles it): float64 runs need JAX's 64-bit mode, float32 runs do not use it
-    jax.config.update("jax_enable_x64", str(cfg.get("dtype", "float64")) == "float64")
+    from owjax.core.precision import set_precision
+
+    set_precision(str(cfg.get("dtype", "float64")))
     try:
         m = run_fit(cfg, run_dir)
     except (ParameterSpecError, CheckpointMismatchError, ValueError, FileNotFoundError) as e:

@@ -41,8 +41,8 @@ def require_dtype(dtype, where: str = "owjax"):
 
 
 def set_precision(dtype: str) -> None:
-    """Entry points only: switch JAX's 64-bit mode on for ``float64`` runs (off is left alone)."""
+    """Entry points only (once per process, before anything is built): JAX's 64-bit mode on for
+    ``float64`` runs, off for ``float32`` runs (so nothing is silently promoted to float64)."""
     if dtype not in DTYPES:
         raise PrecisionError(f"dtype must be one of {DTYPES}, got {dtype!r}")
-    if dtype == "float64":
-        jax.config.update("jax_enable_x64", True)
+    jax.config.update("jax_enable_x64", dtype == "float64")

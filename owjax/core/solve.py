@@ -64,6 +64,8 @@ __all__ = [
     "Solution",
     "SolverStepsExhausted",
     "UnsupportedSolverError",
+    "CompiledSolves",
+    "DEFAULT_COMPILED_SOLVES",
 ]
 
 
@@ -342,6 +344,7 @@ def solve(
     y0: State | None = None,
     progress: bool = False,
     save: Sequence[str] | None = None,
+    cache: "CompiledSolves | None" = None,
 ) -> Solution:
     """Simulate ``model`` for ``duration_ms`` and return the traces as NumPy arrays.
 
@@ -353,6 +356,7 @@ def solve(
         y0: initial state (default: the model's NeuroML initial conditions).
         progress: show a progress bar of simulated time.
         save: state variables to keep (e.g. ``("V", "Ca")``); default all (see :func:`solve_ys`).
+        cache: compiled-solve cache (default :data:`DEFAULT_COMPILED_SOLVES`).
 
     Returns:
         A :class:`Solution`.
@@ -370,7 +374,8 @@ def solve(
 
     y0 = model.initial_state() if y0 is None else y0
     save = None if save is None else _check_save(save, y0)
-    compiled, t_comp = _compiled_solver(model, y0, float(duration_ms), float(dt_out_ms), cfg, bool(progress), save)
+    cache = DEFAULT_COMPILED_SOLVES if cache is None else cache
+    compiled, t_comp = cache.get(model, y0, float(duration_ms), float(dt_out_ms), cfg, bool(progress), save)
     t0 = time.perf_counter()
     sol = compiled(model, y0)
     jax.block_until_ready(sol.ys)
@@ -397,30 +402,48 @@ def solve(
     )
 
 
-_COMPILED: dict = {}
+class CompiledSolves:
+    """An owned cache of ahead-of-time compiled solves, keyed by (structure, shapes, dtypes, settings).
 
+    :func:`solve` uses :data:`DEFAULT_COMPILED_SOLVES` unless given its own ``cache=``; a long-running
+    program (a sweep, a server) can hold one per job and :meth:`clear` it.
 
-def _compiled_solver(model, y0, duration_ms, dt_out_ms, cfg, progress, save=None):
-    """Ahead-of-time compiled solve, cached per (structure, shapes, dtypes, settings).
-
-    Returns the compiled function and the compile time of this call (0 when cached).
+    Arguments:
+        max_entries: compiled solves kept (oldest dropped first).
     """
-    leaves, treedef = jax.tree_util.tree_flatten((model, y0))
-    key = (
-        treedef,
-        tuple((np.shape(x), str(getattr(x, "dtype", type(x)))) for x in leaves),
-        duration_ms, dt_out_ms, cfg, progress, save,
-    )
-    if key in _COMPILED:
-        return _COMPILED[key], 0.0
 
-    def run(m, y):
-        return solve_ys(m, duration_ms, dt_out_ms, cfg, y, progress=progress, throw=False, save=save)
+    def __init__(self, max_entries: int = 32):
+        self.max_entries = int(max_entries)
+        self._entries: dict = {}
 
-    t0 = time.perf_counter()
-    compiled = eqx.filter_jit(run).lower(model, y0).compile()
-    t = time.perf_counter() - t0
-    if len(_COMPILED) > 32:
-        _COMPILED.clear()
-    _COMPILED[key] = compiled
-    return compiled, t
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def get(self, model, y0, duration_ms, dt_out_ms, cfg, progress, save=None):
+        """The compiled function and the compile time of this call (0 when cached)."""
+        leaves, treedef = jax.tree_util.tree_flatten((model, y0))
+        key = (
+            treedef,
+            tuple((np.shape(x), str(getattr(x, "dtype", type(x)))) for x in leaves),
+            duration_ms, dt_out_ms, cfg, progress, save,
+        )
+        if key in self._entries:
+            return self._entries[key], 0.0
+
+        def run(m, y):
+            return solve_ys(m, duration_ms, dt_out_ms, cfg, y, progress=progress, throw=False, save=save)
+
+        t0 = time.perf_counter()
+        compiled = eqx.filter_jit(run).lower(model, y0).compile()
+        t = time.perf_counter() - t0
+        if len(self._entries) >= self.max_entries:
+            self._entries.pop(next(iter(self._entries)))
+        self._entries[key] = compiled
+        return compiled, t
+
+
+#: the cache :func:`solve` uses by default
+DEFAULT_COMPILED_SOLVES = CompiledSolves()
