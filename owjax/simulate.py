@@ -207,6 +207,11 @@ def main(cfg: DictConfig) -> None:
     except (ValueError, UnknownCellError, FileNotFoundError, SolverStepsExhausted, PrecisionError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    if "speed_mm_s" in s:  # the locomotion scenario (owjax.body)
+        print(f"\nowjax locomotion: speed {s['speed_mm_s']:.3g} mm/s ({s.get('direction')}), frequency "
+              f"{s['frequency_hz']:.3g} Hz, wavelength {s['wavelength_body_lengths']:.3g} body lengths, "
+              f"gait {s.get('gait')}\n  outputs in {outdir}")
+        return
     m = s["metrics"]
     lines = [
         f"\nowjax {s['model']} {s['network']}{' + intestine' if s['intestine'] else ''}: "
