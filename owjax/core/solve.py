@@ -337,7 +337,7 @@ class Solution:
 
 
 def solve(
-    model: AbstractNetworkModel,
+    model: AbstractComponent,
     duration_ms: float,
     dt_out_ms: float = 0.5,
     solver: SolverConfig | str = "tsit5",
