@@ -293,3 +293,20 @@ def test_bad_inputs_raise_clear_errors(tmp_path, bag):
         SensoryTransducerTask(default_spec("bag"), bag, {"train": [0], "val": [], "test": []})
     with pytest.raises(ValueError, match="leave_out"):
         split_by_worm(bag, leave_out=7)
+
+
+@needs_raw
+def test_evaluate_command_on_a_file_given_by_path(tmp_path):
+    """``python -m owjax.sensory evaluate --modality afd --data FILE --out DIR`` on a raw file."""
+    from owjax.sensory.__main__ import main
+
+    assert main(["evaluate", "--modality", "afd", "--data", str(RAW / "afd_bryant2022/IK890_pFPT15_data.mat"),
+                 "--out", str(tmp_path)]) == 0
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    for k in ("n_worms", "median_r", "median_rmse", "median_ceiling_r", "threshold_c_pred", "threshold_c_measured",
+              "t_max_c_pred", "t_max_c_measured"):
+        assert k in m and m[k] is not None, k
+    assert m["n_worms"] == 16 and abs(m["threshold_c_measured"] - 15.27) < 0.05
+    assert (tmp_path / "traces.png").stat().st_size < 1_000_000
+    assert main(["evaluate", "--modality", "bag", "--data", str(RAW / "afd_bryant2022/IK890_NT_data.mat"),
+                 "--out", str(tmp_path / "x")]) == 2  # an AFD file is not BAG data

@@ -44,6 +44,9 @@ def records_for(data: Mapping):
     if data.get("path"):
         paths = data["path"] if isinstance(data["path"], (list, tuple)) else [data["path"]]
         recs = [r for p in paths for r in load_file(p)]
+        wrong = sorted({f"{r.source} ({r.modality})" for r in recs if r.modality != mod})
+        if wrong:
+            raise ValueError(f"data.modality is {mod!r} but these files hold other recordings: {wrong}")
     else:
         recs = load_dataset(mod)
     dt = default_spec(mod).dt_s
@@ -129,17 +132,26 @@ class SensoryTransducer(AbstractExperiment):
         if data.get("leave_out") == "all":
             from owjax.sensory.evaluate import evaluate_records
 
-            folds = []
+            from owjax.sensory.evaluate import plot_traces
+            from owjax.sensory.transducer import predict
+
+            folds, held, preds = [], [], []
             n = len(records_for(data))
             for i in range(n):
                 task = self.build(cfg, seed, run_dir, leave_out=i)
                 res = self._fit(task, cfg, seed, None)
                 rec = [task.records[j] for j in task.split["test"]]
-                ev = evaluate_records(task.spec, res.params, rec, ceiling_records=task.records)
+                pred = [np.asarray(predict(task.spec, res.params, r.stimulus)) for r in rec]
+                ev = evaluate_records(task.spec, res.params, rec, predictions=pred, ceiling_records=task.records)
                 folds.append(ev["per_worm"][0])
+                held += rec
+                preds += pred
                 if log:
                     log(f"leave-one-worm-out fold {i + 1}/{n}: {rec[0].worm_id} r = {ev['median_r']:.3f}")
             metrics["leave_one_worm_out"] = _lowo_summary(folds)
+            if figures:
+                plot_traces(task.spec, None, held, run_dir / "traces_leave_one_worm_out.png", predictions=preds,
+                            title=f"{name}: each worm predicted by the model fitted to the others")
         task = self.build(cfg, seed, run_dir)
         res = self._fit(task, cfg, seed, log)
         params0 = task.init(__import__("jax").random.PRNGKey(seed))
@@ -183,6 +195,14 @@ def _jsonable(x):
 
 
 def _lowo_summary(per_worm: list[dict]) -> dict:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN features (e.g. none defined) → NaN
+        return _lowo_summary_(per_worm)
+
+
+def _lowo_summary_(per_worm: list[dict]) -> dict:
     out = {"per_worm": per_worm, "n_worms": len(per_worm),
            "median_r": float(np.nanmedian([p["r"] for p in per_worm])),
            "median_rmse": float(np.nanmedian([p["rmse"] for p in per_worm]))}
