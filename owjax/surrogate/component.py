@@ -1,0 +1,354 @@
+"""The body surrogate at run time: predict a trajectory from activations, estimate the error of each
+prediction, and fall back to the physics by itself where the estimate exceeds the bound.
+
+:class:`BodySurrogate` holds a trained :class:`~owjax.surrogate.fno.BodyFNO`, its novelty estimator
+and the settings it was trained with. ``predict(t_s, activation, medium, backend=...)``:
+
+* ``backend="surrogate"`` — the FNO only (flagged where the estimate exceeds the bound);
+* ``backend="physics"`` — owjax's body (:class:`owjax.surrogate.data.PhysicsRunner`);
+* ``backend="auto"`` (default) — the FNO, except for the samples whose estimated error exceeds
+  ``bound`` (DD017: 0.15) or whose time grid or medium lies outside what the surrogate was trained
+  on: those are run with the physics, logged (``owjax.surrogate`` logger, WARNING) and flagged in
+  the result (``fell_back``, ``reasons``).
+
+It is not an :class:`~owjax.core.component.AbstractComponent`: an operator maps a whole activation
+history to a whole trajectory, it has no state and vector field to integrate.
+
+**Error estimate** (:class:`NoveltyEstimator`): the distance of an input from the training inputs —
+the mean distance to its k nearest training inputs in a standardised space of summary features
+(time-mean and spread of the activation in 16 body regions, its dominant temporal frequency and
+spatial wave number, its peak, the medium) — times a factor calibrated on the validation set so
+that the estimate bounds the true trajectory error (centroid RMSE in body lengths) for a chosen
+quantile of the validation samples. Units: the estimate is in body lengths, like the error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from owjax.surrogate import families as F
+
+log = logging.getLogger("owjax.surrogate")
+
+__all__ = ["BodySurrogate", "NoveltyEstimator", "SurrogateResult", "input_features", "BACKENDS",
+           "DEFAULT_BOUND", "SHIPPED", "SurrogateInputError"]
+
+BACKENDS = ("surrogate", "physics", "auto")
+#: DD017: beyond this estimated error (trajectory RMSE in body lengths) the physics runs instead
+DEFAULT_BOUND = 0.15
+SHIPPED = Path(__file__).resolve().parents[1] / "data" / "surrogate" / "body_fno"
+
+
+class SurrogateInputError(ValueError):
+    """An input of the wrong shape, range or type."""
+
+
+# ----------------------------------------------------------------------------- features and novelty
+def input_features(t_s: np.ndarray, activation: np.ndarray, medium: np.ndarray) -> np.ndarray:
+    """Summary features (B, 37) of activations (B, T, 2, 24) on times ``t_s`` (s) and media (B,):
+    time-mean (16) and standard deviation (16) of the activation in 8 regions × 2 sides, the power-
+    weighted mean temporal frequency (Hz) and spatial wave number (cycles per body length) of the
+    dorsal − ventral difference, the peak activation, the medium, and the dorsal − ventral mean."""
+    a = np.asarray(activation, np.float64)
+    b, n = a.shape[0], a.shape[1]
+    reg = a.reshape(b, n, 2, 8, 3).mean(-1)
+    mean = reg.mean(1).reshape(b, 16)
+    std = reg.std(1).reshape(b, 16)
+    diff = a[:, :, 0] - a[:, :, 1]
+    diff = diff - diff.mean(1, keepdims=True)
+    spec = np.abs(np.fft.rfft2(diff, axes=(1, 2))) ** 2  # (B, T, 13): time × body
+    spec = np.concatenate([spec, spec[:, 1:][:, ::-1]], 1)[:, :n]  # fold negative temporal frequencies
+    dt = float(np.median(np.diff(t_s)))
+    ft = np.abs(np.fft.fftfreq(n, dt))[:n]
+    ks = np.fft.rfftfreq(a.shape[-1], 1.0 / a.shape[-1])
+    tot = spec.sum((1, 2)) + 1e-12
+    f_mean = (spec.sum(2) * ft[None]).sum(1) / tot
+    k_mean = (spec.sum(1) * ks[None]).sum(1) / tot
+    peak = a.max((1, 2, 3))
+    dv = a[:, :, 0].mean((1, 2)) - a[:, :, 1].mean((1, 2))
+    return np.concatenate([mean, std, f_mean[:, None], k_mean[:, None], peak[:, None],
+                           np.asarray(medium, float)[:, None], dv[:, None]], 1)
+
+
+@dataclass
+class NoveltyEstimator:
+    """Estimated trajectory error (body lengths) = ``scale`` × mean distance to the ``k`` nearest
+    training inputs in standardised feature space.
+
+    Attributes:
+        train_features: (N, F) features of the training inputs (standardised).
+        mean, std: (F,) standardisation.
+        k: neighbours.
+        scale: body lengths per unit distance (from :meth:`calibrate`).
+        quantile: the validation quantile the scale was calibrated to.
+    """
+
+    train_features: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    k: int = 5
+    scale: float = 1.0
+    quantile: float = 0.9
+
+    @classmethod
+    def fit(cls, train_features: np.ndarray, k: int = 5) -> NoveltyEstimator:
+        f = np.asarray(train_features, np.float64)
+        mean, std = f.mean(0), f.std(0) + 1e-6
+        return cls(((f - mean) / std).astype(np.float32), mean, std, int(k))
+
+    def distance(self, features: np.ndarray, exclude_self: bool = False) -> np.ndarray:
+        """Mean Euclidean distance (standardised units) to the k nearest training inputs (B,)."""
+        z = (np.asarray(features, np.float64) - self.mean) / self.std
+        tr = self.train_features.astype(np.float64)
+        d2 = (z**2).sum(1)[:, None] + (tr**2).sum(1)[None] - 2 * z @ tr.T
+        d = np.sqrt(np.maximum(d2, 0))
+        d.sort(1)
+        lo = 1 if exclude_self else 0
+        return d[:, lo:lo + self.k].mean(1)
+
+    def calibrate(self, features: np.ndarray, errors: np.ndarray, quantile: float = 0.9) -> float:
+        """Set ``scale`` to the ``quantile`` of error / distance over a held-out set; returns it."""
+        d = self.distance(features)
+        r = np.asarray(errors, float) / np.maximum(d, 1e-6)
+        self.scale = float(np.quantile(r[np.isfinite(r)], quantile))
+        self.quantile = float(quantile)
+        return self.scale
+
+    def estimate(self, features: np.ndarray) -> np.ndarray:
+        """Estimated trajectory error (body lengths) per input (B,)."""
+        return self.scale * self.distance(features)
+
+
+# ----------------------------------------------------------------------------- the runtime
+@dataclass
+class SurrogateResult:
+    """A batch of predicted (or simulated) trajectories.
+
+    Attributes:
+        t_s: (T,) times (s).
+        centroid_mm: (B, T, 2) centroid displacement from the start (mm).
+        tangent_angle_rad: (B, T, 48) tangent angles head → tail (rad).
+        backend: (B,) ``"surrogate"`` or ``"physics"`` — what produced each sample.
+        error_estimate: (B,) estimated trajectory error of the surrogate (body lengths; NaN if not computed).
+        fell_back: (B,) True where ``auto`` ran the physics instead of the surrogate.
+        beyond_bound: (B,) True where the estimate exceeds the bound (flag, whatever the backend).
+        reasons: per sample, why it fell back ("" if it did not).
+    """
+
+    t_s: np.ndarray
+    centroid_mm: np.ndarray
+    tangent_angle_rad: np.ndarray
+    backend: np.ndarray
+    error_estimate: np.ndarray
+    fell_back: np.ndarray
+    beyond_bound: np.ndarray
+    reasons: list = field(default_factory=list)
+
+    def skeleton(self) -> tuple[np.ndarray, np.ndarray]:
+        """(x, y) (B, T, 49) mm (inextensible segments; see :func:`owjax.surrogate.data.skeleton_from_features`)."""
+        from owjax.surrogate.data import skeleton_from_features
+
+        return skeleton_from_features(self.centroid_mm, self.tangent_angle_rad)
+
+
+class BodySurrogate:
+    """A trained body surrogate with its error estimate and physics fallback.
+
+    Arguments:
+        model: :class:`~owjax.surrogate.fno.BodyFNO`.
+        novelty: :class:`NoveltyEstimator`.
+        settings: the JSON-able facts it was trained with (``duration_s``, ``dt_train_s``,
+            ``dt_data_s``, hyperparameters, metrics, provenance).
+        bound: fallback bound on the estimated trajectory error (body lengths; DD017 0.15).
+    """
+
+    def __init__(self, model, novelty: NoveltyEstimator, settings: dict, bound: float = DEFAULT_BOUND):
+        if not (np.isfinite(bound) and bound > 0):
+            raise ValueError(f"bound must be a positive number (body lengths), got {bound!r}")
+        self.model = model
+        self.novelty = novelty
+        self.settings = dict(settings)
+        self.bound = float(bound)
+        self._physics = {}
+
+    # -------------------------------------------------------------- persistence
+    def save(self, stem: str | Path, provenance: dict | None = None) -> tuple[Path, Path]:
+        """Write ``STEM.npz`` (weights, decoder, novelty data) and ``STEM.json`` (settings + provenance)."""
+        from owjax.core.checkpoint import atomic_write_json
+
+        stem = Path(stem)
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        leaves = jax.tree_util.tree_leaves(self.model.fno)
+        arrays = {f"fno_{i:03d}": np.asarray(v, np.float32) for i, v in enumerate(leaves)}
+        d = self.model.decoder
+        arrays.update(basis=np.asarray(d.basis), centroid_scale_mm=np.asarray(d.centroid_scale_mm),
+                      posture_scale=np.asarray(d.posture_scale), novelty_train=self.novelty.train_features,
+                      novelty_mean=self.novelty.mean, novelty_std=self.novelty.std)
+        npz = stem.with_suffix(".npz")
+        tmp = stem.with_name(stem.name + ".tmp.npz")
+        np.savez_compressed(tmp, **arrays)
+        tmp.replace(npz)
+        meta = {**self.settings, "bound": self.bound, "posture_kind": d.kind,
+                "novelty": {"k": self.novelty.k, "scale": self.novelty.scale, "quantile": self.novelty.quantile}}
+        if provenance is not None:
+            meta["provenance"] = provenance
+        atomic_write_json(stem.with_suffix(".json"), meta)
+        return npz, stem.with_suffix(".json")
+
+    @classmethod
+    def load(cls, stem: str | Path | None = None, bound: float | None = None) -> BodySurrogate:
+        """Load ``STEM.npz``/``STEM.json`` (default: the shipped surrogate in owjax/data/surrogate/)."""
+        from owjax.surrogate.fno import FNO1d, BodyFNO, PostureDecoder
+
+        stem = Path(stem) if stem is not None else SHIPPED
+        stem = stem.with_suffix("") if stem.suffix in (".npz", ".json") else stem
+        npz, js = stem.with_suffix(".npz"), stem.with_suffix(".json")
+        if not (npz.exists() and js.exists()):
+            raise FileNotFoundError(f"no surrogate at {stem} (need {npz.name} and {js.name}); train one with "
+                                    "python -m owjax.fit +experiment=body_surrogate")
+        meta = json.loads(js.read_text())
+        h = meta["hyperparameters"]
+        with np.load(npz) as z:
+            arrays = {k: z[k] for k in z.files}
+        skeleton = FNO1d(h["in_channels"], h["out_channels"], h["width"], h["modes"], h["n_layers"], h["pad_fraction"],
+                         key=jax.random.PRNGKey(0))
+        leaves, treedef = jax.tree_util.tree_flatten(skeleton)
+        new = [arrays[f"fno_{i:03d}"] for i in range(len(leaves))]
+        for a, b in zip(leaves, new):
+            if a.shape != b.shape:
+                raise ValueError(f"{npz}: weight shapes do not match its hyperparameters ({a.shape} vs {b.shape})")
+        fno = jax.tree_util.tree_unflatten(treedef, [jax.numpy.asarray(v) for v in new])
+        dec = PostureDecoder(arrays["basis"], arrays["centroid_scale_mm"], arrays["posture_scale"], meta["posture_kind"])
+        nv = meta["novelty"]
+        novelty = NoveltyEstimator(arrays["novelty_train"], arrays["novelty_mean"], arrays["novelty_std"], int(nv["k"]),
+                                   float(nv["scale"]), float(nv["quantile"]))
+        return cls(BodyFNO(fno, dec), novelty, meta, bound if bound is not None else meta.get("bound", DEFAULT_BOUND))
+
+    # -------------------------------------------------------------- checks
+    def _check(self, t_s, activation, medium):
+        t = np.asarray(t_s, np.float64)
+        a = np.asarray(activation, np.float64)
+        if a.ndim == 3:
+            a = a[None]
+        if a.ndim != 4 or a.shape[2] != 2 or a.shape[3] not in (F.N_MUSCLE_SEGMENTS, 2 * F.N_MUSCLE_SEGMENTS):
+            raise SurrogateInputError(f"activation must have shape (B, T, 2, 24|48) or (T, 2, 24|48) (row 0 dorsal, "
+                                      f"column 0 at the head), got {np.shape(activation)}")
+        if a.shape[3] == 2 * F.N_MUSCLE_SEGMENTS:
+            a = F.pool_segments(a)
+        if t.ndim != 1 or t.size != a.shape[1]:
+            raise SurrogateInputError(f"t_s must be (T,) with T = {a.shape[1]} (the activation's time axis), got {t.shape}")
+        if t.size < 8 or abs(t[0]) > 1e-9 or np.any(np.diff(t) <= 0) or np.ptp(np.diff(t)) > 1e-6 * max(1.0, t[-1]):
+            raise SurrogateInputError("t_s must start at 0 and be evenly spaced and increasing, with at least 8 times")
+        if not np.all(np.isfinite(a)):
+            raise SurrogateInputError("activation contains NaN or Inf")
+        if a.min() < 0 or a.max() > 1:
+            raise SurrogateInputError(f"activation must lie in [0, 1] (it is not clipped); got [{a.min():.4g}, "
+                                      f"{a.max():.4g}]")
+        m = np.broadcast_to(np.asarray(self._medium_numbers(medium), np.float64), (a.shape[0],)).copy()
+        return t, a, m
+
+    @staticmethod
+    def _medium_numbers(medium):
+        from owjax.body.media import resolve_medium
+
+        items = medium if isinstance(medium, (list, tuple, np.ndarray)) else [medium]
+        out = []
+        for x in np.asarray(items, dtype=object).ravel():
+            try:
+                med = resolve_medium(float(x) if isinstance(x, (np.floating, np.integer)) else x)
+            except ValueError as e:
+                raise SurrogateInputError(str(e)) from None
+            if med.value is None:
+                raise SurrogateInputError(f"the surrogate (and its physics fallback) take media on the water–agar "
+                                          f"line (a number in [0, 1], 'agar', 'water'); got {med.name}")
+            out.append(med.value)
+        return np.asarray(out) if isinstance(medium, (list, tuple, np.ndarray)) else out[0]
+
+    def grid_reason(self, t: np.ndarray) -> str:
+        """Why the surrogate cannot be trusted on this time grid ("" if it can)."""
+        dur, dt = float(t[-1]), float(t[1] - t[0])
+        d0 = float(self.settings["duration_s"])
+        lo, hi = float(self.settings["dt_data_s"]) / 2, float(self.settings["dt_train_s"]) * 1.25
+        if abs(dur - d0) > 1e-6 * d0 + dt / 2:
+            return f"duration {dur:g} s differs from the trained {d0:g} s"
+        if not lo <= dt <= hi:
+            return f"time step {dt:g} s outside the validated [{lo:g}, {hi:g}] s"
+        return ""
+
+    # -------------------------------------------------------------- running
+    def physics(self, t, a, m) -> tuple[np.ndarray, np.ndarray]:
+        """The body itself on grid ``t`` (Tsit5, rtol = atol = 1e-5; float64 when JAX's 64-bit mode is on)."""
+        import jax.numpy as jnp
+
+        from owjax.body.integrate import BodySolver
+        from owjax.surrogate.data import PhysicsRunner
+
+        key = (t.size, float(t[1] - t[0]))
+        if key not in self._physics:
+            dtype = jnp.float64 if jax.config.read("jax_enable_x64") else jnp.float32
+            runner = PhysicsRunner(float(t[-1]), float(t[1] - t[0]), BodySolver(rtol=1e-5, atol=1e-5), dtype)
+            self._physics = {key: runner}
+        res = self._physics[key](a, m)
+        if not np.all(res["ok"]):
+            raise RuntimeError(f"the body solve failed for {int(np.sum(~res['ok']))} sample(s)")
+        return res["centroid_mm"], res["tangent_angle_rad"]
+
+    def error_estimate(self, t_s, activation, medium) -> np.ndarray:
+        """Estimated trajectory error (body lengths) of the surrogate for each input (B,)."""
+        t, a, m = self._check(t_s, activation, medium)
+        return self.novelty.estimate(input_features(t, a, m))
+
+    def predict(self, t_s, activation, medium, backend: str = "auto") -> SurrogateResult:
+        """Trajectories for activations (B, T, 2, 24|48) or (T, 2, 24|48) in [0, 1] on times ``t_s`` (s;
+        from 0, evenly spaced) in ``medium`` (a number in [0, 1], 'agar', 'water', or one per sample).
+
+        Raises:
+            SurrogateInputError: wrong shapes, values outside [0, 1], NaN, a bad time grid or medium.
+            ValueError: unknown backend.
+        """
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown surrogate backend {backend!r}; allowed: {list(BACKENDS)}")
+        t, a, m = self._check(t_s, activation, medium)
+        b = a.shape[0]
+        est = np.full(b, np.nan)
+        reasons = [""] * b
+        use_physics = np.zeros(b, bool)
+        if backend == "physics":
+            use_physics[:] = True
+        else:
+            est = self.novelty.estimate(input_features(t, a, m))
+            grid = self.grid_reason(t)
+            for i in range(b):
+                if grid:
+                    reasons[i] = grid
+                elif est[i] > self.bound:
+                    reasons[i] = f"estimated error {est[i]:.3g} L > bound {self.bound:g} L"
+            if backend == "auto":
+                use_physics = np.array([bool(r) for r in reasons])
+            elif grid:
+                raise SurrogateInputError(f"backend='surrogate' on an unvalidated time grid: {grid}")
+        c = np.zeros((b, t.size, 2))
+        th = np.zeros((b, t.size, 2 * F.N_MUSCLE_SEGMENTS))
+        sur = ~use_physics
+        if sur.any():
+            from owjax.surrogate.evaluate import predict_batch
+
+            c[sur], th[sur] = predict_batch(self.model, t, a[sur], m[sur])
+        if use_physics.any():
+            c[use_physics], th[use_physics] = self.physics(t, a[use_physics], m[use_physics])
+        fell_back = use_physics if backend == "auto" else np.zeros(b, bool)
+        if fell_back.any():
+            log.warning("surrogate: %d of %d sample(s) run with the physics instead (%s)", int(fell_back.sum()), b,
+                        "; ".join(sorted({r for r in reasons if r}))[:300])
+        beyond = np.isfinite(est) & (est > self.bound)
+        if backend == "surrogate" and beyond.any():
+            log.warning("surrogate: %d of %d prediction(s) beyond the error bound (backend='surrogate': no fallback)",
+                        int(beyond.sum()), b)
+        return SurrogateResult(t, c, th, np.where(use_physics, "physics", "surrogate"), est, fell_back, beyond,
+                               [r if fb else "" for r, fb in zip(reasons, fell_back)])

@@ -1,0 +1,241 @@
+"""A 1-D Fourier neural operator (Li et al. 2020) in equinox, over time, and the body surrogate model.
+
+Written here rather than taken from ``pdequinox`` (docs/surrogate.md says why: the time axis is not
+periodic and needs padding, which ``pdequinox.arch.ClassicFNO`` does not do; the whole operator is
+~100 lines; and complex weights are stored as two real arrays so every leaf checkpoints and
+optimises as a plain float array).
+
+:class:`FNO1d` maps a function sampled on N points, (C_in, N), to (C_out, N)::
+
+    lift (1×1) → [spectral conv (lowest ``modes`` Fourier modes) + 1×1 conv → GELU] × n_layers
+               → 1×1 → GELU → 1×1
+
+The time axis is padded with zeros by ``pad_fraction`` of its length before the Fourier layers and
+cropped after them, so the operator does not treat the end of the run as adjacent to its start. The
+spectral convolution uses ``rfft``/``irfft`` with the default normalisation, under which a band-
+limited input gives the same output on any grid fine enough to hold ``modes`` modes: the same
+weights run on a coarse and a fine time grid (resolution independence), provided the padding covers
+the same fraction of the run.
+
+:class:`BodyFNO` assembles the inputs (48 muscle-segment activations, the medium, t / 5 s),
+runs the operator and decodes the outputs: the centroid displacement (mm) and the tangent angles of
+the 48 segments (rad) through a fixed linear posture basis (:class:`PostureDecoder`: tangent angles
+at a few points along the body, or eigenworm amplitudes).
+"""
+
+from __future__ import annotations
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, PRNGKeyArray
+
+__all__ = ["SpectralConv1d", "FNO1d", "PostureDecoder", "BodyFNO", "angle_basis", "eigenworm_basis",
+           "N_ACTIVATION_CHANNELS", "TIME_SCALE_S"]
+
+#: 2 sides × 24 muscle segments
+N_ACTIVATION_CHANNELS = 48
+#: the time encoding is t / TIME_SCALE_S (s)
+TIME_SCALE_S = 5.0
+
+
+def _uniform(key, shape, scale):
+    return jax.random.uniform(key, shape, minval=-scale, maxval=scale)
+
+
+class SpectralConv1d(eqx.Module):
+    """Multiply the lowest ``modes`` Fourier modes of each input channel by learned complex
+    (C_in × C_out) matrices; higher modes are dropped. Input and output (C, N) on any N."""
+
+    weight_re: Float[Array, "modes cin cout"]
+    weight_im: Float[Array, "modes cin cout"]
+    modes: int = eqx.field(static=True)
+
+    def __init__(self, in_channels: int, out_channels: int, modes: int, *, key: PRNGKeyArray):
+        k1, k2 = jax.random.split(key)
+        scale = 1.0 / (in_channels * out_channels)
+        self.weight_re = scale * jax.random.uniform(k1, (modes, in_channels, out_channels))
+        self.weight_im = scale * jax.random.uniform(k2, (modes, in_channels, out_channels))
+        self.modes = int(modes)
+
+    def __call__(self, x: Float[Array, "cin n"]) -> Float[Array, "cout n"]:
+        n = x.shape[-1]
+        xf = jnp.fft.rfft(x, axis=-1)
+        m = min(self.modes, xf.shape[-1])
+        w = (self.weight_re[:m] + 1j * self.weight_im[:m]).astype(xf.dtype)
+        yf = jnp.einsum("im,mio->om", xf[:, :m], w)
+        out = jnp.zeros((w.shape[-1], xf.shape[-1]), xf.dtype).at[:, :m].set(yf)
+        return jnp.fft.irfft(out, n=n, axis=-1).astype(x.dtype)
+
+
+class _Pointwise(eqx.Module):
+    """1×1 convolution (a linear map of channels at every time point)."""
+
+    weight: Float[Array, "cout cin"]
+    bias: Float[Array, " cout"]
+
+    def __init__(self, in_channels: int, out_channels: int, *, key: PRNGKeyArray):
+        s = 1.0 / math.sqrt(in_channels)
+        k1, k2 = jax.random.split(key)
+        self.weight = _uniform(k1, (out_channels, in_channels), s)
+        self.bias = _uniform(k2, (out_channels,), s)
+
+    def __call__(self, x: Float[Array, "cin n"]) -> Float[Array, "cout n"]:
+        return self.weight @ x + self.bias[:, None]
+
+
+class FNO1d(eqx.Module):
+    """The Fourier neural operator on one axis (time).
+
+    Arguments:
+        in_channels, out_channels: channel counts.
+        width: hidden channels.
+        modes: Fourier modes kept per layer (≤ N_padded/2 + 1 of the coarsest grid used).
+        n_layers: Fourier layers.
+        pad_fraction: zero padding appended to the time axis, as a fraction of its length.
+        key: PRNG key.
+    """
+
+    lift: _Pointwise
+    spectral: list[SpectralConv1d]
+    pointwise: list[_Pointwise]
+    proj1: _Pointwise
+    proj2: _Pointwise
+    in_channels: int = eqx.field(static=True)
+    out_channels: int = eqx.field(static=True)
+    width: int = eqx.field(static=True)
+    modes: int = eqx.field(static=True)
+    n_layers: int = eqx.field(static=True)
+    pad_fraction: float = eqx.field(static=True)
+
+    def __init__(self, in_channels: int, out_channels: int, width: int = 32, modes: int = 24, n_layers: int = 4,
+                 pad_fraction: float = 0.25, *, key: PRNGKeyArray):
+        for name, v in (("in_channels", in_channels), ("out_channels", out_channels), ("width", width),
+                        ("modes", modes), ("n_layers", n_layers)):
+            if int(v) != v or v < 1:
+                raise ValueError(f"FNO1d {name} must be a positive integer, got {v!r}")
+        if not 0 <= pad_fraction <= 2:
+            raise ValueError(f"FNO1d pad_fraction must be in [0, 2], got {pad_fraction!r}")
+        keys = jax.random.split(key, 2 * n_layers + 3)
+        self.lift = _Pointwise(in_channels, width, key=keys[0])
+        self.spectral = [SpectralConv1d(width, width, modes, key=k) for k in keys[1:1 + n_layers]]
+        self.pointwise = [_Pointwise(width, width, key=k) for k in keys[1 + n_layers:1 + 2 * n_layers]]
+        self.proj1 = _Pointwise(width, 2 * width, key=keys[-2])
+        self.proj2 = _Pointwise(2 * width, out_channels, key=keys[-1])
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.width, self.modes, self.n_layers = int(width), int(modes), int(n_layers)
+        self.pad_fraction = float(pad_fraction)
+
+    def n_pad(self, n: int) -> int:
+        """Padding (samples) appended to a grid of ``n`` points."""
+        return int(round(self.pad_fraction * n))
+
+    def __call__(self, x: Float[Array, "cin n"]) -> Float[Array, "cout n"]:
+        if x.ndim != 2 or x.shape[0] != self.in_channels:
+            raise ValueError(f"FNO1d expects input (C_in={self.in_channels}, N), got {x.shape}")
+        n = x.shape[-1]
+        h = self.lift(x)
+        p = self.n_pad(n)
+        h = jnp.pad(h, ((0, 0), (0, p)))
+        for i, (sc, pw) in enumerate(zip(self.spectral, self.pointwise)):
+            h = sc(h) + pw(h)
+            if i < self.n_layers - 1:
+                h = jax.nn.gelu(h)
+        h = h[:, :n]
+        return self.proj2(jax.nn.gelu(self.proj1(h)))
+
+
+# ----------------------------------------------------------------------------- posture bases
+def angle_basis(n_points: int, n_segments: int = 48) -> np.ndarray:
+    """(48, K) linear interpolation from tangent angles at K evenly spaced points (the first and last
+    at the end segments) to all 48 segments."""
+    if n_points < 2:
+        raise ValueError(f"angle basis needs at least 2 points, got {n_points}")
+    s = np.arange(n_segments, dtype=float)
+    nodes = np.linspace(0, n_segments - 1, n_points)
+    eye = np.eye(n_points)
+    return np.stack([np.interp(s, nodes, eye[k]) for k in range(n_points)], 1)
+
+
+def eigenworm_basis(angles: np.ndarray, n_modes: int) -> np.ndarray:
+    """(48, K): the mean angle (a column of ones: heading) and the first K − 1 principal components
+    ("eigenworms", Stephens et al. 2008) of the mean-free tangent angles ``angles`` (…, 48)."""
+    a = np.asarray(angles, float).reshape(-1, angles.shape[-1])
+    a = a - a.mean(-1, keepdims=True)
+    _, _, vt = np.linalg.svd(a - a.mean(0), full_matrices=False)
+    # the column of ones decodes the mean angle: θ = mean · 1 + Σ_k a_k e_k (the e_k are mean-free)
+    return np.concatenate([np.ones((angles.shape[-1], 1)), vt[:n_modes - 1].T], 1)
+
+
+class PostureDecoder(eqx.Module):
+    """Fixed (never trained) linear decoding of the network's outputs: centroid (mm) and 48 tangent
+    angles (rad) from normalised channels.
+
+    Arguments:
+        basis: (48, K) posture basis (:func:`angle_basis` or :func:`eigenworm_basis`).
+        centroid_scale_mm: centroid channels × this = mm.
+        posture_scale: (K,) posture channels × this = basis coefficients.
+        kind: ``"angles"`` or ``"eigenworms"`` (a label).
+    """
+
+    basis: Float[Array, "seg k"]
+    centroid_scale_mm: Float[Array, ""]
+    posture_scale: Float[Array, " k"]
+    kind: str = eqx.field(static=True)
+
+    def __init__(self, basis, centroid_scale_mm, posture_scale, kind: str):
+        self.basis = jnp.asarray(basis, jnp.float32)
+        self.centroid_scale_mm = jnp.asarray(centroid_scale_mm, jnp.float32)
+        self.posture_scale = jnp.asarray(posture_scale, jnp.float32)
+        self.kind = str(kind)
+
+    @property
+    def n_posture(self) -> int:
+        return int(self.basis.shape[1])
+
+    def encode(self, centroid_mm: Float[Array, "n 2"], angles_rad: Float[Array, "n seg"]) -> Float[Array, "c n"]:
+        """Target channels (2 + K, N) of a trajectory (least-squares projection of the angles)."""
+        coef = angles_rad @ jnp.linalg.pinv(self.basis).T
+        return jnp.concatenate([centroid_mm.T / self.centroid_scale_mm, (coef / self.posture_scale).T], 0)
+
+    def decode(self, out: Float[Array, "c n"]) -> tuple[Float[Array, "n 2"], Float[Array, "n seg"]]:
+        """(centroid displacement (N, 2) mm, tangent angles (N, 48) rad)."""
+        c = out[:2].T * self.centroid_scale_mm
+        th = (out[2:].T * self.posture_scale) @ self.basis.T
+        return c, th
+
+
+class BodyFNO(eqx.Module):
+    """The body surrogate: activation (N, 2, 24) on times t (s) and the medium → trajectory.
+
+    Attributes:
+        fno: the operator (the trainable part).
+        decoder: :class:`PostureDecoder` (fixed).
+    """
+
+    fno: FNO1d
+    decoder: PostureDecoder
+
+    def inputs(self, t_s: Float[Array, " n"], activation: Float[Array, "n 2 24"],
+               medium: Float[Array, ""]) -> Float[Array, "c n"]:
+        """Input channels (50, N): activations − 0.5, the medium number − 0.5, t / 5 s − 0.5."""
+        n = t_s.shape[0]
+        a = activation.reshape(n, N_ACTIVATION_CHANNELS).T - 0.5
+        m = jnp.full((1, n), medium - 0.5, a.dtype)
+        tt = (t_s / TIME_SCALE_S - 0.5)[None].astype(a.dtype)
+        return jnp.concatenate([a, m, tt], 0)
+
+    def channels(self, t_s, activation, medium) -> Float[Array, "c n"]:
+        """Normalised output channels (2 + K, N), anchored so that they vanish at t = 0 (the body
+        always starts straight at the origin)."""
+        y = self.fno(self.inputs(t_s, activation, medium))
+        return y - y[:, :1]
+
+    def __call__(self, t_s: Float[Array, " n"], activation: Float[Array, "n 2 24"],
+                 medium: Float[Array, ""]) -> tuple[Float[Array, "n 2"], Float[Array, "n 48"]]:
+        """(centroid displacement (N, 2) mm, tangent angles (N, 48) rad) on the times ``t_s`` (s,
+        starting at 0, evenly spaced)."""
+        return self.decoder.decode(self.channels(t_s, activation, medium))
