@@ -310,3 +310,20 @@ def test_evaluate_command_on_a_file_given_by_path(tmp_path):
     assert (tmp_path / "traces.png").stat().st_size < 1_000_000
     assert main(["evaluate", "--modality", "bag", "--data", str(RAW / "afd_bryant2022/IK890_NT_data.mat"),
                  "--out", str(tmp_path / "x")]) == 2  # an AFD file is not BAG data
+
+
+def test_circuit_stimuli_and_ablation_errors():
+    from owjax.neural.build import build_model, build_spec
+    from owjax.sensory.circuit import drive_network, stimulus_series
+
+    t, v = stimulus_series("ramp", start=20.0, stop=25.0, rate_per_s=0.025, hold_s=60.0)
+    assert list(t) == [0.0, 60.0, 260.0] and list(v) == [20.0, 20.0, 25.0]
+    t, v = stimulus_series("step", before=21.0, after=4.0, at_s=100.0, duration_s=600.0)
+    assert np.interp(50.0, t, v) == 21.0 and np.interp(200.0, t, v) == 4.0
+    t, v = stimulus_series("record", modality="bag", worm=1)
+    assert t[0] == 0.0 and set(np.unique(v)) == {4.0, 21.0}
+    with pytest.raises(ValueError, match="unknown stimulus kind"):
+        stimulus_series("sine")
+    net = build_model(build_spec("C1", "Full", cells=["AFDL", "AFDR", "AIYL"], stimulus_mode="none"), dtype="float32")
+    with pytest.raises(ValueError, match="not driven by the afd transducer"):
+        drive_network(net, "afd", t, v, 10.0, 1.0, ablate=["AIYL"])
