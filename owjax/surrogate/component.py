@@ -175,7 +175,8 @@ class BodySurrogate:
         self.novelty = novelty
         self.settings = dict(settings)
         self.bound = float(bound)
-        self._physics = {}
+        #: batches run by the physics are padded to this size (one compilation)
+        self.physics_batch = 16
 
     # -------------------------------------------------------------- persistence
     def save(self, stem: str | Path, provenance: dict | None = None) -> tuple[Path, Path]:
@@ -289,12 +290,10 @@ class BodySurrogate:
         from owjax.body.integrate import BodySolver
         from owjax.surrogate.data import PhysicsRunner
 
-        key = (t.size, float(t[1] - t[0]))
-        if key not in self._physics:
-            dtype = jnp.float64 if jax.config.read("jax_enable_x64") else jnp.float32
-            runner = PhysicsRunner(float(t[-1]), float(t[1] - t[0]), BodySolver(rtol=1e-5, atol=1e-5), dtype)
-            self._physics = {key: runner}
-        res = self._physics[key](a, m)
+        dtype = jnp.float64 if jax.config.read("jax_enable_x64") else jnp.float32
+        runner = PhysicsRunner.cached(float(t[-1]), float(t[1] - t[0]), BodySolver(rtol=1e-5, atol=1e-5), dtype,
+                                      batch_size=self.physics_batch)
+        res = runner(a, m)
         if not np.all(res["ok"]):
             raise RuntimeError(f"the body solve failed for {int(np.sum(~res['ok']))} sample(s)")
         return res["centroid_mm"], res["tangent_angle_rad"]

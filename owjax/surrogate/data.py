@@ -55,6 +55,7 @@ __all__ = ["DatasetSpec", "SIZES", "generate_dataset", "load_dataset", "skeleton
            "PhysicsRunner", "DatasetMismatchError", "nominal_pool", "generation_cost", "dataset_complete"]
 
 SPLITS = {"train": 0, "val": 1, "test": 2, "ood": 3}
+_RUNNERS: dict = {}
 
 
 class DatasetMismatchError(RuntimeError):
@@ -188,6 +189,19 @@ class PhysicsRunner:
             return ys["body"]["x"], ys["body"]["y"], steps, result == dfx.RESULTS.successful
 
         self._batched = jax.jit(jax.vmap(one))
+
+    @classmethod
+    def cached(cls, duration_s: float, dt_s: float, solver: BodySolver, dtype, batch_size: int | None = None
+               ) -> PhysicsRunner:
+        """A runner shared by calls with the same settings (so its compiled solve is reused); the two
+        most recent settings are kept."""
+        key = (round(float(duration_s), 9), round(float(dt_s), 12), solver, jnp.dtype(dtype).name, batch_size,
+               tuple(str(d) for d in jax.local_devices()))
+        if key not in _RUNNERS:
+            while len(_RUNNERS) >= 2:
+                _RUNNERS.pop(next(iter(_RUNNERS)))
+            _RUNNERS[key] = cls(duration_s, dt_s, solver, dtype, batch_size=batch_size)
+        return _RUNNERS[key]
 
     def __call__(self, activation: np.ndarray, medium: np.ndarray) -> dict:
         """Run a batch: activation (B, T, 2, 24) in [0, 1], medium (B,) in [0, 1].
@@ -366,8 +380,11 @@ def generate_dataset(out_dir: str | Path, spec: DatasetSpec | None = None, progr
         tmp = out / "nominal_pool.tmp.npz"
         np.savez_compressed(tmp, activation=pool, params=pool_params)
         os.replace(tmp, pool_file)
-    runner = PhysicsRunner(spec.duration_s, spec.dt_s, BodySolver(rtol=spec.rtol, atol=spec.atol), dtype, devices,
-                           batch_size=spec.shard_size)
+    solver = BodySolver(rtol=spec.rtol, atol=spec.atol)
+    if devices is None:
+        runner = PhysicsRunner.cached(spec.duration_s, spec.dt_s, solver, dtype, batch_size=spec.shard_size)
+    else:
+        runner = PhysicsRunner(spec.duration_s, spec.dt_s, solver, dtype, devices, batch_size=spec.shard_size)
     fam_all = list(F.FAMILIES + F.OOD_FAMILIES)
     written = skipped = failed = n_new = 0
     for ood in (False, True):

@@ -101,6 +101,8 @@ def _empty_params() -> dict:
 
 def draw_params(family: str, seed: int, index: int, n_nominal: int = 0) -> dict:
     """The generating parameters of sample ``index`` of ``family`` (deterministic in seed, index)."""
+    if family not in FAMILIES_ALL:
+        raise ValueError(f"unknown activation family {family!r}; allowed: {list(FAMILIES_ALL)}")
     rng = np.random.default_rng([int(seed), int(index), FAMILIES_ALL.index(family)])
     p = _empty_params()
     p["medium"] = float(rng.uniform(0.0, 1.0))

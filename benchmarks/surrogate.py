@@ -1,0 +1,133 @@
+"""The body surrogate against the body physics, side by side on this machine (DD017's 1000× bar).
+
+    python -m benchmarks.surrogate [--surrogate STEM] [--physics-batch 16] [--surrogate-batch 256]
+
+Both run batched on the same inputs: seeded travelling-wave activations (5 s, the data's 0.02-s grid)
+in random media. Measured, after compilation, best of ``--repeats``:
+
+* ``physics``: owjax's body (Tsit5, rtol = atol = 1e-5, float64 — the settings the training data
+  were generated with), vmapped over ``--physics-batch`` samples;
+* ``surrogate``: the FNO (float32), vmapped over ``--surrogate-batch`` samples, on the training grid
+  (0.04 s) and on the data grid (0.02 s), and at the physics' batch size;
+* ``auto_overhead``: the error estimate that ``backend="auto"`` adds (features + nearest neighbours,
+  NumPy), per sample.
+
+Reported per sample and per simulated second; the speed-up is physics / surrogate, and also the
+ratio to Sibernetic's ≈ 23 min of CPU per simulated second on a 2-core machine (DESIGN.md).
+Writes ``benchmarks/results/surrogate.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).parent / "results"
+SIBERNETIC_CPU_S_PER_SIM_S = 23 * 60.0
+
+
+def _best(fn, repeats: int) -> float:
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return min(out)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--surrogate", default=None, help="surrogate stem (default: the shipped one)")
+    p.add_argument("--physics-batch", type=int, default=16)
+    p.add_argument("--surrogate-batch", type=int, default=256)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--out", default=str(RESULTS / "surrogate"))
+    a = p.parse_args(argv)
+
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+
+    from benchmarks.run_all import machine
+    from owjax.body.integrate import BodySolver
+    from owjax.core.checkpoint import atomic_write_json, atomic_write_text
+    from owjax.surrogate import families as F
+    from owjax.surrogate.component import BodySurrogate, input_features
+    from owjax.surrogate.data import PhysicsRunner
+    from owjax.surrogate.evaluate import predict_batch
+
+    sur = BodySurrogate.load(a.surrogate)
+    dur, dt_data, dt_train = (sur.settings[k] for k in ("duration_s", "dt_data_s", "dt_train_s"))
+    n = max(a.physics_batch, a.surrogate_batch)
+    t = F.time_grid(dur, dt_data)
+    params = [F.draw_params("wave", 2026, i) for i in range(n)]
+    acts = np.stack([F.make_activation("wave", q, t) for q in params])
+    med = np.array([q["medium"] for q in params])
+    load0 = os.getloadavg()
+
+    runner = PhysicsRunner(dur, dt_data, BodySolver(rtol=1e-5, atol=1e-5), jnp.float64)
+    pb = a.physics_batch
+    t0 = time.perf_counter()
+    runner(acts[:pb], med[:pb])
+    phys_compile = time.perf_counter() - t0
+    phys = _best(lambda: runner(acts[:pb], med[:pb]), a.repeats) / pb
+
+    rows = {}
+    stride = int(round(dt_train / dt_data))
+    for label, ts, act, bs in (("train grid, batch %d" % a.surrogate_batch, t[::stride], acts[:, ::stride], a.surrogate_batch),
+                               ("data grid, batch %d" % a.surrogate_batch, t, acts, a.surrogate_batch),
+                               ("train grid, batch %d" % pb, t[::stride], acts[:pb, ::stride], pb)):
+        x = act[:bs]
+        predict_batch(sur.model, ts, x, med[:bs], batch_size=bs)  # compile
+        s = _best(lambda: predict_batch(sur.model, ts, x, med[:bs], batch_size=bs), a.repeats * 2) / bs
+        rows[label] = {"s_per_sample": s, "s_per_simulated_s": s / dur, "speedup_vs_physics": phys / s,
+                       "dt_s": float(ts[1] - ts[0]), "batch": bs}
+    feats = _best(lambda: sur.novelty.estimate(input_features(t, acts[:a.surrogate_batch], med[:a.surrogate_batch])),
+                  a.repeats) / a.surrogate_batch
+    best = rows["train grid, batch %d" % a.surrogate_batch]
+    auto_s = best["s_per_sample"] + feats
+    out = {
+        "machine": machine(), "load_average_before": list(load0), "load_average_after": list(os.getloadavg()),
+        "jax": jax.__version__, "devices": [str(d) for d in jax.devices()],
+        "duration_s": dur, "inputs": "seeded travelling waves (family 'wave', seed 2026), media in [0, 1]",
+        "physics": {"s_per_sample": phys, "s_per_simulated_s": phys / dur, "batch": pb, "dtype": "float64",
+                    "solver": "tsit5 rtol=atol=1e-5", "compile_plus_first_run_s": phys_compile},
+        "surrogate": rows,
+        "auto_overhead_s_per_sample": feats,
+        "speedup_vs_physics": best["speedup_vs_physics"],
+        "speedup_vs_physics_with_auto_estimate": phys / auto_s,
+        "speedup_vs_sibernetic_cpu": SIBERNETIC_CPU_S_PER_SIM_S / best["s_per_simulated_s"],
+        "surrogate_stem": str(a.surrogate or "shipped"),
+        "command": "python -m benchmarks.surrogate " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+    }
+    stem = Path(a.out)
+    atomic_write_json(stem.with_suffix(".json"), out)
+    lines = [
+        "# Body surrogate vs body physics (benchmarks/surrogate.py)", "",
+        f"Machine: {out['machine']}; load average {load0[0]:.1f} before, {out['load_average_after'][0]:.1f} after "
+        f"(shared machine); JAX {jax.__version__} on {out['devices'][0]}; {out['date']}.", "",
+        f"Inputs: {out['inputs']}, {dur:g} s each.", "",
+        "| backend | batch | grid dt (s) | s per sample | s per simulated s | speed-up vs physics |",
+        "|---|---|---|---|---|---|",
+        f"| physics (Tsit5 1e-5, float64) | {pb} | {dt_data:g} | {phys:.4g} | {phys / dur:.4g} | 1 |",
+    ]
+    for label, r in rows.items():
+        lines.append(f"| surrogate ({label}) | {r['batch']} | {r['dt_s']:g} | {r['s_per_sample']:.3g} | "
+                     f"{r['s_per_simulated_s']:.3g} | **{r['speedup_vs_physics']:.0f}×** |")
+    lines += ["", f"`auto` adds the error estimate: {feats:.3g} s per sample → {out['speedup_vs_physics_with_auto_estimate']:.0f}× "
+              "with it (when nothing falls back).",
+              f"Against Sibernetic (≈ 23 min CPU per simulated second): {out['speedup_vs_sibernetic_cpu']:.3g}×.", ""]
+    atomic_write_text(stem.with_suffix(".md"), "\n".join(lines))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
