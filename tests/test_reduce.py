@@ -186,14 +186,14 @@ def test_normalisation_round_trip():
 
 
 # ------------------------------------------------------------------------------------------ training
-def _filter_data(n=12, t=120, seed=0):
+def _filter_data(n=12, t=80, seed=0):
     """A known linear filter: y' = (x − y)/τ, τ = 5 samples (two channels, different gains)."""
     rng = np.random.default_rng(seed)
     x = np.zeros((n, t, 1))
     for i in range(n):
-        on = rng.integers(5, 40)
+        on = rng.integers(5, 30)
         x[i, on:, 0] = rng.uniform(0.5, 2.0)
-        x[i, on + rng.integers(20, 60):, 0] *= rng.uniform(0, 1)
+        x[i, on + rng.integers(10, 40):, 0] *= rng.uniform(0, 1)
     y = np.zeros((n, t, 2))
     for k in range(1, t):
         y[:, k, 0] = y[:, k - 1, 0] + (x[:, k - 1, 0] - y[:, k - 1, 0]) / 5.0
@@ -206,15 +206,15 @@ def test_vmapped_runs_learn_a_linear_filter_independently():
 
     d = _filter_data()
     sp = split_sequences(d.names, "0.5,0.25,0.25", 0)
-    cfg = TrainConfig("gru", 4, runs=3, epochs=300, lr=2e-2, eval_every=20, patience=None)
+    cfg = TrainConfig("gru", 4, runs=3, epochs=200, lr=2e-2, eval_every=20, patience=None)
     r = fit_runs(d, sp, cfg)
     tr = np.asarray(r.curves["train_rmse"])
     assert np.all(tr[-1] < 0.5 * tr[0])                          # every run's loss decreases
     assert r.metrics["test_rmse_mean"] < 0.15                     # learns the filter (normalised RMSE)
     runs = r.metrics["test_rmse_runs"]
     assert len(set(np.round(runs, 9))) == 3                       # different seeds, different results
-    alone = fit_runs(d, sp, TrainConfig("gru", 4, runs=1, epochs=300, lr=2e-2, eval_every=20, patience=None))
-    np.testing.assert_allclose(alone.metrics["test_rmse_runs"][0], runs[0], rtol=2e-3)   # run 0 unaffected by others
+    alone = fit_runs(d, sp, TrainConfig("gru", 4, runs=1, epochs=60, lr=2e-2, eval_every=20, patience=None))
+    np.testing.assert_allclose(np.asarray(alone.curves["train_rmse"])[:, 0], tr[:3, 0], rtol=2e-3)  # run 0 as if alone
 
 
 def test_save_load_predict_and_cli(tmp_path):
