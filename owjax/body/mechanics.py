@@ -224,34 +224,37 @@ class RodBody(AbstractComponent):
         return tension, damping, jac, length
 
     def resistance_blocks(self, state, damping, jac):
-        """The 3 × 3 blocks (lower, diag, upper) of M = D + Σ d j jᵀ."""
+        """The (3, 3, rods) blocks (lower, diag, upper) of M = D + Σ d j jᵀ (rod index last)."""
         phi = state["phi"]
         cos, sin = jnp.cos(phi), jnp.sin(phi)
-        u = jnp.stack([cos, sin], -1)
-        nrm = jnp.stack([-sin, cos], -1)
-        trans = self.c_perp * u[:, :, None] * u[:, None, :] + self.c_par * nrm[:, :, None] * nrm[:, None, :]
+        u = jnp.stack([cos, sin])
+        nrm = jnp.stack([-sin, cos])
+        trans = self.c_perp * u[:, None] * u[None, :] + self.c_par * nrm[:, None] * nrm[None, :]  # (2, 2, rods)
         rot = self.rotational_drag_factor * self.radius_mm**2 * self.c_par
-        n = phi.shape[0]
-        drag = jnp.zeros((n, 3, 3), phi.dtype).at[:, :2, :2].set(trans).at[:, 2, 2].set(rot)
-        seg = jnp.einsum("es,esi,esj->sij", damping, jac, jac)  # (seg, 6, 6)
-        diag = drag.at[:-1].add(seg[:, :3, :3]).at[1:].add(seg[:, 3:, 3:])
-        upper = jnp.zeros_like(drag).at[:-1].set(seg[:, :3, 3:])
-        lower = jnp.zeros_like(drag).at[1:].set(seg[:, 3:, :3])
+        zero = jnp.zeros((2, 1) + phi.shape, phi.dtype)
+        drag = jnp.concatenate([jnp.concatenate([trans, zero], 1),
+                                jnp.concatenate([jnp.swapaxes(zero, 0, 1), rot[None, None]], 1)], 0)
+        j = jnp.moveaxis(jac, -1, 1)  # (4, 6, seg)
+        seg = jnp.sum(damping[:, None, None, :] * j[:, :, None, :] * j[:, None, :, :], axis=0)  # (6, 6, seg)
+        tail = ((0, 0), (0, 0), (0, 1))
+        head = ((0, 0), (0, 0), (1, 0))
+        diag = drag + jnp.pad(seg[:3, :3], tail) + jnp.pad(seg[3:, 3:], head)
+        upper = jnp.pad(seg[:3, 3:], tail)
+        lower = jnp.pad(seg[3:, :3], head)
         return lower, diag, upper
 
     def velocities(self, state, activation):
-        """(q̇ as (rods, 3), element lengths) for the given state and per-segment activation."""
+        """(q̇ as (3, rods): ẋ, ẏ, φ̇; element lengths) for the state and per-segment activation."""
         tension, damping, jac, length = self.element_forces(state, activation)
-        gen = jnp.einsum("es,esk->sk", tension, jac)  # (seg, 6)
-        n = state["phi"].shape[0]
-        q = jnp.zeros((n, 3), gen.dtype).at[:-1].add(gen[:, :3]).at[1:].add(gen[:, 3:])
+        gen = jnp.sum(tension[:, :, None] * jac, axis=0).T  # (6, seg)
+        q = jnp.pad(gen[:3], ((0, 0), (0, 1))) + jnp.pad(gen[3:], ((0, 0), (1, 0)))
         lower, diag, upper = self.resistance_blocks(state, damping, jac)
         # symmetric Jacobi scaling keeps the solve well conditioned in float32
-        s = 1.0 / jnp.sqrt(jnp.diagonal(diag, axis1=-2, axis2=-1))
-        sl = s[:, :, None] * s[:, None, :]
-        lower_s = lower * s[:, :, None] * jnp.concatenate([s[:1], s[:-1]], 0)[:, None, :]
-        upper_s = upper * s[:, :, None] * jnp.concatenate([s[1:], s[-1:]], 0)[:, None, :]
-        w = solve_block_tridiagonal(lower_s, diag * sl, upper_s, q * s)
+        s = 1.0 / jnp.sqrt(jnp.stack([diag[0, 0], diag[1, 1], diag[2, 2]]))  # (3, rods)
+        s_prev = jnp.concatenate([s[:, :1], s[:, :-1]], 1)
+        s_next = jnp.concatenate([s[:, 1:], s[:, -1:]], 1)
+        w = solve_block_tridiagonal(lower * s[:, None] * s_prev[None], diag * s[:, None] * s[None],
+                                    upper * s[:, None] * s_next[None], q * s)
         return w * s, length
 
     def vector_field(self, t, state, inputs=None) -> dict[str, Array]:
@@ -261,7 +264,7 @@ class RodBody(AbstractComponent):
             act = jnp.zeros((2, self.lateral_rest_mm.shape[0]), self.radius_mm.dtype)
         act = activation_per_segment(act, self.lateral_rest_mm.shape[0])
         v, _ = self.velocities(state, act)
-        return {"x": v[:, 0], "y": v[:, 1], "phi": v[:, 2]}
+        return {"x": v[0], "y": v[1], "phi": v[2]}
 
     def elastic_energy(self, state, activation=None) -> Float[Array, ""]:
         """Stored elastic energy (µN·mm = nJ) of passive, diagonal and (given activation) muscle
