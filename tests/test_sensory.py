@@ -8,7 +8,6 @@ recorded metrics, the experiment's CI size through owjax.fit, and clear errors. 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -137,7 +136,7 @@ def test_component_euler_step_is_the_discrete_gru():
         ts = jnp.arange(40.0) * spec.dt_s
         comp = GRUTransducer(spec, p, ts, u)
         state, carry = comp.initial_state(), initial_carry(spec, p, u[0])
-        ys_c, ys_d = [], []
+        ys_c = []
         for k in range(25):
             ys_c.append(comp.outputs(ts[k], state)["response"])
             d = comp.vector_field(ts[k], state)

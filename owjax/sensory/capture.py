@@ -65,6 +65,14 @@ Strain N2; Pflp-17::GCaMP5k; 5 mM tetramisole. Stimulus: O2 in percent, reconstr
 (not logged): 4 % from 100 s to 460 s of the log's clock, 21 % otherwise (see owjax/sensory/loaders.py).
 Response: ΔF/F (fraction), F = ROI mean − background, F0 = mean F from 30 s to the switch. The ROI of
 worm W2 also holds URX.
+
+## afd_transducer.{npz,json}, bag_transducer.{npz,json} — trained transducers (derived works)
+GRU transducers (owjax.sensory.transducer) trained on the data above; the AFD model is a work derived
+from Bryant et al. 2022 (CC BY 4.0, attribution above), the BAG model from the Zimmer-lab recordings
+(BSD 3-clause notice above). Each `.json` names the data, the split (worm ids), the command, the date,
+the git commit and the metrics it reproduces. Regenerate with
+`python -m owjax.fit +experiment=sensory_afd ship=true` and `python -m owjax.fit +experiment=sensory_bag ship=true`
+(not written by the capture).
 """
 
 

@@ -21,6 +21,7 @@ speed, the authors' analysis window, the O2 switch times) in ``meta``.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,8 +125,9 @@ class SensoryRecord:
             return self
         n = self.n_samples // k
         blk = lambda a: a[: n * k].reshape(n, k)  # noqa: E731
-        with np.errstate(invalid="ignore"):
-            resp = np.nanmean(blk(self.response), axis=1) if np.any(~np.isnan(self.response)) else None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN block stays NaN
+            resp = np.nanmean(blk(self.response), axis=1)
         meta = dict(self.meta)
         if "analysis_window" in meta and meta["analysis_window"] is not None:
             a, b = meta["analysis_window"]
