@@ -326,3 +326,22 @@ def test_circuit_stimuli_and_ablation_errors():
     net = build_model(build_spec("C1", "Full", cells=["AFDL", "AFDR", "AIYL"], stimulus_mode="none"), dtype="float32")
     with pytest.raises(ValueError, match="not driven by the afd transducer"):
         drive_network(net, "afd", t, v, 10.0, 1.0, ablate=["AIYL"])
+
+
+def test_the_general_loop_runs_the_task(tmp_path, monkeypatch):
+    """With ``runs_own_loop`` off, owjax.fitting.loop runs the same task (validate/objective hooks,
+    best-on-validation, checkpoints) — what remains for the lead's loop is LOWO folds and ``ship``."""
+    from hydra import compose, initialize_config_dir
+
+    from owjax.fitting.loop import CONF_DIR, run_fit
+    from owjax.fitting.tasks.sensory_transducer import SensoryTransducer
+
+    monkeypatch.setattr(SensoryTransducer, "runs_own_loop", False)
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("fit", overrides=["+experiment=sensory_afd", "run=ci", "progress=false", "optim.steps=10",
+                                        "validation.every=5"], return_hydra_config=True)
+    m = run_fit(cfg, tmp_path)
+    assert m["status"] == "complete" and np.isfinite(m["final_loss"])
+    assert m["test"]["n_worms"] == 13 and "threshold_c_pred" in m["test"]
+    spec, _ = load_transducer(tmp_path / "transducer.npz")
+    assert spec.modality == "afd" and spec.hidden == 8

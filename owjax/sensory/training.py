@@ -181,6 +181,22 @@ class SensoryTransducerTask(AbstractFitTask):
     def loss(self, params, batch, key):
         return self._total(params, batch["stimulus"], batch["target"], batch["mask"])
 
+    @property
+    def validation_metric(self) -> str | None:
+        """``"val_loss"`` (the loop's best-on-validation selection) when there are validation worms."""
+        return "val_loss" if self.split["val"] else None
+
+    def validate(self, params, key) -> dict[str, float]:
+        """The loss on the validation worms (host side; the loop calls it every ``validation.every`` steps)."""
+        return {"val_loss": self.set_loss(params, "val")}
+
+    def objective(self, params, key):
+        """The training objective on every training worm: ``(value, {"mse", "soft"})``."""
+        idx = self.split["train"]
+        stim, tgt, mask = (jnp.asarray(a[idx]) for a in self.data)
+        value, terms = jax.jit(self._total)(params, stim, tgt, mask)
+        return float(value), {k: float(v) for k, v in terms.items()}
+
     def set_loss(self, params, which: str) -> float:
         """The loss on every worm of ``which`` (``train``, ``val``, ``test``); NaN if the set is empty."""
         idx = self.split[which]
@@ -209,7 +225,12 @@ class SensoryTransducerTask(AbstractFitTask):
         return out
 
     def save_outputs(self, params, run_dir, provenance, metadata):
-        prov = dict(provenance) if isinstance(provenance, Mapping) else {"provenance": str(provenance)}
+        if isinstance(provenance, Mapping):
+            prov = dict(provenance)
+        elif hasattr(provenance, "details"):  # owjax.fitting.registry.Provenance (from the loop)
+            prov = dict(provenance.details, source=str(getattr(provenance, "source", "")))
+        else:
+            prov = {"provenance": str(provenance)}
         save_transducer(Path(run_dir) / "transducer.npz", self.spec, params,
                         dict(prov, **dict(metadata), data=self.data_description, split=self.info["worm_ids"]))
 

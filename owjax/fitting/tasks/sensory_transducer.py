@@ -11,7 +11,10 @@ model on every worm. ``ship: true`` also copies the final model into ``owjax/dat
 
 Config sections: ``data`` (modality, path, holdout_protocols, val_fraction, test_fraction, split_seed,
 leave_out), ``model`` (hidden, depth, inputs, tau_rate_s, tau_adapt_init_s), ``loss`` (soft_scale,
-soft_weight), ``optim`` (lr, steps, clip_norm), ``train`` (batch_size, eval_every, patience).
+soft_weight), ``optim`` (lr, steps, clip_norm), ``train`` (batch_size), ``validation`` (every,
+patience). The task also implements the loop's ``validate`` / ``objective`` hooks, so with
+``runs_own_loop = False`` the general loop runs it (checkpoints, resume, best-on-validation; a test does
+this) — what it cannot do yet is the leave-one-worm-out folds and ``ship``.
 """
 
 from __future__ import annotations
@@ -72,6 +75,8 @@ class SensoryTransducer(AbstractExperiment):
     kind: ClassVar[str] = "sensory_transducer"
     #: the loop hands over to :meth:`run` (remove once owjax.fitting.loop runs AbstractFitTasks)
     runs_own_loop: ClassVar[bool] = True
+    #: the parametrisation is the transducer's own (no ``parameters:`` block)
+    requires_parameters_block: ClassVar[bool] = False
 
     def build(self, cfg: Mapping, seed: int, run_dir: Path | None = None, leave_out: int | None = None):
         """The :class:`~owjax.sensory.training.SensoryTransducerTask` of the config.
@@ -109,10 +114,10 @@ class SensoryTransducer(AbstractExperiment):
         from owjax.sensory.training import fit
 
         o = dict(cfg.get("optim") or {})
-        tr = dict(cfg.get("train") or {})
+        v = dict(cfg.get("validation") or {})
         return fit(task, steps=int(o.get("steps", 400)), lr=float(o.get("lr", 3e-3)), seed=seed,
-                   eval_every=int(tr.get("eval_every", 25)), clip_norm=float(o.get("clip_norm") or 1.0),
-                   patience=tr.get("patience"), log=log)
+                   eval_every=int(v.get("every") or 25), clip_norm=float(o.get("clip_norm") or 1.0),
+                   patience=v.get("patience"), log=log)
 
     def run(self, cfg: Mapping, run_dir: Path) -> dict:
         """Train, evaluate and write the outputs (see the module docstring); returns the metrics."""
