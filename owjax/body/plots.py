@@ -118,22 +118,30 @@ def save_animation(t_s: np.ndarray, x: np.ndarray, y: np.ndarray, radius_mm: np.
 
 
 def plot_gait_vs_drag(rows: list[dict], path: str | Path, targets: dict | None = None) -> Path:
-    """Frequency and wavelength against the normal drag coefficient (log axis), one point per medium."""
+    """Frequency and wavelength against the normal drag coefficient (log axis), one line per
+    ``series`` key of the rows (one point per medium)."""
     plt = _plt()
-    c = np.array([r["c_perp_total_kg_s"] for r in rows])
-    f = np.array([r["frequency_hz"] for r in rows])
-    lam = np.array([r["wavelength_body_lengths"] for r in rows])
-    fig, ax = plt.subplots(1, 2, figsize=(8, 3.2))
-    ax[0].semilogx(c, f, "o-")
+    fig, ax = plt.subplots(1, 2, figsize=(8.5, 3.4))
+    series = sorted({r.get("series", "") for r in rows})
+    for k, name in enumerate(series):
+        sel = [r for r in rows if r.get("series", "") == name]
+        c = np.array([r["c_perp_total_kg_s"] for r in sel])
+        order = np.argsort(c)
+        f = np.array([r["frequency_hz"] for r in sel])[order]
+        lam = np.array([r["wavelength_body_lengths"] for r in sel])[order]
+        ax[0].semilogx(c[order], f, "os^"[k % 3] + "-", label=name or None)
+        ax[1].semilogx(c[order], lam, "os^"[k % 3] + "-", label=name or None)
     ax[0].set_ylabel("frequency (Hz)")
-    ax[1].semilogx(c, lam, "o-", color="C1")
     ax[1].set_ylabel("wavelength (body lengths)")
+    call = np.array([r["c_perp_total_kg_s"] for r in rows])
     for a in ax:
         a.set_xlabel("whole-body C_perp (kg/s)")
         a.grid(alpha=0.3)
+    if series != [""]:
+        ax[0].legend(fontsize=7)
     if targets:
         for a, key in zip(ax, ("frequency_hz", "wavelength_body_lengths")):
-            for med, xv in (("agar", c.max()), ("water", c.min())):
+            for med, xv in (("agar", call.max()), ("water", call.min())):
                 lo, hi = targets[med][key]
                 a.plot([xv, xv], [lo, hi], "-", color="0.3", lw=6, alpha=0.3)
     fig.suptitle("BBC loop: gait modulation with drag (grey bars: targets)")
