@@ -261,3 +261,26 @@ def test_travelling_wave_metrics_recover_the_imposed_wave():
     lam, direction = M.wavelength(t, k)
     assert lam == pytest.approx(0.6 * 47 / 48, rel=0.05) and direction == "head_to_tail"
     assert M.wavelength(t, k[:, ::-1])[1] == "tail_to_head"
+
+
+def test_c302_muscles_map_to_body_segments(tmp_path):
+    from owjax.body.drive import C302MusclesToBody, load_activation_file, segments_from_c302
+    from owjax.organs.muscles import BODY_WALL_MUSCLES
+
+    names = list(BODY_WALL_MUSCLES)
+    ca = np.zeros(len(names))
+    ca[names.index("MDL03")] = 4e-7  # full activation of one of the two dorsal muscles of segment 3
+    ca[names.index("MVR24")] = 2e-7  # half activation of the only ventral muscle of segment 24
+    act = np.asarray(C302MusclesToBody(np.arange(len(names)), names)(0.0, {"Ca_mM": jnp.asarray(ca)}))
+    assert act.shape == (2, 24)
+    assert act[0, 2] == pytest.approx(0.5) and act[1, 23] == pytest.approx(0.5)
+    assert np.count_nonzero(act) == 2
+    seg = segments_from_c302(np.minimum(1.0, ca / 4e-7)[:, None].repeat(3, 1), names)
+    np.testing.assert_allclose(seg[0], act)
+    np.savez(tmp_path / "a.npz", t_s=np.array([0.0, 1.0, 2.0]), activation=seg)
+    rec = load_activation_file(tmp_path / "a.npz")
+    np.testing.assert_allclose(np.asarray(rec.activation(0.5))[:, ::2], act)
+    with pytest.raises(ValueError, match="allowed: .npz"):
+        load_activation_file(tmp_path / "a.npz").__class__  # noqa: B018 (the valid file loads)
+        (tmp_path / "x.csv").write_text("1")
+        load_activation_file(tmp_path / "x.csv")

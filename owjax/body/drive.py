@@ -21,9 +21,10 @@ from jaxtyping import Array, ArrayLike, Float
 
 from owjax.body.geometry import N_SEGMENTS
 from owjax.body.mechanics import check_activation
-from owjax.core.component import AbstractComponent, ParameterInfo, StateVariable
+from owjax.core.component import AbstractComponent, AbstractCoupling, ParameterInfo, StateVariable
 
-__all__ = ["TravellingWave", "RecordedActivation", "load_activation_file", "segments_from_c302", "DIRECTIONS"]
+__all__ = ["TravellingWave", "RecordedActivation", "load_activation_file", "segments_from_c302", "DIRECTIONS",
+           "C302MusclesToBody", "c302_segment_matrix"]
 
 DIRECTIONS = {"forward": 1.0, "backward": -1.0}
 
@@ -221,3 +222,55 @@ def load_activation_file(path: str | Path) -> RecordedActivation:
             raise ValueError(f"{path}: traces file has no /muscles/activation (run simulate with muscles)")
         return RecordedActivation(np.asarray(tr.t_ms) / 1000.0, segments_from_c302(mus["activation"], mus["names"]))
     raise ValueError(f"unknown activation file type {path.suffix!r}; allowed: .npz, .h5/.hdf5 (owjax traces)")
+
+
+def c302_segment_matrix(names) -> np.ndarray:
+    """(48, M) averaging matrix from c302 muscle rows (names like MDL07) to the body's 24 dorsal then
+    24 ventral muscle segments (mean of the muscles present: left + right, MVR24 alone)."""
+    names = [str(n) for n in names]
+    m = np.zeros((48, len(names)))
+    for j, n in enumerate(names):
+        q, idx = n[:3], int(n[3:]) - 1 if n[3:].isdigit() else -1
+        if q not in ("MDL", "MDR", "MVL", "MVR") or not 0 <= idx < 24:
+            raise ValueError(f"not a body-wall muscle name: {n!r}; expected MDL01 … MVR24")
+        m[(0 if q[1] == "D" else 24) + idx, j] = 1.0
+    counts = m.sum(1, keepdims=True)
+    return m / np.maximum(counts, 1.0)
+
+
+class C302MusclesToBody(AbstractCoupling):
+    """c302 muscle Ca (network output ``Ca_mM``) → the body's (2, 24) segment activation.
+
+    activation = min(1, Ca / max_ca_mM) per muscle (DD002, as :func:`owjax.organs.muscles.muscle_activation`),
+    then the mean of the muscles of each segment and side.
+
+    Arguments:
+        muscle_index: rows of the muscles in the source's ``Ca_mM`` output.
+        muscle_names: their names (MDL01 … MVR24).
+        max_ca_mM: Ca of full activation (c302 units, default 4e-7).
+        source: name of the network component in the composite.
+    """
+
+    segment_matrix: Float[Array, "48 M"]
+    muscle_index: Array
+    max_ca_mM: Float[Array, ""]
+    source: str = "network"
+    target: str = "body"
+    target_input: str = "muscle_activation"
+
+    def __init__(self, muscle_index, muscle_names, max_ca_mM: float = 4e-7, source: str = "network", dtype=None):
+        from owjax.organs.muscles import DEFAULT_MAX_CA_mM
+
+        idx = np.asarray(muscle_index, dtype=np.int32)
+        if idx.ndim != 1 or idx.size != len(list(muscle_names)):
+            raise ValueError(f"muscle_index ({idx.shape}) and muscle_names ({len(list(muscle_names))}) must match")
+        dt = jnp.result_type(float) if dtype is None else jnp.dtype(dtype)
+        self.segment_matrix = jnp.asarray(c302_segment_matrix(muscle_names), dt)
+        self.muscle_index = jnp.asarray(idx)
+        self.max_ca_mM = jnp.asarray(max_ca_mM if max_ca_mM is not None else DEFAULT_MAX_CA_mM, dt)
+        self.source = source
+
+    def __call__(self, t, source_outputs):
+        ca = source_outputs["Ca_mM"][self.muscle_index]
+        act = jnp.minimum(1.0, ca / self.max_ca_mM)
+        return (self.segment_matrix @ act).reshape(2, 24)
