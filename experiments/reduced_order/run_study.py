@@ -59,6 +59,10 @@ def run_one(name, data, split, cfg, out: Path, figures: bool):
     d.mkdir(parents=True, exist_ok=True)
     atomic_write_json(d / "curves.json", res.curves)
     atomic_write_json(d / "metrics.json", m)
+    if name in ("GRU-8", "GRU-8 long"):
+        from owjax.reduce.training import save_model
+
+        save_model(d / "model", res)
     if figures:
         prediction_figure(d / "test_predictions.png", res.spec, res.params, res.norm, data, split)
         curves_figure(d / "learning_curves.png", res.curves, f"{name}, {cfg.runs} runs")
@@ -77,8 +81,9 @@ def main(argv=None) -> int:
     p.add_argument("--fine-epochs", type=int, default=1000)
     p.add_argument("--fine-runs", type=int, default=10)
     p.add_argument("--patience", type=int, default=30)
+    p.add_argument("--long-epochs", type=int, default=1000)
     p.add_argument("--only", default="table1,table2,fine,ablation,spiking")
-    p.add_argument("--figures", default="GRU-8,RNN-16,LSTM-8,GRU-8 fine,GRU-8 no-AVB,GRU-8 no-PLM,GRU-8 spiking")
+    p.add_argument("--figures", default="GRU-8,RNN-16,LSTM-8,GRU-8 fine,GRU-8 no-AVB,GRU-8 no-PLM,GRU-8 spiking,GRU-8 long")
     a = p.parse_args(argv)
     from owjax.reduce.dataset import load_h5, split_sequences
     from owjax.reduce.training import TrainConfig
@@ -108,10 +113,18 @@ def main(argv=None) -> int:
         for h in (4, 8):
             name = f"GRU-{h} fine"
             results[name] = run_one(name, fine, split, tc("gru", h, a.fine_epochs, a.fine_runs), out, name in figs)
+    if "long" in only:  # the same models trained longer (cosine-decayed Adam): what the budget limits
+        for cell, h, lr in ((("gru", 8, None), ("lstm", 8, None), ("rnn", 16, 1e-2))):
+            name = f"{cell.upper()}-{h} long"
+            cfg = TrainConfig(cell, h, runs=a.runs, epochs=a.long_epochs, lr=lr, schedule="cosine", eval_every=10,
+                              patience=None)
+            results[name] = run_one(name, coarse, split, cfg, out, name in figs)
     if "spiking" in only and a.spiking:
         sp = load_h5(Path(a.spiking) / "dataset_dt0.5.h5")
         results["GRU-8 spiking"] = run_one("GRU-8 spiking", sp, split_sequences(sp.names, "0.5,0.25,0.25", 0),
                                            tc("gru", 8), out, "GRU-8 spiking" in figs)
+    if "speed" in only:
+        speed(Path(a.data), out)
     # collect everything present (also from earlier invocations)
     for f in sorted(out.glob("*/metrics.json")):
         m = json.loads(f.read_text())
@@ -126,6 +139,52 @@ def main(argv=None) -> int:
     atomic_write_text(out / "tables.md", tables_md(results))
     print(tables_md(results))
     return 0
+
+
+def speed(data_dir: Path, out: Path) -> dict:
+    """Wall time per 500-ms sequence: the full owjax solve (C1 Full, float64, tsit5) vs the trained GRU-8."""
+    import jax
+
+    from owjax.core.checkpoint import atomic_write_json
+    from owjax.core.precision import set_precision
+
+    set_precision("float64")
+    import numpy as np
+
+    from owjax.reduce.data import GeneratorConfig, build_network, rest_state, simulate_tables
+    from owjax.reduce.dataset import load_h5
+    from owjax.reduce.training import load_model, predict
+
+    d = load_h5(data_dir / "dataset_dt0.5.h5")
+    fine = load_h5(data_dir / "dataset_dt0.1.h5")
+    g = GeneratorConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.meta["generator"].items()
+                           if k != "extra"})
+    model = build_network(g)
+    y_rest = rest_state(model, g.settle_ms, g.solver)
+    res = {"machine": _machine()}
+    for b in (1, 8):
+        tables = fine.x[:b]
+        simulate_tables(model, y_rest, tables, 0.1, g.inputs, g.duration_ms, 0.5, g.solver, b, g.outputs)  # compile
+        t0 = time.perf_counter()
+        simulate_tables(model, y_rest, tables, 0.1, g.inputs, g.duration_ms, 0.5, g.solver, b, g.outputs)
+        res[f"owjax_full_solve_s_per_sequence_batch{b}"] = (time.perf_counter() - t0) / b
+    mdir = next(p for p in (out / "GRU-8_long" / "model", out / "GRU-8" / "model") if p.exists())
+    spec, params, norm = load_model(mdir)
+    res["reduced_model"] = str(mdir)
+    one = jax.tree_util.tree_map(lambda p: p[:1], params)
+    for b in (1, 1024):
+        x = np.repeat(d.x, int(np.ceil(b / d.n)), 0)[:b]
+        predict(spec, one, norm, x)
+        t0 = time.perf_counter()
+        for _ in range(3):
+            predict(spec, one, norm, x)
+        res[f"gru8_s_per_sequence_batch{b}"] = (time.perf_counter() - t0) / 3 / b
+    res["speedup_batch1"] = res["owjax_full_solve_s_per_sequence_batch1"] / res["gru8_s_per_sequence_batch1"]
+    res["speedup_gru_batch1024_vs_solve_batch8"] = (res["owjax_full_solve_s_per_sequence_batch8"]
+                                                   / res["gru8_s_per_sequence_batch1024"])
+    atomic_write_json(out / "speed.json", res)
+    print(res)
+    return res
 
 
 def tables_md(results: dict) -> str:
@@ -148,6 +207,8 @@ def tables_md(results: dict) -> str:
     parts += [row(n) for n in ("GRU-2", "GRU-4", "GRU-8", "GRU-16", "GRU-32", "GRU-64")]
     parts += ["", "### Coarse (0.5 ms) vs fine (0.1 ms) sampling\n", head]
     parts += [row(n) for n in ("GRU-4", "GRU-4 fine", "GRU-8", "GRU-8 fine")]
+    parts += ["", "### Longer training (cosine-decayed Adam)\n", head]
+    parts += [row(n) for n in ("GRU-8", "GRU-8 long", "LSTM-8", "LSTM-8 long", "RNN-16", "RNN-16 long")]
     parts += ["", "### Input ablation and the spiking regime\n", head]
     parts += [row(n) for n in ("GRU-8", "GRU-8 no-AVB", "GRU-8 no-PLM", "GRU-8 spiking")]
     return "\n".join(parts) + "\n"
