@@ -14,12 +14,13 @@ and the settings it was trained with. ``predict(t_s, activation, medium, backend
 It is not an :class:`~owjax.core.component.AbstractComponent`: an operator maps a whole activation
 history to a whole trajectory, it has no state and vector field to integrate.
 
-**Error estimate** (:class:`NoveltyEstimator`): the distance of an input from the training inputs —
-the mean distance to its k nearest training inputs in a standardised space of summary features
-(time-mean and spread of the activation in 16 body regions, its dominant temporal frequency and
-spatial wave number, its peak, the medium) — times a factor calibrated on the validation set so
-that the estimate bounds the true trajectory error (centroid RMSE in body lengths) for a chosen
-quantile of the validation samples. Units: the estimate is in body lengths, like the error.
+**Error estimate** (:class:`NoveltyEstimator`): two signs that an input is unlike the training
+data — the distance of the operator's own summary of the input (:meth:`BodyFNO.latent
+<owjax.surrogate.fno.BodyFNO.latent>`) from its k nearest training inputs, and the *mirror gap*, how
+far the prediction is from the mirror image of the prediction for the dorsal ↔ ventral mirrored
+input (the body is exactly mirror-symmetric and the operator is trained to be; away from the data
+it is not) — combined by a log-linear fit to the true errors of the validation set and raised to
+its 90 % quantile. The estimate is in body lengths, like the trajectory error it bounds.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from owjax.surrogate import families as F
 
 log = logging.getLogger("owjax.surrogate")
 
-__all__ = ["BodySurrogate", "NoveltyEstimator", "SurrogateResult", "input_features", "BACKENDS",
+__all__ = ["BodySurrogate", "NoveltyEstimator", "SurrogateResult", "indicators", "BACKENDS",
            "DEFAULT_BOUND", "SHIPPED", "SurrogateInputError"]
 
 BACKENDS = ("surrogate", "physics", "auto")
@@ -49,80 +50,103 @@ class SurrogateInputError(ValueError):
     """An input of the wrong shape, range or type."""
 
 
-# ----------------------------------------------------------------------------- features and novelty
-def input_features(t_s: np.ndarray, activation: np.ndarray, medium: np.ndarray) -> np.ndarray:
-    """Summary features (B, 37) of activations (B, T, 2, 24) on times ``t_s`` (s) and media (B,):
-    time-mean (16) and standard deviation (16) of the activation in 8 regions × 2 sides, the power-
-    weighted mean temporal frequency (Hz) and spatial wave number (cycles per body length) of the
-    dorsal − ventral difference, the peak activation, the medium, and the dorsal − ventral mean."""
-    a = np.asarray(activation, np.float64)
-    b, n = a.shape[0], a.shape[1]
-    reg = a.reshape(b, n, 2, 8, 3).mean(-1)
-    mean = reg.mean(1).reshape(b, 16)
-    std = reg.std(1).reshape(b, 16)
-    diff = a[:, :, 0] - a[:, :, 1]
-    diff = diff - diff.mean(1, keepdims=True)
-    spec = np.abs(np.fft.rfft2(diff, axes=(1, 2))) ** 2  # (B, T, 13): time × body
-    spec = np.concatenate([spec, spec[:, 1:][:, ::-1]], 1)[:, :n]  # fold negative temporal frequencies
-    dt = float(np.median(np.diff(t_s)))
-    ft = np.abs(np.fft.fftfreq(n, dt))[:n]
-    ks = np.fft.rfftfreq(a.shape[-1], 1.0 / a.shape[-1])
-    tot = spec.sum((1, 2)) + 1e-12
-    f_mean = (spec.sum(2) * ft[None]).sum(1) / tot
-    k_mean = (spec.sum(1) * ks[None]).sum(1) / tot
-    peak = a.max((1, 2, 3))
-    dv = a[:, :, 0].mean((1, 2)) - a[:, :, 1].mean((1, 2))
-    return np.concatenate([mean, std, f_mean[:, None], k_mean[:, None], peak[:, None],
-                           np.asarray(medium, float)[:, None], dv[:, None]], 1)
+# ----------------------------------------------------------------------------- the error estimate
+def _mirror(activation: np.ndarray) -> np.ndarray:
+    """Dorsal ↔ ventral swap of (B, T, 2, 24) activations (the body's mirror symmetry)."""
+    return np.asarray(activation)[:, :, ::-1]
+
+
+def indicators(model, t_s: np.ndarray, activation: np.ndarray, medium: np.ndarray) -> dict:
+    """What the error estimate reads, with the prediction it comes with.
+
+    Returns:
+        ``centroid_mm`` (B, T, 2), ``tangent_angle_rad`` (B, T, 48): the surrogate's prediction;
+        ``latent`` (B, 2·width): :meth:`~owjax.surrogate.fno.BodyFNO.latent`;
+        ``mirror_gap_mm`` (B,): RMS over time of |c(x) − R c(M x)| — the prediction against the mirror
+        image of the prediction for the mirrored input (zero for an exactly equivariant operator).
+    """
+    from owjax.surrogate.evaluate import latent_batch, predict_batch
+
+    c, th = predict_batch(model, t_s, activation, medium)
+    cm, _ = predict_batch(model, t_s, _mirror(activation), medium)
+    cm = cm * np.array([1.0, -1.0])
+    gap = np.sqrt(np.mean(np.sum((c - cm) ** 2, -1), -1))
+    return {"centroid_mm": c, "tangent_angle_rad": th, "latent": latent_batch(model, t_s, activation, medium),
+            "mirror_gap_mm": gap}
 
 
 @dataclass
 class NoveltyEstimator:
-    """Estimated trajectory error (body lengths) = ``scale`` × mean distance to the ``k`` nearest
-    training inputs in standardised feature space.
+    """Estimated trajectory error (body lengths) of a prediction:
+
+        log ê = a + b · log d + c · log g + z · σ
+
+    with d the mean distance from the input's latent summary to its ``k`` nearest training inputs
+    (standardised), g the mirror gap (mm), (a, b, c) fitted by least squares to the log errors of a
+    held-out (validation) set, σ the residual standard deviation there and z the normal quantile of
+    ``quantile`` (0.9: the estimate exceeds the true error for about 90 % of held-out inputs).
 
     Attributes:
-        train_features: (N, F) features of the training inputs (standardised).
+        train_features: (N, F) standardised latent summaries of training inputs.
         mean, std: (F,) standardisation.
         k: neighbours.
-        scale: body lengths per unit distance (from :meth:`calibrate`).
-        quantile: the validation quantile the scale was calibrated to.
+        coef: (a, b, c).
+        sigma: residual standard deviation of log error (held-out set).
+        quantile: calibration quantile.
     """
 
     train_features: np.ndarray
     mean: np.ndarray
     std: np.ndarray
     k: int = 5
-    scale: float = 1.0
+    coef: tuple = (0.0, 1.0, 0.0)
+    sigma: float = 0.0
     quantile: float = 0.9
 
     @classmethod
-    def fit(cls, train_features: np.ndarray, k: int = 5) -> NoveltyEstimator:
+    def fit(cls, train_features: np.ndarray, k: int = 5, max_points: int = 2000, seed: int = 0) -> NoveltyEstimator:
+        """Standardise and keep (at most ``max_points`` of) the training inputs' latent summaries."""
         f = np.asarray(train_features, np.float64)
+        if len(f) > max_points:
+            f = f[np.random.default_rng(seed).choice(len(f), max_points, replace=False)]
         mean, std = f.mean(0), f.std(0) + 1e-6
         return cls(((f - mean) / std).astype(np.float32), mean, std, int(k))
 
-    def distance(self, features: np.ndarray, exclude_self: bool = False) -> np.ndarray:
+    def distance(self, features: np.ndarray) -> np.ndarray:
         """Mean Euclidean distance (standardised units) to the k nearest training inputs (B,)."""
         z = (np.asarray(features, np.float64) - self.mean) / self.std
         tr = self.train_features.astype(np.float64)
         d2 = (z**2).sum(1)[:, None] + (tr**2).sum(1)[None] - 2 * z @ tr.T
         d = np.sqrt(np.maximum(d2, 0))
         d.sort(1)
-        lo = 1 if exclude_self else 0
-        return d[:, lo:lo + self.k].mean(1)
+        return d[:, :self.k].mean(1)
 
-    def calibrate(self, features: np.ndarray, errors: np.ndarray, quantile: float = 0.9) -> float:
-        """Set ``scale`` to the ``quantile`` of error / distance over a held-out set; returns it."""
+    def _design(self, features, gap_mm):
         d = self.distance(features)
-        r = np.asarray(errors, float) / np.maximum(d, 1e-6)
-        self.scale = float(np.quantile(r[np.isfinite(r)], quantile))
-        self.quantile = float(quantile)
-        return self.scale
+        g = np.asarray(gap_mm, np.float64)
+        return np.stack([np.ones_like(d), np.log(np.maximum(d, 1e-6)), np.log(np.maximum(g, 1e-5))], 1)
 
-    def estimate(self, features: np.ndarray) -> np.ndarray:
+    def calibrate(self, features: np.ndarray, gap_mm: np.ndarray, errors: np.ndarray, quantile: float = 0.9) -> dict:
+        """Fit (a, b, c) and σ on a held-out set's true errors (body lengths); returns the fit's facts."""
+        from statistics import NormalDist
+
+        x = self._design(features, gap_mm)
+        y = np.log(np.maximum(np.asarray(errors, np.float64), 1e-6))
+        coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+        resid = y - x @ coef
+        self.coef = tuple(float(v) for v in coef)
+        self.sigma = float(np.std(resid))
+        self.quantile = float(quantile)
+        self._z = NormalDist().inv_cdf(quantile)
+        return {"coef": list(self.coef), "sigma_log": self.sigma, "quantile": self.quantile,
+                "r2_log": float(1 - np.var(resid) / max(np.var(y), 1e-12)), "n": int(len(y))}
+
+    def estimate(self, features: np.ndarray, gap_mm: np.ndarray) -> np.ndarray:
         """Estimated trajectory error (body lengths) per input (B,)."""
-        return self.scale * self.distance(features)
+        from statistics import NormalDist
+
+        z = NormalDist().inv_cdf(self.quantile)
+        return np.exp(self._design(features, gap_mm) @ np.asarray(self.coef) + z * self.sigma)
 
 
 # ----------------------------------------------------------------------------- the runtime
@@ -190,13 +214,15 @@ class BodySurrogate:
         d = self.model.decoder
         arrays.update(basis=np.asarray(d.basis), centroid_scale_mm=np.asarray(d.centroid_scale_mm),
                       posture_scale=np.asarray(d.posture_scale), novelty_train=self.novelty.train_features,
-                      novelty_mean=self.novelty.mean, novelty_std=self.novelty.std)
+                      novelty_mean=self.novelty.mean, novelty_std=self.novelty.std,
+                      novelty_coef=np.asarray(self.novelty.coef))
         npz = stem.with_suffix(".npz")
         tmp = stem.with_name(stem.name + ".tmp.npz")
         np.savez_compressed(tmp, **arrays)
         tmp.replace(npz)
         meta = {**self.settings, "bound": self.bound, "posture_kind": d.kind,
-                "novelty": {"k": self.novelty.k, "scale": self.novelty.scale, "quantile": self.novelty.quantile}}
+                "novelty": {"k": self.novelty.k, "sigma": self.novelty.sigma, "quantile": self.novelty.quantile,
+                            "coef": list(self.novelty.coef)}}
         if provenance is not None:
             meta["provenance"] = provenance
         atomic_write_json(stem.with_suffix(".json"), meta)
@@ -228,7 +254,8 @@ class BodySurrogate:
         dec = PostureDecoder(arrays["basis"], arrays["centroid_scale_mm"], arrays["posture_scale"], meta["posture_kind"])
         nv = meta["novelty"]
         novelty = NoveltyEstimator(arrays["novelty_train"], arrays["novelty_mean"], arrays["novelty_std"], int(nv["k"]),
-                                   float(nv["scale"]), float(nv["quantile"]))
+                                   tuple(float(v) for v in arrays["novelty_coef"]), float(nv["sigma"]),
+                                   float(nv["quantile"]))
         return cls(BodyFNO(fno, dec), novelty, meta, bound if bound is not None else meta.get("bound", DEFAULT_BOUND))
 
     # -------------------------------------------------------------- checks
@@ -301,7 +328,8 @@ class BodySurrogate:
     def error_estimate(self, t_s, activation, medium) -> np.ndarray:
         """Estimated trajectory error (body lengths) of the surrogate for each input (B,)."""
         t, a, m = self._check(t_s, activation, medium)
-        return self.novelty.estimate(input_features(t, a, m))
+        ind = indicators(self.model, t, a, m)
+        return self.novelty.estimate(ind["latent"], ind["mirror_gap_mm"])
 
     def predict(self, t_s, activation, medium, backend: str = "auto") -> SurrogateResult:
         """Trajectories for activations (B, T, 2, 24|48) or (T, 2, 24|48) in [0, 1] on times ``t_s`` (s;
@@ -321,7 +349,8 @@ class BodySurrogate:
         if backend == "physics":
             use_physics[:] = True
         else:
-            est = self.novelty.estimate(input_features(t, a, m))
+            ind = indicators(self.model, t, a, m)
+            est = self.novelty.estimate(ind["latent"], ind["mirror_gap_mm"])
             grid = self.grid_reason(t)
             for i in range(b):
                 if grid:
@@ -336,9 +365,7 @@ class BodySurrogate:
         th = np.zeros((b, t.size, 2 * F.N_MUSCLE_SEGMENTS))
         sur = ~use_physics
         if sur.any():
-            from owjax.surrogate.evaluate import predict_batch
-
-            c[sur], th[sur] = predict_batch(self.model, t, a[sur], m[sur])
+            c[sur], th[sur] = ind["centroid_mm"][sur], ind["tangent_angle_rad"][sur]
         if use_physics.any():
             c[use_physics], th[use_physics] = self.physics(t, a[use_physics], m[use_physics])
         fell_back = use_physics if backend == "auto" else np.zeros(b, bool)

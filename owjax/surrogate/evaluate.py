@@ -17,7 +17,7 @@ from owjax.body import metrics as M
 from owjax.body.geometry import BODY_LENGTH_MM
 from owjax.surrogate.data import skeleton_from_features
 
-__all__ = ["predict_batch", "trajectory_errors", "gait_metrics", "compare", "GAIT_SPEED_FLOOR_MM_S"]
+__all__ = ["predict_batch", "latent_batch", "trajectory_errors", "gait_metrics", "compare", "GAIT_SPEED_FLOOR_MM_S"]
 
 #: relative speed errors are taken only where the physics moves faster than this (mm/s)
 GAIT_SPEED_FLOOR_MM_S = 0.02
@@ -42,6 +42,22 @@ def predict_batch(model, t_s: np.ndarray, activation: np.ndarray, medium: np.nda
         cs.append(np.asarray(c))
         ths.append(np.asarray(th))
     return np.concatenate(cs, 0), np.concatenate(ths, 0)
+
+
+@eqx.filter_jit
+def _latent(model, t, act, medium):
+    return jax.vmap(model.latent, in_axes=(None, 0, 0))(t, act, medium)
+
+
+def latent_batch(model, t_s: np.ndarray, activation: np.ndarray, medium: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """:meth:`~owjax.surrogate.fno.BodyFNO.latent` of each input (B, 2·width)."""
+    import jax.numpy as jnp
+
+    t = jnp.asarray(t_s, jnp.float32)
+    out = [np.asarray(_latent(model, t, jnp.asarray(activation[s:s + batch_size], jnp.float32),
+                              jnp.asarray(medium[s:s + batch_size], jnp.float32)))
+           for s in range(0, activation.shape[0], batch_size)]
+    return np.concatenate(out, 0)
 
 
 def trajectory_errors(c_pred, th_pred, c_true, th_true) -> dict[str, np.ndarray]:

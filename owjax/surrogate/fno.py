@@ -133,7 +133,8 @@ class FNO1d(eqx.Module):
         """Padding (samples) appended to a grid of ``n`` points."""
         return int(round(self.pad_fraction * n))
 
-    def __call__(self, x: Float[Array, "cin n"]) -> Float[Array, "cout n"]:
+    def hidden(self, x: Float[Array, "cin n"]) -> Float[Array, "width n"]:
+        """The hidden channels after the last Fourier layer (cropped to the input's N points)."""
         if x.ndim != 2 or x.shape[0] != self.in_channels:
             raise ValueError(f"FNO1d expects input (C_in={self.in_channels}, N), got {x.shape}")
         n = x.shape[-1]
@@ -144,8 +145,10 @@ class FNO1d(eqx.Module):
             h = sc(h) + pw(h)
             if i < self.n_layers - 1:
                 h = jax.nn.gelu(h)
-        h = h[:, :n]
-        return self.proj2(jax.nn.gelu(self.proj1(h)))
+        return h[:, :n]
+
+    def __call__(self, x: Float[Array, "cin n"]) -> Float[Array, "cout n"]:
+        return self.proj2(jax.nn.gelu(self.proj1(self.hidden(x))))
 
 
 # ----------------------------------------------------------------------------- posture bases
@@ -233,6 +236,13 @@ class BodyFNO(eqx.Module):
         always starts straight at the origin)."""
         y = self.fno(self.inputs(t_s, activation, medium))
         return y - y[:, :1]
+
+    def latent(self, t_s: Float[Array, " n"], activation: Float[Array, "n 2 24"],
+               medium: Float[Array, ""]) -> Float[Array, " f"]:
+        """A summary of how the operator sees an input (2·width,): time-mean and standard deviation of
+        its last hidden layer (what the fallback's novelty estimate measures distances in)."""
+        h = self.fno.hidden(self.inputs(t_s, activation, medium))
+        return jnp.concatenate([h.mean(1), h.std(1)])
 
     def __call__(self, t_s: Float[Array, " n"], activation: Float[Array, "n 2 24"],
                  medium: Float[Array, ""]) -> tuple[Float[Array, "n 2"], Float[Array, "n 48"]]:

@@ -23,8 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from owjax.fitting.task import AbstractFitTask
-from owjax.surrogate.component import BodySurrogate, NoveltyEstimator, input_features
-from owjax.surrogate.evaluate import compare, predict_batch, trajectory_errors
+from owjax.surrogate.component import BodySurrogate, NoveltyEstimator, indicators
+from owjax.surrogate.evaluate import compare, latent_batch, predict_batch, trajectory_errors
 from owjax.surrogate.fno import FNO1d, N_ACTIVATION_CHANNELS, BodyFNO, PostureDecoder, angle_basis, eigenworm_basis
 
 __all__ = ["BodySurrogateTask", "POSTURE_KINDS", "posture_representation_error"]
@@ -55,7 +55,8 @@ class BodySurrogateTask(AbstractFitTask):
     Arguments:
         data: ``{"train", "val", "test", "ood"}`` → datasets from :func:`owjax.surrogate.data.load_dataset`.
         model: ``{width, modes, n_layers, pad_fraction, posture, n_posture}``.
-        train: ``{batch_size, stride, novelty_k, novelty_quantile, bound}``.
+        train: ``{batch_size, stride, mirror_augment, novelty_k, novelty_quantile, bound}``
+            (``mirror_augment``: half of every batch mirrored dorsal ↔ ventral, an exact symmetry of the body).
         loss_weights: ``{centroid, posture}``.
         seed: initialisation seed.
         info: facts for metrics.json (data cost, dataset settings).
@@ -74,6 +75,7 @@ class BodySurrogateTask(AbstractFitTask):
         if len(tr["activation"]) < 2:
             raise ValueError(f"the training split has {len(tr['activation'])} sample(s); generate more data")
         self.stride = int(self.train_cfg.get("stride", 2))
+        self.mirror = bool(self.train_cfg.get("mirror_augment", True))
         self.batch_size = min(int(self.train_cfg.get("batch_size", 32)), len(tr["activation"]))
         self.t_fine = np.asarray(tr["t_s"], np.float64)
         self.t_coarse = self.t_fine[::self.stride]
@@ -124,9 +126,18 @@ class BodySurrogateTask(AbstractFitTask):
 
     def batches(self, step, key):
         seed = int(jax.random.randint(key, (), 0, 2**31 - 1))
-        idx = np.random.default_rng(seed).choice(len(self._act), self.batch_size, replace=False)
-        return {"activation": self._act[idx], "medium": self._med[idx], "centroid_mm": self._c[idx],
-                "tangent_angle_rad": self._th[idx]}
+        rng = np.random.default_rng(seed)
+        idx = rng.choice(len(self._act), self.batch_size, replace=False)
+        act, c, th = self._act[idx], self._c[idx].copy(), self._th[idx].copy()
+        if self.mirror:
+            # the body is mirror-symmetric (tests/test_body.py): swapping dorsal and ventral activation
+            # reflects the trajectory across the x axis (y → −y, θ → −θ)
+            flip = rng.uniform(size=self.batch_size) < 0.5
+            act = np.where(flip[:, None, None, None], act[:, :, ::-1], act)
+            sign = np.where(flip, -1.0, 1.0).astype(np.float32)
+            c[..., 1] *= sign[:, None]
+            th *= sign[:, None, None]
+        return {"activation": act, "medium": self._med[idx], "centroid_mm": c, "tangent_angle_rad": th}
 
     def loss(self, params, batch, key):
         model = self.model(params)
@@ -155,12 +166,12 @@ class BodySurrogateTask(AbstractFitTask):
         split (fine grid), and the calibration facts."""
         tr, va = self.data["train"], self.data["val"]
         model = self.model(params)
-        nov = NoveltyEstimator.fit(input_features(self.t_fine, tr["activation"], tr["medium"]),
+        nov = NoveltyEstimator.fit(latent_batch(model, self.t_fine, tr["activation"], tr["medium"]),
                                    k=int(self.train_cfg.get("novelty_k", 5)))
-        c, th = predict_batch(model, self.t_fine, va["activation"], va["medium"])
-        err = trajectory_errors(c, th, va["centroid_mm"], va["tangent_angle_rad"])["traj_rmse_body_lengths"]
-        scale = nov.calibrate(input_features(self.t_fine, va["activation"], va["medium"]), err,
-                              float(self.train_cfg.get("novelty_quantile", 0.9)))
+        ind = indicators(model, self.t_fine, va["activation"], va["medium"])
+        err = trajectory_errors(ind["centroid_mm"], ind["tangent_angle_rad"], va["centroid_mm"],
+                                va["tangent_angle_rad"])["traj_rmse_body_lengths"]
+        cal = nov.calibrate(ind["latent"], ind["mirror_gap_mm"], err, float(self.train_cfg.get("novelty_quantile", 0.9)))
         settings = {"duration_s": float(self.t_fine[-1]), "dt_data_s": float(self.t_fine[1]),
                     "dt_train_s": float(self.t_coarse[1]),
                     "hyperparameters": {"in_channels": N_ACTIVATION_CHANNELS + 2, "out_channels": 2 + self.decoder.n_posture,
@@ -169,14 +180,14 @@ class BodySurrogateTask(AbstractFitTask):
                                         "pad_fraction": float(self.hp.get("pad_fraction", 0.25)),
                                         "n_posture": self.decoder.n_posture}}
         b = float(bound if bound is not None else self.train_cfg.get("bound", 0.15))
-        return BodySurrogate(model, nov, settings, b), {"novelty_scale_body_lengths": scale}
+        return BodySurrogate(model, nov, settings, b), {"calibration": cal}
 
     def fallback_stats(self, sur: BodySurrogate, ds: Mapping) -> dict:
         """How often ``auto`` falls back on ``ds`` and how often it should (true error > bound)."""
-        t = self.t_fine
-        est = sur.novelty.estimate(input_features(t, ds["activation"], ds["medium"]))
-        c, th = predict_batch(sur.model, t, ds["activation"], ds["medium"])
-        err = trajectory_errors(c, th, ds["centroid_mm"], ds["tangent_angle_rad"])["traj_rmse_body_lengths"]
+        ind = indicators(sur.model, self.t_fine, ds["activation"], ds["medium"])
+        est = sur.novelty.estimate(ind["latent"], ind["mirror_gap_mm"])
+        err = trajectory_errors(ind["centroid_mm"], ind["tangent_angle_rad"], ds["centroid_mm"],
+                                ds["tangent_angle_rad"])["traj_rmse_body_lengths"]
         fb, bad = est > sur.bound, err > sur.bound
         tp = int(np.sum(fb & bad))
         return {"fallback_rate": float(np.mean(fb)), "true_exceed_rate": float(np.mean(bad)),

@@ -9,17 +9,20 @@ surrogate to ``owjax/data/surrogate/body_fno.{npz,json}``.
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+
+import numpy as np
 
 from owjax.fitting.tasks.base import AbstractExperiment, section
 
 __all__ = ["BodySurrogateExperiment"]
 
-DATA_KEYS = ("dir", "size", "seed", "dtype", "shard_size")
+DATA_KEYS = ("dir", "size", "seed", "dtype", "shard_size", "extra_seeds")
 MODEL_KEYS = ("width", "modes", "n_layers", "pad_fraction", "posture", "n_posture")
-TRAIN_KEYS = ("batch_size", "stride", "novelty_k", "novelty_quantile", "bound")
+TRAIN_KEYS = ("batch_size", "stride", "mirror_augment", "novelty_k", "novelty_quantile", "bound")
 
 
 class BodySurrogateExperiment(AbstractExperiment):
@@ -47,17 +50,27 @@ class BodySurrogateExperiment(AbstractExperiment):
         data_dir = Path(d["dir"]) if d["dir"] else Path(run_dir or ".") / "data"
         kw = dict(SIZES[str(d["size"])])
         spec = DatasetSpec(seed=int(d["seed"]), dtype=str(d["dtype"]), **{**kw, "shard_size": int(d["shard_size"])})
-        if not dataset_complete(data_dir):
+        extra = [Path(f"{data_dir}_seed{int(x)}") for x in (d["extra_seeds"] or [])]
+        for folder, seed_ in [(data_dir, int(d["seed"])), *zip(extra, [int(x) for x in (d["extra_seeds"] or [])])]:
+            if dataset_complete(folder):
+                continue
             try:
-                generate_dataset(data_dir, spec, progress=bool(cfg.get("progress", True)))
+                generate_dataset(folder, replace(spec, seed=seed_), progress=bool(cfg.get("progress", True)))
             except PrecisionError as e:
                 raise PrecisionError(f"{e}\nGenerate the float64 dataset first: python -m owjax.surrogate.generate "
-                                     f"--out {data_dir} --size {d['size']} --seed {d['seed']} --shard-size "
+                                     f"--out {folder} --size {d['size']} --seed {seed_} --shard-size "
                                      f"{d['shard_size']}") from None
         data = {s: load_dataset(data_dir, s) for s in ("train", "val", "test", "ood")}
-        info = {"dataset": {"dir": str(data_dir), "size": str(d["size"]), "dtype": str(d["dtype"]),
+        for x in extra:  # more training data: every train/val/test sample of the other seeds' datasets
+            more = load_dataset(x)
+            keep = more["split"] < 3
+            for k, v in data["train"].items():
+                if isinstance(v, np.ndarray) and k != "t_s":
+                    data["train"][k] = np.concatenate([v, more[k][keep]], 0)
+        info = {"dataset": {"dir": str(data_dir), "extra_dirs": [str(x) for x in extra], "size": str(d["size"]),
+                            "dtype": str(d["dtype"]),
                             **{f"n_{s}": int(len(v["activation"])) for s, v in data.items()},
-                            "generation": generation_cost(data_dir)},
+                            "generation": [generation_cost(x) for x in [data_dir, *extra]]},
                 "command": "python -m owjax.fit " + " ".join(sys.argv[1:])}
         task = BodySurrogateTask(data, m, t, weights, seed=seed, info=info)
         if bool(cfg.get("ship", False)):
