@@ -20,7 +20,7 @@ from hydra import compose, initialize_config_dir
 jax.config.update("jax_enable_x64", True)
 
 from owjax.core.checkpoint import CheckpointMismatchError  # noqa: E402
-from owjax.fitting.loop import CONF_DIR, SimulatedCrash, run_fit  # noqa: E402
+from owjax.fitting.loop import CONF_DIR, run_fit  # noqa: E402
 from owjax.fitting.summary import collect_runs, write_summary  # noqa: E402
 from owjax.fitting.params import ParameterSpecError, load_param_file  # noqa: E402
 from owjax.fitting.registry import Registry  # noqa: E402
@@ -39,6 +39,26 @@ def config(*overrides):
 
 def checkpoints(run_dir: Path) -> list[int]:
     return sorted(int(p.name) for p in (run_dir / "checkpoints").iterdir() if p.name.isdigit())
+
+
+class SimulatedCrash(RuntimeError):
+    """A hard kill in the middle of a run (no exit checkpoint)."""
+
+
+def crash_after(n: int):
+    """``run_fit(on_step=…)`` hook: crash after step ``n`` without an exit checkpoint."""
+    def hook(step):
+        if step >= n:
+            raise SimulatedCrash(f"simulated crash after step {step}")
+    return hook
+
+
+def interrupt_after(n: int):
+    """``run_fit(on_step=…)`` hook: Ctrl-C after step ``n`` (the loop writes its exit checkpoint)."""
+    def hook(step):
+        if step >= n:
+            raise KeyboardInterrupt(f"interrupt after step {step}")
+    return hook
 
 
 @pytest.fixture(scope="module")
@@ -83,10 +103,10 @@ def test_killed_run_resumes_to_the_identical_result(recovery, tmp_path):
     run_dir = tmp_path / "resumed"
     base = ["+experiment=param_recovery", "run=ci", "checkpoint.every=5", "figures=false"]
     with pytest.raises(SimulatedCrash):
-        run_fit(config(*base, "test_hooks.crash_after_step=23"), run_dir)
+        run_fit(config(*base), run_dir, on_step=crash_after(23))
     assert checkpoints(run_dir)[-1] == 20  # the three steps after the last checkpoint are lost, nothing else
     with pytest.raises(KeyboardInterrupt):
-        run_fit(config(*base, "test_hooks.interrupt_after_step=43"), run_dir)  # resumes at 20, stops at 43
+        run_fit(config(*base), run_dir, on_step=interrupt_after(43))  # resumes at 20, stops at 43
     assert checkpoints(run_dir)[-1] == 43  # Ctrl-C writes an exit checkpoint (in the L-BFGS stage)
     m1 = run_fit(config(*base), run_dir)
     assert m1["n_steps"] == m0["n_steps"]
@@ -216,3 +236,139 @@ def test_experiment_names_are_checked_before_hydra():
     proc = subprocess.run([sys.executable, "-m", "owjax.fit", "+experiment=intestine"], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "simulation scenario" in proc.stderr
+
+
+# ---------------------------------------------------------------------------- validation, wall-time budget
+class _ToyTask:
+    """Minibatch linear regression; its validation metric is smallest half-way along the trajectory
+    (sum(w) crosses 1.5 on its way from 0 to 3), so best-on-validation and early stopping have work."""
+
+    validation_metric = "dist"
+
+    def __init__(self, with_validation=True):
+        import jax.numpy as jnp
+
+        rng = np.random.default_rng(0)
+        self.x = jnp.asarray(rng.normal(size=(64, 3)))
+        self.y = self.x @ jnp.ones(3)
+        self.data_description, self.loss_description, self.info = "toy", "mse", {}
+        if not with_validation:
+            self.validation_metric = None
+
+    def describe(self):
+        return "toy"
+
+    def init(self, key):
+        import jax.numpy as jnp
+
+        return {"w": jnp.zeros(3)}
+
+    def batches(self, step, key):
+        idx = jax.random.choice(key, 64, (8,), replace=False)
+        return {"x": self.x[idx], "y": self.y[idx]}
+
+    def loss(self, params, batch, key):
+        import jax.numpy as jnp
+
+        r = batch["x"] @ params["w"] - batch["y"]
+        return jnp.mean(r ** 2), {"mse": jnp.mean(r ** 2)}
+
+    def validate(self, params, key):
+        s = float(params["w"].sum())
+        return {"dist": (s - 1.5) ** 2, "sum_w": s}
+
+    def objective(self, params, key):
+        return None
+
+    def report(self, params_init, params, run_dir, figures):
+        return {"w": np.asarray(params["w"]).tolist()}
+
+    def save_outputs(self, params, run_dir, provenance, metadata):
+        pass
+
+
+def _toy_config(**over):
+    from omegaconf import OmegaConf
+
+    d = dict(experiment=dict(name="toy", kind="toy"), seed=0, dtype="float64", progress=False, figures=False,
+             optim=dict(name="adam", lr=0.05, schedule="constant", steps=60, clip_norm=None,
+                        lbfgs=dict(steps=0)), checkpoint=dict(every=7, keep=2),
+             validation=dict(every=5, patience=None), max_fit_wall_s=None)
+    for k, v in over.items():
+        d[k] = dict(d[k], **v) if isinstance(v, dict) else v
+    return OmegaConf.create(d)
+
+
+@pytest.fixture
+def toy(monkeypatch):
+    """``experiment.kind: toy`` → :class:`_ToyTask` (a registered AbstractFitTask)."""
+    from owjax.fitting import loop
+    from owjax.fitting.task import AbstractFitTask
+    from owjax.fitting.tasks.base import AbstractExperiment
+
+    holder = {"validation": True}
+
+    class Toy(_ToyTask, AbstractFitTask):
+        pass
+
+    class ToyExperiment(AbstractExperiment):
+        kind = "toy"
+        requires_parameters_block = False
+
+        def build(self, cfg, seed, run_dir=None):
+            return Toy(holder["validation"])
+
+    monkeypatch.setattr(loop, "_experiment_class", lambda kind: ToyExperiment)
+    monkeypatch.setattr(loop, "_PROBLEMS", {})
+    monkeypatch.setattr(loop, "_CACHE", {})
+    return holder
+
+
+def test_validation_keeps_the_best_params_and_stops_early_and_resumes_exactly(toy, tmp_path):
+    full = run_fit(_toy_config(), tmp_path / "full")  # never stops early
+    v = full["validation"]
+    assert full["n_steps"] == 60 and v["n_validations"] == 12 and not v["stopped_early"]
+    assert [h["step"] for h in v["history"]] == list(range(5, 61, 5))
+    dists = [h["dist"] for h in v["history"]]
+    best = int(np.argmin(dists))
+    assert 0 < best < len(dists) - 1  # the metric has an interior minimum
+    assert full["best_step"] == v["best_step"] == v["history"][best]["step"]
+    assert v["best_value"] == dists[best]
+    # the outputs use the best parameters, not the last ones
+    assert sum(full["w"]) == pytest.approx(v["history"][best]["sum_w"], rel=1e-12)
+    # early stopping: `patience` validations without improvement after the best one
+    early = run_fit(_toy_config(validation=dict(patience=2)), tmp_path / "early")
+    assert early["validation"]["stopped_early"] and early["stopped"] == "early_stopping"
+    assert early["n_steps"] == full["best_step"] + 2 * 5
+    assert early["w"] == full["w"] and early["best_step"] == full["best_step"]
+    # a crash between two checkpoints, then the same command: the identical result (history, best, stop)
+    with pytest.raises(SimulatedCrash):
+        run_fit(_toy_config(validation=dict(patience=2)), tmp_path / "crashed", on_step=crash_after(early["n_steps"] - 3))
+    resumed = run_fit(_toy_config(validation=dict(patience=2)), tmp_path / "crashed")
+    for k in ("w", "best_step", "n_steps", "final_loss", "stopped"):
+        assert resumed[k] == early[k], k
+    assert resumed["validation"] == early["validation"]
+    # done: running it again redoes nothing
+    again = run_fit(_toy_config(validation=dict(patience=2)), tmp_path / "crashed")
+    assert again["wall_time_s"] == resumed["wall_time_s"]
+
+
+def test_validation_settings_are_checked(toy, tmp_path):
+    toy["validation"] = False  # a task without validation (validation_metric None): off, last params kept
+    m = run_fit(_toy_config(), tmp_path / "a")
+    assert "validation" not in m and "best_step" not in m and m["n_steps"] == 60
+    m0 = run_fit(_toy_config(validation=dict(every=0)), tmp_path / "b")
+    assert "validation" not in m0 and m0["w"] == m["w"]
+    toy["validation"] = True
+    with pytest.raises(ValueError, match="validation.patience must be >= 1"):
+        run_fit(_toy_config(validation=dict(patience=0)), tmp_path / "c")
+
+
+def test_wall_time_budget_stops_and_a_larger_budget_continues(toy, tmp_path):
+    ref = run_fit(_toy_config(validation=dict(every=0)), tmp_path / "ref")
+    cut = run_fit(_toy_config(validation=dict(every=0), max_fit_wall_s=1e-9), tmp_path / "run")
+    assert cut["stopped"] == "wall_time" and cut["n_steps"] == 1
+    assert checkpoints(tmp_path / "run")[-1] == 1
+    done = run_fit(_toy_config(validation=dict(every=0)), tmp_path / "run")  # the budget is not the run's identity
+    assert done["n_steps"] == 60 and "stopped" not in done
+    assert done["final_loss"] == ref["final_loss"] and done["w"] == ref["w"]

@@ -25,7 +25,6 @@ from owjax.reference.atlas_protocol import (
 from owjax.neural.c302_data import load_c302_network
 from owjax.reference.atlas import SignalPropagationAtlas
 from owjax.fitting.tasks.synapse_polarity import (
-    CI_OVERRIDES,
     SynapsePolarityConfig,
     apply_params,
     atlas_correlation_matrix,
@@ -86,18 +85,17 @@ def _yaml_ci_config() -> dict:
 
 
 def test_fit_yaml_ci_size_is_the_ci_configuration():
-    """``owjax.fit +experiment=synapse_polarity run=ci`` runs exactly ``CI_OVERRIDES`` (same identity,
-    so the fixture's checkpoint resumes under either entry point)."""
-    from owjax.fitting.tasks.synapse_polarity import _identity
+    """``owjax.fit +experiment=synapse_polarity run=ci`` is the CI size: 6 stimulated neurons, short
+    trials, 4 steps of 3 stimulations, checkpoints every 2 steps, float32, no wall-time budget."""
+    from owjax.fitting.tasks.synapse_polarity import config_from_fit
 
     d = _yaml_ci_config()
-    sp = dict(d["synapse_polarity"])
-    sp.update(steps=d["optim"]["steps"], lr=d["optim"]["lr"], final_lr_fraction=d["optim"]["final_lr_fraction"],
-              clip_norm=d["optim"]["clip_norm"], checkpoint_every=d["checkpoint"]["every"], dtype=d["dtype"],
-              seed=d["seed"])
-    a = SynapsePolarityConfig.from_dict(sp)
-    b = SynapsePolarityConfig.from_dict(json.loads(json.dumps(CI_OVERRIDES)))
-    assert _identity(a) == _identity(b)
+    cfg = config_from_fit(d, seed=d["seed"])
+    assert sorted(cfg.stimulated) == sorted(["AVEL", "AVER", "RIAL", "RIAR", "ASHL", "RMDVR"])
+    assert cfg.batch_size == 3 and cfg.test_fraction == 0.34 and cfg.dtype == "float32"
+    assert (cfg.protocol.duration_ms, cfg.protocol.stim_duration_ms, cfg.protocol.settle_ms) == (60.0, 40.0, 300.0)
+    assert d["optim"]["steps"] == 4 and d["optim"]["lr"] == 0.1 and d["checkpoint"]["every"] == 2
+    assert d["max_fit_wall_s"] is None and d["optim"]["lbfgs"]["steps"] == 0
 
 
 def test_fit_entry_rejects_optimiser_fields_in_the_block(tmp_path):
@@ -106,11 +104,15 @@ def test_fit_entry_rejects_optimiser_fields_in_the_block(tmp_path):
     d = _yaml_ci_config()
     d["synapse_polarity"]["steps"] = 3
     with pytest.raises(ValueError, match="optim.steps instead of synapse_polarity.steps"):
-        SynapsePolarity().run(d, tmp_path)
+        SynapsePolarity().build(d, seed=0, run_dir=tmp_path)
     d = _yaml_ci_config()
-    d["optim"]["name"] = "sgd"
-    with pytest.raises(ValueError, match="optim.name=adam"):
-        SynapsePolarity().run(d, tmp_path)
+    d["synapse_polarity"]["max_fit_wall_s"] = 60
+    with pytest.raises(ValueError, match="max_fit_wall_s instead of synapse_polarity.max_fit_wall_s"):
+        SynapsePolarity().build(d, seed=0, run_dir=tmp_path)
+    d = _yaml_ci_config()
+    d["optim"]["lbfgs"]["steps"] = 5  # minibatches: no L-BFGS stage
+    with pytest.raises(ValueError, match="optim.lbfgs.steps=0"):
+        SynapsePolarity().build(d, seed=0, run_dir=tmp_path)
 
 
 @pytest.mark.slow
@@ -133,7 +135,7 @@ def test_ci_pipeline_metrics(ci_run):
 @pytest.mark.slow
 def test_ci_pipeline_loss_decreases(ci_run):
     _, m = ci_run
-    assert m["n_steps"] == CI_OVERRIDES["steps"]
+    assert m["n_steps"] == _yaml_ci_config()["optim"]["steps"]
     # the full objective on the whole training set (CI: one minibatch = the training set)
     assert m["final_train_loss"] < m["initial_train_loss"]
     assert m["final_train_terms"]["atlas"] < m["initial_train_terms"]["atlas"]
@@ -144,7 +146,7 @@ def test_ci_pipeline_outputs(ci_run):
     out, m = ci_run
     for f in ("params.json", "metrics.json", "fitted_synapses.csv", "polarity_flips.csv", "polarity_flips.md",
               "loss_curves.png", "response_matrices.png", "response_scatter.png", "loss_history.json",
-              "checkpoint.npz", "config.json"):
+              "checkpoints", "fit_config.yaml", "loss_curve.png"):
         assert (out / f).exists(), f
     doc = json.loads((out / "params.json").read_text())
     meta = doc.get("metadata", doc)
@@ -158,13 +160,18 @@ def test_ci_pipeline_outputs(ci_run):
 
 @pytest.mark.slow
 def test_resume_is_a_no_op_when_done(ci_run):
+    """The same command in the finished run directory does nothing; its checkpoint holds the saved params."""
     out, m = ci_run
-    cfg = SynapsePolarityConfig.from_dict(json.loads(json.dumps(CI_OVERRIDES)))
-    from owjax.fitting.tasks.synapse_polarity import _setup, fit_params
+    from owjax.fitting.loop import run_fit
 
-    su = _setup(cfg)
-    params, hist = fit_params(su, out, progress=False)
-    assert len(hist["loss"]) == m["n_steps"]
+    again = run_fit(dict(_yaml_ci_config(), progress=False), out)
+    assert again["n_steps"] == m["n_steps"] and again == m
+    import orbax.checkpoint as ocp
+
+    mngr = ocp.CheckpointManager((out / "checkpoints").absolute())
+    assert mngr.latest_step() == m["n_steps"]
+    params = mngr.restore(m["n_steps"], args=ocp.args.StandardRestore())["raw"]
+    mngr.close()
     saved = np.load(out / "fitted_params.npz")
     np.testing.assert_allclose(np.asarray(params["w"]), saved["w"])
 
@@ -322,8 +329,7 @@ def test_atlas_correlation_matrix_linear_response():
 def test_fit_adapter_builds_problem():
     from owjax.fitting.tasks.synapse_polarity import SynapsePolarity
 
-    sp = {k: v for k, v in json.loads(json.dumps(CI_OVERRIDES)).items()
-          if k not in ("steps", "batch_size", "lr", "checkpoint_every")}
+    sp = {k: v for k, v in _yaml_ci_config()["synapse_polarity"].items() if k != "batch_size"}
     cfg = {
         "synapse_polarity": sp, "dtype": "float32",
         "parameters": {

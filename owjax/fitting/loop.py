@@ -18,19 +18,30 @@ overrides), the whole optimiser state is checkpointed (orbax) every ``checkpoint
 and on Ctrl-C / SIGTERM, and running the same command again resumes from the last checkpoint and
 ends exactly where an uninterrupted run ends. ``resume=false`` starts afresh.
 
+Validation (``validation.every`` > 0, for a task with a ``validation_metric``): every ``every``
+steps (and after the last) the loop calls ``task.validate(params, key)``, keeps the parameters with
+the lowest ``validation_metric`` and stops after ``validation.patience`` validations without
+improvement; the best parameters, the validation history and the patience counter are part of the
+checkpoint, so a resumed run selects and stops exactly as an uninterrupted one, and the outputs
+(report, parameter files, ``final_loss``) use the best parameters. ``max_fit_wall_s`` stops the
+optimiser once the steps have taken that long (all sessions together); the outputs are written and
+the same command with a larger budget continues.
+
 Outputs in the run directory: ``params.json`` (fitted parameters + component registry; load with
-``python -m owjax.simulate params=PATH``), ``metrics.json``, ``loss_curve.png`` (each term),
-the experiment's before/after figures, ``registry.md`` / ``registry.png``, ``fit_config.yaml``.
+``python -m owjax.simulate params=PATH``), ``metrics.json``, ``loss_history.json`` (loss, terms,
+gradient norm and wall time of every step), ``loss_curve.png`` (each term), the experiment's
+figures, ``registry.md`` / ``registry.png``, ``fit_config.yaml``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import signal
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -40,20 +51,25 @@ from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("owjax.fitting.loop")
 
-__all__ = ["run_fit", "SimulatedCrash", "EXPERIMENTS", "semantic_config", "available_experiments"]
+__all__ = ["run_fit", "EXPERIMENTS", "semantic_config", "available_experiments"]
 
 #: config keys that do not change the result (left out of the checkpoint identity and cache key)
-NON_SEMANTIC_KEYS = ("resume", "progress", "figures", "test_hooks", "checkpoint", "hydra", "sizes")
+NON_SEMANTIC_KEYS = ("resume", "progress", "figures", "checkpoint", "hydra", "sizes", "max_fit_wall_s")
+
+#: the validation history kept in the checkpoint: at most this many metrics per validation, and
+#: this many bytes for their names (JSON); checkpoints hold arrays of fixed shape only
+MAX_VALIDATION_METRICS = 32
+_VALIDATION_NAMES_BYTES = 4096
+
+#: metrics.json keys the loop owns (a task's report cannot override them)
+_LOOP_METRICS = ("experiment", "status", "n_steps", "n_adam_steps", "n_lbfgs_steps", "wall_time_s", "seed",
+                 "run_dir", "stopped", "best_step", "validation")
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 # run-directory names: Hydra's override_dirname, or "default" when the command has no overrides
 if not OmegaConf.has_resolver("owjax_dirname"):
     OmegaConf.register_new_resolver("owjax_dirname", lambda s: str(s) if str(s) else "default")
-
-
-class SimulatedCrash(RuntimeError):
-    """Raised by the ``test_hooks.crash_after_step`` hook: a hard kill (no exit checkpoint)."""
 
 
 #: experiment kind → module in owjax.fitting.tasks (any other kind K is looked up in owjax.fitting.tasks.K)
@@ -146,6 +162,8 @@ def semantic_config(cfg: DictConfig) -> str:
     d = OmegaConf.to_container(cfg, resolve=True)
     for k in NON_SEMANTIC_KEYS:
         d.pop(k, None)
+    if not (d.get("validation") or {}).get("every"):
+        d.pop("validation", None)  # off: the result is the same as without the block
     return OmegaConf.to_yaml(OmegaConf.create(d), sort_keys=True)
 
 
@@ -167,7 +185,7 @@ def _check_top(cfg: DictConfig) -> None:
     if unknown:
         raise ValueError(f"unknown setting(s) {unknown} for experiment {name!r}; allowed: {sorted(allowed - {'hydra'})}")
     cls = _experiment_class(str(exp.get("kind")))
-    if getattr(cls, "runs_own_loop", False):
+    if getattr(cls, "runs_own_loop", False) or not getattr(cls, "requires_parameters_block", True):
         return  # its parametrisation is the experiment's own (no parameters: block)
     if cfg.get("parameters") in (None, {}):
         raise ValueError(f"experiment {name!r} defines no parameters: block")
@@ -340,13 +358,115 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, old)
 
 
+def _validation_settings(exp_cfg: Mapping, task) -> tuple[int, int | None]:
+    """``(every, patience)`` of the ``validation:`` block, checked against the task (0: off)."""
+    v = dict(exp_cfg.get("validation") or {})
+    unknown = sorted(set(v) - {"every", "patience"})
+    if unknown:
+        raise ValueError(f"validation: unknown key(s) {unknown}; allowed: every, patience")
+    every = int(v.get("every") or 0)
+    patience = v.get("patience")
+    if every < 0:
+        raise ValueError(f"validation.every must be >= 0 (0: off), got {every}")
+    if patience is not None and int(patience) < 1:
+        raise ValueError(f"validation.patience must be >= 1 or null (never stop early), got {patience}")
+    if every and not getattr(task, "validation_metric", None):
+        # e.g. a split without validation data: the task says so with validation_metric = None
+        log.warning("validation.every=%d, but %s has no validation (validation_metric is None): validation is "
+                    "off and the last parameters are kept", every, type(task).__name__)
+        return 0, None
+    return every, (None if patience is None else int(patience))
+
+
+class _Validation:
+    """Best-on-validation selection and early stopping; its state is part of the checkpoint."""
+
+    def __init__(self, task, every: int, patience: int | None, n_total: int, raw0):
+        self.task, self.every, self.patience = task, every, patience
+        self.metric = str(task.validation_metric) if every else None
+        n = n_total // every + 1 if every else 1
+        self.state = dict(best_raw=raw0, best_value=np.asarray(np.inf), best_step=np.asarray(0, np.int64),
+                          bad=np.asarray(0, np.int64), stopped=np.asarray(0, np.int64),
+                          steps=np.full(n, -1, np.int64), values=np.full((n, MAX_VALIDATION_METRICS), np.nan),
+                          names=np.zeros(_VALIDATION_NAMES_BYTES, np.uint8))
+
+    @property
+    def on(self) -> bool:
+        return bool(self.every)
+
+    @property
+    def stopped(self) -> bool:
+        return bool(self.state["stopped"])
+
+    def due(self, step: int, n_total: int) -> bool:
+        return self.on and (step % self.every == 0 or step == n_total)
+
+    def names(self) -> list[str]:
+        raw = bytes(np.asarray(self.state["names"], np.uint8)).rstrip(b"\0")
+        return json.loads(raw.decode()) if raw else []
+
+    def __call__(self, step: int, raw, key) -> None:
+        vals = dict(self.task.validate(raw, key))
+        if self.metric not in vals:
+            raise ValueError(f"{type(self.task).__name__}.validate returned {sorted(vals)}, which lacks its "
+                             f"validation_metric {self.metric!r}")
+        try:
+            vals = {k: float(v) for k, v in vals.items()}
+        except (TypeError, ValueError):
+            raise ValueError(f"{type(self.task).__name__}.validate must return numbers, got {vals}") from None
+        st = self.state
+        names = self.names()
+        if not names:
+            names = sorted(vals)
+            text = json.dumps(names).encode()
+            if len(names) > MAX_VALIDATION_METRICS or len(text) > _VALIDATION_NAMES_BYTES:
+                raise ValueError(f"validate returns {len(names)} metrics; the checkpoint keeps at most "
+                                 f"{MAX_VALIDATION_METRICS} (names up to {_VALIDATION_NAMES_BYTES} bytes)")
+            buf = np.zeros(_VALIDATION_NAMES_BYTES, np.uint8)
+            buf[:len(text)] = np.frombuffer(text, np.uint8)
+            st["names"] = buf
+        elif sorted(vals) != names:
+            raise ValueError(f"validate returned the metrics {sorted(vals)} after {names} before; they must not change")
+        row = int((np.asarray(st["steps"]) >= 0).sum())
+        steps, values = np.array(st["steps"]), np.array(st["values"])
+        steps[row] = step
+        values[row, :len(names)] = [vals[k] for k in names]
+        st["steps"], st["values"] = steps, values
+        v = vals[self.metric]
+        if math.isfinite(v) and v < float(st["best_value"]):
+            st.update(best_raw=raw, best_value=np.asarray(v),
+                      best_step=np.asarray(step, np.int64), bad=np.asarray(0, np.int64))
+        else:
+            st["bad"] = np.asarray(int(st["bad"]) + 1, np.int64)
+        log.info("validation at step %d: %s (best %.6g at step %d)", step, vals, float(st["best_value"]),
+                 int(st["best_step"]))
+        if self.patience is not None and int(st["bad"]) >= self.patience:
+            st["stopped"] = np.asarray(1, np.int64)
+            log.info("early stopping at step %d: %d validations without improvement", step, int(st["bad"]))
+
+    def summary(self) -> dict:
+        st = self.state
+        names = self.names()
+        n = int((np.asarray(st["steps"]) >= 0).sum())
+        hist = [dict(step=int(st["steps"][i]), **{k: float(st["values"][i, j]) for j, k in enumerate(names)})
+                for i in range(n)]
+        best = float(st["best_value"])
+        return dict(metric=self.metric, every=self.every, patience=self.patience, n_validations=n,
+                    best_step=int(st["best_step"]), best_value=best if math.isfinite(best) else None,
+                    stopped_early=self.stopped, history=hist)
+
+
 # ---------------------------------------------------------------------------- the run
-def run_fit(cfg: DictConfig | Mapping, run_dir: str | Path) -> dict:
+def run_fit(cfg: DictConfig | Mapping, run_dir: str | Path, *, on_step: Callable[[int], None] | None = None) -> dict:
     """Do what ``python -m owjax.fit`` does with ``cfg`` (as composed by Hydra) in ``run_dir``.
 
     Arguments:
         cfg: the composed configuration (``conf/fit.yaml`` + experiment + overrides).
         run_dir: the run directory (checkpoints and outputs go here).
+        on_step: called with the number of completed steps after every step (after its checkpoint,
+            if one was due). An exception it raises ends the run as one from the step would: a
+            ``KeyboardInterrupt`` writes the exit checkpoint first, any other exception does not
+            (as a hard kill) — how tests interrupt a run.
 
     Returns:
         The metrics (also written to ``run_dir/metrics.json``).
@@ -354,7 +474,6 @@ def run_fit(cfg: DictConfig | Mapping, run_dir: str | Path) -> dict:
     Raises:
         owjax.fitting.params.ParameterSpecError: bad parameter spec (before anything is compiled).
         owjax.core.checkpoint.CheckpointMismatchError: ``run_dir`` holds a run of another config.
-        SimulatedCrash: the ``test_hooks.crash_after_step`` hook fired.
     """
     import jax
 
@@ -363,7 +482,7 @@ def run_fit(cfg: DictConfig | Mapping, run_dir: str | Path) -> dict:
     cfg = _apply_run_size(cfg, _command_line_overrides(cfg))
     cls = _experiment_class(str(cfg.experiment.kind))
     if getattr(cls, "runs_own_loop", False):
-        # experiments with their own optimisation loop (minibatches, baselines; e.g. synapse_polarity)
+        # an experiment that still runs its own loop (sensory_transducer: leave-one-worm-out folds, ship=)
         Path(run_dir).mkdir(parents=True, exist_ok=True)
         return cls().run(OmegaConf.to_container(cfg, resolve=True), Path(run_dir))
     dtype = str(cfg.get("dtype", "float64"))
@@ -394,9 +513,9 @@ def run_fit(cfg: DictConfig | Mapping, run_dir: str | Path) -> dict:
     every = int(ck.get("every", 10))
     if every < 1:
         raise ValueError(f"checkpoint.every must be >= 1, got {every}")
-    hooks = dict(exp_cfg.get("test_hooks") or {})
-    crash_after = hooks.get("crash_after_step")
-    interrupt_after = hooks.get("interrupt_after_step")
+    max_wall = exp_cfg.get("max_fit_wall_s")
+    if max_wall is not None and not float(max_wall) > 0:
+        raise ValueError(f"max_fit_wall_s must be a positive number of seconds or null, got {max_wall!r}")
 
     # --- the run directory must belong to this configuration (checked before any work)
     semantic = semantic_config(cfg)
@@ -406,16 +525,16 @@ def run_fit(cfg: DictConfig | Mapping, run_dir: str | Path) -> dict:
     ckpt.check_config()
     latest = ckpt.latest_step()
     done = run_dir / "metrics.json"
-    if latest is not None and latest >= n_total and done.exists():
-        import json
-
+    if latest is not None and done.exists():
         metrics = json.loads(done.read_text())
-        if metrics.get("status") == "complete" and metrics.get("n_steps") == n_total:
+        if (metrics.get("status") == "complete" and metrics.get("n_steps") == latest
+                and (latest >= n_total or metrics.get("stopped") == "early_stopping")):
             print(f"owjax.fit: {run_dir} is complete (delete its metrics.json to redo the outputs)", file=sys.stderr)
             ckpt.close()
             return metrics
     # --- the problem (all parameter-spec errors surface here, before any compilation)
     task = _task(semantic, exp_cfg, seed, run_dir, jnp.float64 if dtype == "float64" else jnp.float32)
+    val_every, patience = _validation_settings(exp_cfg, task)
     log.info("parameters:\n%s", task.describe())
     fns = _compiled(semantic, task, optim)
     root_key = jax.random.PRNGKey(seed)
@@ -423,9 +542,12 @@ def run_fit(cfg: DictConfig | Mapping, run_dir: str | Path) -> dict:
     def key_of(k):
         return jax.random.fold_in(root_key, k)
 
+    val_root = jax.random.fold_in(root_key, 2**31 - 2)
+
     # --- state
     raw0 = task.init(jax.random.fold_in(root_key, -1 % (2**31)))
     term_names = list(jax.eval_shape(fns.total, raw0, task.batches(0, key_of(0)), key_of(0))[1])
+    validation = _Validation(task, val_every, patience, n_total, raw0)
     state = dict(
         raw=raw0,
         first=_strong(fns.first.init(raw0)),
@@ -434,25 +556,35 @@ def run_fit(cfg: DictConfig | Mapping, run_dir: str | Path) -> dict:
         loss=np.full(n_total, np.nan),
         terms=np.full((n_total, len(term_names)), np.nan),
         grad_norm=np.full(n_total, np.nan),
+        step_s=np.full(n_total, np.nan),
         wall_time_s=np.asarray(0.0),
     )
+    if validation.on:
+        state["validation"] = validation.state
     step = 0
     if ckpt.latest_step() is not None:
         step, state = ckpt.restore(state)
         log.info("resuming %s at step %d of %d", run_dir, step, n_total)
         print(f"owjax.fit: resuming {run_dir} from checkpoint at step {step}/{n_total}", file=sys.stderr)
+        if validation.on:
+            validation.state = dict(state["validation"], best_raw=_strong(state["validation"]["best_raw"]))
     wall0 = float(state["wall_time_s"])
     loss_hist = np.array(state["loss"], dtype=np.float64)
     term_hist = np.array(state["terms"], dtype=np.float64)
     gn_hist = np.array(state["grad_norm"], dtype=np.float64)
+    step_s = np.array(state["step_s"], dtype=np.float64)
     raw, s_first, s_lbfgs = _strong(state["raw"]), _strong(state["first"]), _strong(state["lbfgs"])
 
     def pack(k):
-        return dict(raw=raw, first=s_first, lbfgs=s_lbfgs, step=np.asarray(k, np.int64), loss=loss_hist,
-                    terms=term_hist, grad_norm=gn_hist,
-                    wall_time_s=np.asarray(wall0 + time.perf_counter() - t_session))
+        out = dict(raw=raw, first=s_first, lbfgs=s_lbfgs, step=np.asarray(k, np.int64), loss=loss_hist,
+                   terms=term_hist, grad_norm=gn_hist, step_s=step_s,
+                   wall_time_s=np.asarray(wall0 + time.perf_counter() - t_session))
+        if validation.on:
+            out["validation"] = validation.state
+        return out
 
     saved = step
+    stopped = "early_stopping" if validation.stopped else None
     first_step_of_session = step
     from tqdm.auto import tqdm
 
@@ -460,7 +592,13 @@ def run_fit(cfg: DictConfig | Mapping, run_dir: str | Path) -> dict:
                dynamic_ncols=True)
     with _sigterm_as_interrupt():
         try:
-            while step < n_total:
+            while step < n_total and stopped is None:
+                if max_wall is not None and np.nansum(step_s[:step]) >= float(max_wall):
+                    stopped = "wall_time"
+                    print(f"owjax.fit: max_fit_wall_s={max_wall} reached; stopping at step {step}/{n_total} "
+                          "(outputs are written; run again with a larger max_fit_wall_s to continue)",
+                          file=sys.stderr)
+                    break
                 t_step = time.perf_counter()
                 key = key_of(step)
                 batch = task.batches(step, key)
@@ -475,21 +613,27 @@ def run_fit(cfg: DictConfig | Mapping, run_dir: str | Path) -> dict:
                     term_hist[step] = [float(terms[k]) for k in term_names]
                 loss_hist[step] = float(loss)
                 gn_hist[step] = float(gn)
+                step_s[step] = time.perf_counter() - t_step
                 if step in (first_step_of_session, n_first):
-                    log.info("step %d took %.1f s (includes compiling the %s step)", step + 1,
-                             time.perf_counter() - t_step, "Adam" if step < n_first else "L-BFGS")
+                    log.info("step %d took %.1f s (includes compiling the %s step)", step + 1, step_s[step],
+                             "Adam" if step < n_first else "L-BFGS")
                 step += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{float(loss):.4g}", stage="adam" if step <= n_first else "lbfgs")
-                if step % every == 0 or step == n_total:
+                if validation.due(step, n_total):
+                    validation(step, raw, jax.random.fold_in(val_root, step))
+                    if validation.stopped:
+                        stopped = "early_stopping"
+                if step % every == 0 or step == n_total or stopped:
                     ckpt.save(step, pack(step))
                     saved = step
                     log.info("step %d/%d: loss %.6g, |grad| %.3g (checkpoint saved)", step, n_total, float(loss),
                              float(gn))
-                if crash_after is not None and step >= int(crash_after):
-                    raise SimulatedCrash(f"test hook: simulated crash after step {step}")
-                if interrupt_after is not None and step >= int(interrupt_after):
-                    raise KeyboardInterrupt(f"test hook: interrupt after step {step}")
+                if on_step is not None:
+                    on_step(step)
+            if stopped == "wall_time" and step > saved:
+                ckpt.save(step, pack(step))
+                saved = step
         except KeyboardInterrupt:
             if step > saved:
                 ckpt.save(step, pack(step))
@@ -500,39 +644,58 @@ def run_fit(cfg: DictConfig | Mapping, run_dir: str | Path) -> dict:
             bar.close()
             ckpt.close()
 
-    # --- outputs
+    # --- outputs (with validation: the best parameters)
     t_out = time.perf_counter()
     wall = wall0 + time.perf_counter() - t_session
+    final = _strong(validation.state["best_raw"]) if validation.on else raw
     eval_key = key_of(n_total)
-    eval_batch = task.batches(n_total, eval_key)
-    final_loss, final_terms = fns.evaluate(raw, eval_batch, eval_key)
-    final_loss = float(final_loss)
-    final_terms = {k: float(v) for k, v in final_terms.items()}
-    init_loss, init_terms = fns.evaluate(raw0, eval_batch, eval_key)
+    initial_loss, initial_terms = _objective(task, fns, raw0, eval_key, n_total)
+    final_loss, final_terms = _objective(task, fns, final, eval_key, n_total)
     figures = bool(cfg.get("figures", True))
-    exp_metrics = task.report(raw0, raw, run_dir, figures)
+    history = dict(step=list(range(1, step + 1)), loss=loss_hist[:step].tolist(),
+                   terms={k: term_hist[:step, j].tolist() for j, k in enumerate(term_names)},
+                   grad_norm=gn_hist[:step].tolist(), step_s=step_s[:step].tolist())
+    atomic_write_json(run_dir / "loss_history.json", history)  # before the report, which may read it
+    exp_metrics = task.report(raw0, final, run_dir, figures)
 
     prov = auto_fitted_provenance(
         experiment=exp_name, data=task.data_description, loss=task.loss_description, run_dir=run_dir,
         optimizer=f"{optim.get('name', 'adam')} {n_first} steps (lr {optim.get('lr')}, {optim.get('schedule')})"
         + (f" + L-BFGS {n_lbfgs} steps" if n_lbfgs else ""), seed=seed, final_loss=final_loss,
     )
-    task.save_outputs(raw, run_dir, prov, dict(experiment=exp_name, final_loss=final_loss, n_steps=int(step),
-                                               config=semantic, date=prov.details["date"],
-                                               git_commit=prov.details["git_commit"], figures=figures))
+    task.save_outputs(final, run_dir, prov, dict(experiment=exp_name, final_loss=final_loss, n_steps=int(step),
+                                                 config=semantic, date=prov.details["date"],
+                                                 git_commit=prov.details["git_commit"], figures=figures))
     metrics = dict(
-        experiment=exp_name, status="complete", final_loss=final_loss, initial_loss=float(init_loss),
+        experiment=exp_name, status="complete", final_loss=final_loss, initial_loss=initial_loss,
         n_steps=int(step), n_adam_steps=n_first, n_lbfgs_steps=n_lbfgs, wall_time_s=round(wall, 3),
-        final_terms=final_terms, initial_terms={k: float(v) for k, v in init_terms.items()},
-        seed=seed, run_dir=str(run_dir), **task.info,
+        final_terms=final_terms, initial_terms=initial_terms, seed=seed, run_dir=str(run_dir), **task.info,
     )
+    if stopped:
+        metrics["stopped"] = stopped
+    if validation.on:
+        summary = validation.summary()
+        metrics["best_step"] = summary["best_step"]
+        metrics["validation"] = summary
+    own = {k: metrics[k] for k in _LOOP_METRICS if k in metrics}
     metrics.update(exp_metrics)
+    metrics.update(own)  # the task's metrics cannot override the loop's bookkeeping
     if figures:
         _loss_figure(run_dir / "loss_curve.png", loss_hist[:step], term_hist[:step], term_names, n_first, exp_name)
     metrics["analysis_time_s"] = round(time.perf_counter() - t_out, 3)
     atomic_write_json(run_dir / "metrics.json", metrics)  # last: its presence means the run is complete
     log.info("outputs written in %.1f s", metrics["analysis_time_s"])
     return metrics
+
+
+def _objective(task, fns: _Compiled, params, key, n_total: int) -> tuple[float, dict[str, float]]:
+    """The task's objective at ``params`` for ``initial_loss`` / ``final_loss``: its ``objective``
+    (e.g. over all training data) when it has one, else the loss on ``batches(n_total, key)``."""
+    res = task.objective(params, key)
+    if res is None:
+        res = fns.evaluate(params, task.batches(n_total, key), key)
+    value, terms = res
+    return float(value), {k: float(v) for k, v in terms.items()}
 
 
 def _loss_figure(path, loss, terms, names, n_first, title):

@@ -9,6 +9,8 @@ The protocol (:class:`AbstractFitTask`)::
     params = task.init(key)                       # trainable pytree (unconstrained / raw values)
     batch  = task.batches(step, key)              # the data of one step (host side; same shapes every step)
     value, terms = task.loss(params, batch, key)  # pure JAX: scalar loss and its named terms
+    metrics = task.validate(params, key)          # optional, host side: held-out metrics (validation.every)
+    value, terms = task.objective(params, key)    # optional, host side: the whole objective (initial/final loss)
     metrics = task.report(params0, params, run_dir, figures)   # host side, after the run
     task.save_outputs(params, run_dir, provenance)             # params.json / model files
 
@@ -16,7 +18,8 @@ The random key of a step is ``fold_in(PRNGKey(seed), step)``, so a resumed run d
 batches and noise an uninterrupted run would. :class:`ParameterFitTask` turns a
 :class:`~owjax.fitting.tasks.base.FitProblem` (a model + a parameter space + data + loss terms)
 into a task: that is how the mechanistic experiments (``param_recovery``, ``defecation_period``,
-``muscle_activation``, ``synapse_polarity``) run on the loop.
+``muscle_activation``) run on the loop; ``synapse_polarity`` (minibatches of atlas stimulations) is an
+:class:`AbstractFitTask` of its own.
 """
 
 from __future__ import annotations
@@ -66,8 +69,16 @@ class AbstractFitTask(abc.ABC):
         without improvement (early stopping); both survive a resume."""
         return {}
 
+    def objective(self, params: PyTree[Array], key: PRNGKeyArray) -> tuple[float, dict[str, float]] | None:
+        """Host side, after the run: the training objective at ``params`` as ``(value, {term: value})``
+        for ``initial_loss`` / ``final_loss`` in ``metrics.json`` — a minibatch task evaluates it on all
+        its training data (one batch's loss is noise). ``None`` (the default): the loop uses
+        :meth:`loss` on ``batches(n_steps, key)``."""
+        return None
+
     def report(self, params_init: PyTree[Array], params: PyTree[Array], run_dir: Path, figures: bool) -> dict:
-        """Host side, after the run: the task's metrics (and figures in ``run_dir``)."""
+        """Host side, after the run: the task's metrics (and figures in ``run_dir``, which already holds
+        the loop's ``loss_history.json``). ``params`` are the best-on-validation ones when validation is on."""
         return {}
 
     def save_outputs(self, params: PyTree[Array], run_dir: Path, provenance: Any, metadata: Mapping) -> None:
