@@ -24,7 +24,6 @@ import jax
 
 jax.config.update("jax_enable_x64", True)  # an entry point: float64 (water needs it, docs/body.md)
 
-from owjax.body import metrics as M  # noqa: E402
 from owjax.body.media import resolve_medium  # noqa: E402
 from owjax.body.plots import plot_gait_vs_drag  # noqa: E402
 from owjax.body.run import run_locomotion, simulate_locomotion  # noqa: E402

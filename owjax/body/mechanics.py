@@ -34,7 +34,6 @@ import math
 from collections.abc import Mapping
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
@@ -53,8 +52,8 @@ _SIDE_B = np.array([1.0, -1.0, -1.0, 1.0])
 ROTATIONAL_DRAG_CHOICES = {"bbc_code": geo.ROTATIONAL_DRAG_FACTOR_BBC_CODE, "paper": geo.ROTATIONAL_DRAG_FACTOR_PAPER}
 
 
-def rod_endpoints(x: Float[Array, "rods"], y: Float[Array, "rods"], phi: Float[Array, "rods"],
-                  radius_mm: Float[Array, "rods"]) -> tuple[Float[Array, "rods 2"], Float[Array, "rods 2"]]:
+def rod_endpoints(x: Float[Array, " rods"], y: Float[Array, " rods"], phi: Float[Array, " rods"],
+                  radius_mm: Float[Array, " rods"]) -> tuple[Float[Array, "rods 2"], Float[Array, "rods 2"]]:
     """Dorsal and ventral end points of every rod (mm)."""
     c = jnp.stack([x, y], -1)
     u = jnp.stack([jnp.cos(phi), jnp.sin(phi)], -1) * radius_mm[:, None]

@@ -60,7 +60,7 @@ def plot_track(t_s: np.ndarray, x: np.ndarray, y: np.ndarray, path: str | Path, 
 
 
 def save_animation(t_s: np.ndarray, x: np.ndarray, y: np.ndarray, radius_mm: np.ndarray, phi: np.ndarray | None,
-                   path: str | Path, medium: str = "", fps: int = 10, dpi: int = 60) -> Path:
+                   path: str | Path, medium: str = "", fps: int = 10, dpi: int = 80) -> Path:
     """Animated GIF of the body outline (dorsal/ventral edges) with the medium and time written on it.
 
     ``fps`` frames per simulated second are drawn (played back in real time).
