@@ -123,6 +123,20 @@ def main(argv=None) -> int:
         sp = load_h5(Path(a.spiking) / "dataset_dt0.5.h5")
         results["GRU-8 spiking"] = run_one("GRU-8 spiking", sp, split_sequences(sp.names, "0.5,0.25,0.25", 0),
                                            tc("gru", 8), out, "GRU-8 spiking" in figs)
+    if "unseen" in only:  # generalisation to a waveform family never seen in training or validation
+        from owjax.reduce.dataset import Split
+
+        fam = "smooth_random"
+        test = [i for i, n in enumerate(coarse.names) if n.endswith(fam)]
+        rest = sorted((i for i in range(coarse.n) if i not in test), key=lambda i: coarse.names[i])
+        import numpy as np
+
+        rest = [rest[i] for i in np.random.default_rng(0).permutation(len(rest))]
+        usplit = Split(tuple(rest[len(test):]), tuple(rest[:len(test)]), tuple(test))
+        name = f"GRU-8 unseen {fam}"
+        results[name] = run_one(name, coarse, usplit, tc("gru", 8), out, True)
+    if "rollout" in only:
+        rollout(Path(a.data), out)
     if "speed" in only:
         speed(Path(a.data), out)
     # collect everything present (also from earlier invocations)
@@ -139,6 +153,47 @@ def main(argv=None) -> int:
     atomic_write_text(out / "tables.md", tables_md(results))
     print(tables_md(results))
     return 0
+
+
+def rollout(data_dir: Path, out: Path, factor: int = 10) -> dict:
+    """The trained GRU-8 run over new owjax sequences ``factor``× longer than its training sequences."""
+    import dataclasses
+
+    from owjax.core.checkpoint import atomic_write_json
+    from owjax.core.precision import set_precision
+
+    set_precision("float64")
+    import numpy as np
+
+    from owjax.reduce.data import GeneratorConfig, generate
+    from owjax.reduce.dataset import load_h5
+    from owjax.reduce.figures import prediction_figure
+    from owjax.reduce.training import load_model, predict
+
+    d = load_h5(data_dir / "dataset_dt0.5.h5")
+    g = GeneratorConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.meta["generator"].items()
+                           if k != "extra"})
+    g = dataclasses.replace(g, duration_ms=factor * g.duration_ms, dt_out_ms=(0.5,), n_waveforms=3, seed=99,
+                            families=("pulse", "sine", "smooth_random"), batch=3)
+    long = generate(g)[0.5]
+    mdir = next(p for p in (out / "GRU-8_long" / "model", out / "GRU-8" / "model") if p.exists())
+    spec, params, norm = load_model(mdir)
+    pred = predict(spec, params, norm, long.x)                         # (runs, N, T, O) mV
+    rng = d.y.max((0, 1)) - d.y.min((0, 1))
+    rmse = np.sqrt(((pred - long.y[None]) ** 2).mean(axis=(1, 2)))    # (runs, O)
+    first = np.sqrt(((pred[:, :, :1001] - long.y[None, :, :1001]) ** 2).mean(axis=(1, 2)))
+    res = dict(model=str(mdir), duration_ms=g.duration_ms, n_sequences=long.n, families=list(g.families),
+               rmse_mV_per_output=dict(zip(long.output_names, rmse.mean(0).tolist())),
+               rmse_pct_training_range_per_output=dict(zip(long.output_names, (100 * rmse / rng).mean(0).tolist())),
+               first_500ms_rmse_pct_training_range=dict(zip(long.output_names, (100 * first / rng).mean(0).tolist())),
+               output_range_long_mV=(long.y.max((0, 1)) - long.y.min((0, 1))).tolist(),
+               generation_wall_time_s=long.meta["wall_time_s"], machine=_machine())
+    from owjax.reduce.dataset import Split
+
+    prediction_figure(out / "rollout_10x.png", spec, params, norm, long, Split((), (), (0, 1)), n_seq=2)
+    atomic_write_json(out / "rollout.json", res)
+    print(res)
+    return res
 
 
 def speed(data_dir: Path, out: Path) -> dict:
@@ -210,7 +265,7 @@ def tables_md(results: dict) -> str:
     parts += ["", "### Longer training (cosine-decayed Adam)\n", head]
     parts += [row(n) for n in ("GRU-8", "GRU-8 long", "LSTM-8", "LSTM-8 long", "RNN-16", "RNN-16 long")]
     parts += ["", "### Input ablation and the spiking regime\n", head]
-    parts += [row(n) for n in ("GRU-8", "GRU-8 no-AVB", "GRU-8 no-PLM", "GRU-8 spiking")]
+    parts += [row(n) for n in ("GRU-8", "GRU-8 no-AVB", "GRU-8 no-PLM", "GRU-8 spiking", "GRU-8 unseen smooth_random")]
     return "\n".join(parts) + "\n"
 
 
