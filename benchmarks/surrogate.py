@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--surrogate", default=None, help="surrogate stem (default: the shipped one)")
     p.add_argument("--physics-batch", type=int, default=16)
-    p.add_argument("--surrogate-batch", type=int, default=256)
+    p.add_argument("--surrogate-batch", type=int, default=256, help="also timed: the physics batch and 64")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", default=str(RESULTS / "surrogate"))
     a = p.parse_args(argv)
@@ -80,14 +80,15 @@ def main(argv=None) -> int:
 
     rows = {}
     stride = int(round(dt_train / dt_data))
-    for label, ts, act, bs in (("train grid, batch %d" % a.surrogate_batch, t[::stride], acts[:, ::stride], a.surrogate_batch),
-                               ("data grid, batch %d" % a.surrogate_batch, t, acts, a.surrogate_batch),
-                               ("train grid, batch %d" % pb, t[::stride], acts[:pb, ::stride], pb)):
+    cases = [(f"train grid, batch {b}", t[::stride], acts[:, ::stride], b) for b in sorted({pb, 64, a.surrogate_batch})]
+    cases.append((f"data grid, batch {a.surrogate_batch}", t, acts, a.surrogate_batch))
+    for label, ts, act, bs in cases:
         x = act[:bs]
         predict_batch(sur.model, ts, x, med[:bs], batch_size=bs)  # compile
         s = _best(lambda: predict_batch(sur.model, ts, x, med[:bs], batch_size=bs), a.repeats * 2) / bs
         rows[label] = {"s_per_sample": s, "s_per_simulated_s": s / dur, "speedup_vs_physics": phys / s,
                        "dt_s": float(ts[1] - ts[0]), "batch": bs}
+    best_label = min((k for k in rows if k.startswith("train grid")), key=lambda k: rows[k]["s_per_sample"])
     xa, ma, ta = acts[:a.surrogate_batch, ::stride], med[:a.surrogate_batch], t[::stride]
 
     def auto():
@@ -96,8 +97,8 @@ def main(argv=None) -> int:
 
     auto()
     auto_s = _best(auto, a.repeats) / a.surrogate_batch
-    best = rows["train grid, batch %d" % a.surrogate_batch]
-    feats = auto_s - best["s_per_sample"]
+    best = rows[best_label]
+    feats = auto_s - rows[f"train grid, batch {a.surrogate_batch}"]["s_per_sample"]
     out = {
         "machine": machine(), "load_average_before": list(load0), "load_average_after": list(os.getloadavg()),
         "jax": jax.__version__, "devices": [str(d) for d in jax.devices()],
@@ -106,7 +107,7 @@ def main(argv=None) -> int:
                     "solver": "tsit5 rtol=atol=1e-5", "compile_plus_first_run_s": phys_compile},
         "surrogate": rows,
         "auto_s_per_sample": auto_s, "auto_overhead_s_per_sample": feats,
-        "speedup_vs_physics": best["speedup_vs_physics"],
+        "speedup_vs_physics": best["speedup_vs_physics"], "speedup_best_case": best_label,
         "speedup_vs_physics_with_auto_estimate": phys / auto_s,
         "speedup_vs_sibernetic_cpu": SIBERNETIC_CPU_S_PER_SIM_S / best["s_per_simulated_s"],
         "surrogate_stem": str(a.surrogate or "shipped"),
@@ -127,8 +128,11 @@ def main(argv=None) -> int:
     for label, r in rows.items():
         lines.append(f"| surrogate ({label}) | {r['batch']} | {r['dt_s']:g} | {r['s_per_sample']:.3g} | "
                      f"{r['s_per_simulated_s']:.3g} | **{r['speedup_vs_physics']:.0f}×** |")
-    lines += ["", f"`auto` adds the error estimate: {feats:.3g} s per sample → {out['speedup_vs_physics_with_auto_estimate']:.0f}× "
-              "with it (when nothing falls back).",
+    lines += ["", f"Best surrogate throughput: {best_label} ({best['speedup_vs_physics']:.0f}×). Timings on a shared, "
+              "loaded machine vary by 2× or more between runs; both sides were measured in this run.",
+              f"`auto` (prediction + error estimate: a mirrored second pass, the latent summary, nearest neighbours) "
+              f"costs {auto_s:.3g} s per sample at batch {a.surrogate_batch} → "
+              f"{out['speedup_vs_physics_with_auto_estimate']:.0f}× when nothing falls back.",
               f"Against Sibernetic (≈ 23 min CPU per simulated second): {out['speedup_vs_sibernetic_cpu']:.3g}×.", ""]
     atomic_write_text(stem.with_suffix(".md"), "\n".join(lines))
     print("\n".join(lines))
