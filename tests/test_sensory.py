@@ -338,8 +338,8 @@ def test_the_general_loop_runs_the_task(tmp_path, monkeypatch):
 
     monkeypatch.setattr(SensoryTransducer, "runs_own_loop", False)
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("fit", overrides=["+experiment=sensory_afd", "run=ci", "progress=false", "optim.steps=10", "figures=false",
-                                        "validation.every=5"], return_hydra_config=True)
+        cfg = compose("fit", overrides=["+experiment=sensory_afd", "run=ci", "progress=false", "optim.steps=10",
+                                        "figures=false", "validation.every=5"], return_hydra_config=True)
     m = run_fit(cfg, tmp_path)
     assert m["status"] == "complete" and np.isfinite(m["final_loss"])
     assert m["test"]["n_worms"] == 13 and "threshold_c_pred" in m["test"]
