@@ -261,3 +261,25 @@ def test_shipped_surrogate_loads_and_predicts():
     res = sur.predict(t, a, p["medium"], backend="surrogate")
     assert res.centroid_mm.shape == (1, t.size, 2)
     assert np.all(np.isfinite(res.centroid_mm)) and np.isfinite(res.error_estimate[0])
+
+
+@pytest.mark.slow
+def test_fit_ci_through_the_loop(tmp_path):
+    """``python -m owjax.fit +experiment=body_surrogate run=ci``: data generated in the run directory,
+    trained on the one loop, resumed (complete) on a second call, surrogate written with its metrics."""
+    from hydra import compose, initialize_config_dir
+
+    from owjax.fitting.loop import CONF_DIR, run_fit
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="fit", overrides=["progress=false", "figures=false", "+experiment=body_surrogate",
+                                                    "run=ci"], return_hydra_config=True)
+    m = run_fit(cfg, tmp_path)
+    assert m["status"] == "complete" and m["final_loss"] < m["initial_loss"]
+    for k in ("traj_rmse_body_lengths", "traj_rmse_body_lengths_coarse", "ood_traj_rmse_body_lengths",
+              "fallback_recall"):
+        assert k in m
+    assert (tmp_path / "data" / "dataset.json").exists()
+    sur = BodySurrogate.load(tmp_path / "surrogate")
+    assert sur.settings["provenance"]["experiment"] == "body_surrogate"
+    assert run_fit(cfg, tmp_path)["n_steps"] == m["n_steps"]  # complete: nothing redone
