@@ -68,6 +68,10 @@ def run_simulation(cfg: DictConfig | dict, outdir: str | Path) -> dict:
         from owjax.body.run import run_locomotion
 
         return run_locomotion(cfg, outdir)
+    if scenario == "sensory":  # a stimulus → the shipped transducer → c302 (owjax.sensory)
+        from owjax.sensory.scenario import run_sensory
+
+        return run_sensory(cfg, outdir)
     t_start = time.perf_counter()
     net = cfg.network
     with_intestine = bool(cfg.model.get("intestine", False))
@@ -207,6 +211,11 @@ def main(cfg: DictConfig) -> None:
     except (ValueError, UnknownCellError, FileNotFoundError, SolverStepsExhausted, PrecisionError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    if s.get("scenario") == "sensory":
+        print(f"\nowjax sensory ({s['modality']}): stimulus {s['stimulus_range']}, transducer response "
+              f"{s['response_range']}, driven {s['driven_cells']}, peak Ca {s['driven_cell_peak_ca_mM']}\n"
+              f"  outputs in {outdir}")
+        return
     if "speed_mm_s" in s:  # the locomotion scenario (owjax.body)
         print(f"\nowjax locomotion: speed {s['speed_mm_s']:.3g} mm/s ({s.get('direction')}), frequency "
               f"{s['frequency_hz']:.3g} Hz, wavelength {s['wavelength_body_lengths']:.3g} body lengths, "
