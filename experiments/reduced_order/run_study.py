@@ -206,7 +206,7 @@ def speed(data_dir: Path, out: Path) -> dict:
     set_precision("float64")
     import numpy as np
 
-    from owjax.reduce.data import GeneratorConfig, build_network, rest_state, simulate_tables
+    from owjax.reduce.data import GeneratorConfig, batch_solver, build_network, rest_state
     from owjax.reduce.dataset import load_h5
     from owjax.reduce.training import load_model, predict
 
@@ -217,11 +217,12 @@ def speed(data_dir: Path, out: Path) -> dict:
     model = build_network(g)
     y_rest = rest_state(model, g.settle_ms, g.solver)
     res = {"machine": _machine()}
+    fn = batch_solver(model, y_rest, 0.1, g.inputs, g.duration_ms, 0.5, g.solver, g.outputs)
     for b in (1, 8):
-        tables = fine.x[:b]
-        simulate_tables(model, y_rest, tables, 0.1, g.inputs, g.duration_ms, 0.5, g.solver, b, g.outputs)  # compile
+        tables = jax.numpy.asarray(fine.x[:b])
+        jax.block_until_ready(fn(tables))                              # compile
         t0 = time.perf_counter()
-        simulate_tables(model, y_rest, tables, 0.1, g.inputs, g.duration_ms, 0.5, g.solver, b, g.outputs)
+        jax.block_until_ready(fn(tables))
         res[f"owjax_full_solve_s_per_sequence_batch{b}"] = (time.perf_counter() - t0) / b
     mdir = next(p for p in (out / "GRU-8_long" / "model", out / "GRU-8" / "model") if p.exists())
     spec, params, norm = load_model(mdir)

@@ -24,7 +24,7 @@ import numpy as np
 from owjax.reduce.dataset import ReduceData
 from owjax.reduce.waveforms import FAMILIES, make_waveforms
 
-__all__ = ["GeneratorConfig", "generate", "build_network", "rest_state", "simulate_tables",
+__all__ = ["GeneratorConfig", "generate", "build_network", "rest_state", "simulate_tables", "batch_solver",
            "PAPER_INPUTS", "PAPER_OUTPUTS", "FORWARD_CIRCUIT"]
 
 PAPER_INPUTS = ("PLML", "PLMR", "AVBL", "AVBR")
@@ -109,15 +109,12 @@ def rest_state(model, settle_ms: float, solver="tsit5"):
     return jax.tree_util.tree_map(lambda a: a[-1], sol.ys)
 
 
-def simulate_tables(model, y_rest, tables_pA: np.ndarray, table_dt_ms: float, cells: Sequence[str],
-                    duration_ms: float, dt_out_ms: float, solver="tsit5", batch: int = 8,
-                    record: Sequence[str] | None = None):
-    """Solve the network driven by each table; returns (V (N, T, n_record) mV, steps (N,)).
-
-    ``tables_pA`` is (N, K, n_in) on the grid ``k · table_dt_ms``; ``record`` names the cells whose V
-    is returned (default: all). The composite is solved by :func:`owjax.core.solve.solve_ys`,
-    ``jax.vmap``-ed over ``batch`` tables at a time (the last batch is padded with copies).
-    """
+def batch_solver(model, y_rest, table_dt_ms: float, cells: Sequence[str], duration_ms: float, dt_out_ms: float,
+                 solver="tsit5", record: Sequence[str] | None = None):
+    """A jitted function ``tables (B, K, n_in) pA → (V (B, T, n_record) mV, steps (B,))``: the network
+    driven by each table (:func:`~owjax.reduce.drive.driven_network`), solved by
+    :func:`owjax.core.solve.solve_ys` from ``y_rest`` under ``jax.vmap``. Build it once and call it
+    with batches of one shape (each new shape compiles once)."""
     import jax
     import jax.numpy as jnp
 
@@ -133,7 +130,21 @@ def simulate_tables(model, y_rest, tables_pA: np.ndarray, table_dt_ms: float, ce
         sol = solve_ys(comp, duration_ms, dt_out_ms, solver, y0=y0, save=("network.V",))
         return sol.ys["network"]["V"][:, rec], sol.stats["num_steps"]
 
-    fn = jax.jit(jax.vmap(one))
+    return jax.jit(jax.vmap(one))
+
+
+def simulate_tables(model, y_rest, tables_pA: np.ndarray, table_dt_ms: float, cells: Sequence[str],
+                    duration_ms: float, dt_out_ms: float, solver="tsit5", batch: int = 8,
+                    record: Sequence[str] | None = None):
+    """Solve the network driven by each table; returns (V (N, T, n_record) mV, steps (N,)).
+
+    ``tables_pA`` is (N, K, n_in) on the grid ``k · table_dt_ms``; ``record`` names the cells whose V
+    is returned (default: all). :func:`batch_solver` runs ``batch`` tables at a time (the last batch
+    is padded with copies).
+    """
+    import jax.numpy as jnp
+
+    fn = batch_solver(model, y_rest, table_dt_ms, cells, duration_ms, dt_out_ms, solver, record)
     tables = np.asarray(tables_pA)
     n = tables.shape[0]
     b = max(1, min(int(batch), n))
