@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from owjax.core.component import AbstractComponent, field_per_ms
+from owjax.core.component import AbstractComponent
 
 __all__ = ["BodySolver", "BODY_SOLVERS", "integrate", "IntegrationResult", "BodyStepsExhausted"]
 
@@ -76,17 +76,14 @@ class IntegrationResult:
 
 
 def solve_component(component: AbstractComponent, t_out_s, y0, solver: BodySolver, inputs=None):
-    """Pure, jit/vmap/grad-able solve of ``component`` in ms; returns (ys, steps, rejected)."""
-    f = field_per_ms(component)
-    ts = jnp.asarray(t_out_s) * 1000.0
-    term = dfx.ODETerm(lambda t, y, args: f(t, y, inputs))
-    adjoint = dfx.RecursiveCheckpointAdjoint()
-    sol = dfx.diffeqsolve(
-        term, _solver(solver.method), ts[0], ts[-1], solver.dt0_s * 1000.0, y0,
-        saveat=dfx.SaveAt(ts=ts),
-        stepsize_controller=dfx.PIDController(rtol=solver.rtol, atol=solver.atol),
-        max_steps=solver.max_steps, throw=False, adjoint=adjoint,
-    )
+    """Pure, jit/vmap/grad-able solve of ``component`` through owjax's one solve
+    (:func:`owjax.core.solve.solve_ys`, in ms) saved at ``t_out_s``; returns (ys, steps, rejected, result)."""
+    from owjax.core.solve import SolverConfig, solve_ys
+
+    cfg = SolverConfig(solver.method, rtol=solver.rtol, atol=solver.atol, dt_ms=solver.dt0_s * 1000.0,
+                       max_steps=solver.max_steps)
+    sol = solve_ys(component, None, None, cfg, y0=y0, throw=False, inputs=inputs,
+                   ts_ms=jnp.asarray(t_out_s) * 1000.0)
     return sol.ys, sol.stats["num_steps"], sol.stats["num_rejected_steps"], sol.result
 
 

@@ -82,7 +82,8 @@ class SolverConfig:
     """Which diffrax solver and controller to use.
 
     Attributes:
-        method: ``tsit5``, ``dopri5``, ``dopri8``, ``ralston``, ``kvaerno5``, ``kencarp4``, ``euler``, ``heun``.
+        method: ``tsit5``, ``dopri5``, ``dopri8``, ``ralston``, ``bosh3``, ``kvaerno5``, ``kencarp4``,
+            ``euler``, ``heun``.
         rtol, atol: PID controller tolerances (adaptive methods). ``atol`` applies to every state
             variable in its own unit: mV, nM (Ca), dimensionless gates/activations.
         dt_ms: fixed step (fixed-step methods) or the first step (adaptive).
@@ -129,6 +130,7 @@ _EXPLICIT = {
     "dopri5": dfx.Dopri5,
     "dopri8": dfx.Dopri8,
     "ralston": dfx.Ralston,
+    "bosh3": dfx.Bosh3,
     "euler": dfx.Euler,
     "heun": dfx.Heun,
 }
@@ -206,7 +208,8 @@ def _build(component: AbstractComponent, cfg: SolverConfig):
 
 def _controller(component: AbstractComponent, cfg: SolverConfig, t1: float):
     scale = float(component.time_unit_ms)
-    jumps = sorted({float(t) * scale for t in component.jump_times() if 0.0 < float(t) * scale < t1})
+    jumps = sorted({float(t) * scale for t in component.jump_times()
+                    if 0.0 < float(t) * scale and (t1 is None or float(t) * scale < t1)})
     if cfg.adaptive:
         return dfx.PIDController(
             rtol=cfg.rtol,
@@ -229,13 +232,16 @@ def solve_ys(
     save: Sequence[str] | None = None,
     inputs: dict | None = None,
     dense: bool = False,
+    ts_ms: Any = None,
 ) -> dfx.Solution:
     """The differentiable core: solve any component and return diffrax's Solution (saved every ``dt_out_ms``).
 
     ``model`` is any :class:`~owjax.core.component.AbstractComponent` (network, intestine, worm,
     body …); time is in ms whatever the component's own unit. ``inputs`` are constant external
     inputs passed to the vector field (names from ``model.input_names``); ``dense=True`` also keeps
-    the dense interpolant (``sol.evaluate(t_ms)``).
+    the dense interpolant (``sol.evaluate(t_ms)``). ``ts_ms`` (an increasing array, may be traced)
+    replaces the uniform output grid: the solve runs from ``ts_ms[0]`` to ``ts_ms[-1]`` and
+    ``duration_ms``/``dt_out_ms`` are not used.
 
     Safe under ``jax.jit``, ``jax.vmap`` and ``jax.grad``; with ``throw=True`` step exhaustion raises
     inside JAX (an ``EqxRuntimeError`` mentioning ``max_steps``).
@@ -246,18 +252,24 @@ def solve_ys(
     1-s run saved every 0.05 ms holds 900 MB of output in float64 instead of 127 MB.
     """
     cfg = get_solver(solver)
-    n_out = int(round(duration_ms / dt_out_ms))
-    if n_out < 1 or not np.isclose(n_out * dt_out_ms, duration_ms):
-        raise ValueError(
-            f"duration_ms={duration_ms} must be a positive multiple of dt_out_ms={dt_out_ms}"
-        )
+    if ts_ms is None:
+        n_out = int(round(duration_ms / dt_out_ms))
+        if n_out < 1 or not np.isclose(n_out * dt_out_ms, duration_ms):
+            raise ValueError(
+                f"duration_ms={duration_ms} must be a positive multiple of dt_out_ms={dt_out_ms}"
+            )
     if not isinstance(model, AbstractComponent):
         raise TypeError(f"solve_ys needs an owjax component (AbstractComponent), got {type(model).__name__}")
     if inputs:
         from owjax.core.component import check_inputs
 
         check_inputs(model, inputs)
-    ts = jnp.linspace(0.0, duration_ms, n_out + 1, dtype=model.dtype)
+    if ts_ms is None:
+        ts = jnp.linspace(0.0, duration_ms, n_out + 1, dtype=model.dtype)
+        t_start, t_end, t_end_static = jnp.asarray(0.0, model.dtype), jnp.asarray(duration_ms, model.dtype), duration_ms
+    else:
+        ts = jnp.asarray(ts_ms, model.dtype)
+        t_start, t_end, t_end_static = ts[0], ts[-1], None
     term, method = _build(model, cfg)
     y0 = model.initial_state() if y0 is None else y0
     saveat = dfx.SaveAt(ts=ts, dense=dense)
@@ -267,13 +279,13 @@ def solve_ys(
     return dfx.diffeqsolve(
         term,
         method,
-        t0=jnp.asarray(0.0, model.dtype),
-        t1=jnp.asarray(duration_ms, model.dtype),
+        t0=t_start,
+        t1=t_end,
         dt0=jnp.asarray(cfg.dt_ms, model.dtype),
         y0=y0,
         args=inputs,
         saveat=saveat,
-        stepsize_controller=_controller(model, cfg, duration_ms),
+        stepsize_controller=_controller(model, cfg, t_end_static),
         max_steps=cfg.max_steps,
         adjoint=adjoint if adjoint is not None else dfx.RecursiveCheckpointAdjoint(checkpoints=cfg.checkpoints),
         throw=throw,
