@@ -82,6 +82,7 @@ def main(argv=None) -> int:
     p.add_argument("--fine-runs", type=int, default=10)
     p.add_argument("--patience", type=int, default=30)
     p.add_argument("--long-epochs", type=int, default=1000)
+    p.add_argument("--fine-hidden", default="4,8")
     p.add_argument("--only", default="table1,table2,fine,ablation,spiking")
     p.add_argument("--figures", default="GRU-8,RNN-16,LSTM-8,GRU-8 fine,GRU-8 no-AVB,GRU-8 no-PLM,GRU-8 spiking,GRU-8 long")
     a = p.parse_args(argv)
@@ -110,7 +111,7 @@ def main(argv=None) -> int:
             results[name] = run_one(name, coarse.select(keep, None), split, tc("gru", 8), out, name in figs)
     if "fine" in only:
         fine = load_h5(Path(a.data) / "dataset_dt0.1.h5")
-        for h in (4, 8):
+        for h in (int(v) for v in a.fine_hidden.split(",")):
             name = f"GRU-{h} fine"
             results[name] = run_one(name, fine, split, tc("gru", h, a.fine_epochs, a.fine_runs), out, name in figs)
     if "long" in only:  # the same models trained longer (cosine-decayed Adam): what the budget limits

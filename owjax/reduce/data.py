@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -75,7 +75,6 @@ class GeneratorConfig:
     solver: str | dict = "tsit5"
     dtype: str = "float64"
     batch: int = 8
-    extra: dict = field(default_factory=dict)
 
     def finest_dt(self) -> float:
         return float(min(self.dt_out_ms))

@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from owjax.fitting.task import AbstractFitTask
 from owjax.reduce.dataset import Normalisation, ReduceData, Split
 from owjax.reduce.models import ModelSpec, apply_batch, init_params, n_params
 
@@ -269,15 +270,14 @@ def load_model(path: str | Path):
 
 
 # ---------------------------------------------------------------------------------------- the fitting task
-from owjax.fitting.task import AbstractFitTask  # noqa: E402
-
-
 class ReduceTask(AbstractFitTask):
     """:class:`TrainConfig` on ``data``/``split`` as a task of the one loop (params stacked over runs).
 
     ``loss`` = Σ_runs MSE_run (normalised units) — terms ``mse_mean`` and ``rmse_mean``; ``validate``
     returns ``val_rmse_mean`` and keeps every run's best parameters (host side), which ``report`` and
-    ``save_outputs`` use when present (otherwise the final parameters).
+    ``save_outputs`` use when present (otherwise the parameters the loop hands over: its own best by
+    the mean over runs). Limitation: the per-run best lives in the task, not in the loop's checkpoint,
+    so after a resume it covers only the validations of the resumed session.
     """
 
     validation_metric = "val_rmse_mean"
