@@ -143,7 +143,8 @@ def main(argv=None) -> int:
     # collect everything present (also from earlier invocations)
     for f in sorted(out.glob("*/metrics.json")):
         m = json.loads(f.read_text())
-        results.setdefault(m["name"], m)
+        if "name" in m:  # (results/ci holds the loop's run=ci metrics, not a study row)
+            results.setdefault(m["name"], m)
     from owjax.core.checkpoint import atomic_write_json, atomic_write_text
 
     atomic_write_json(out / "summary.json", {k: {kk: v[kk] for kk in (
