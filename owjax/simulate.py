@@ -104,25 +104,49 @@ def run_simulation(cfg: DictConfig | dict, outdir: str | Path) -> dict:
     pops = {}
     extra_metrics: dict = {}
     stats: dict
-    if with_intestine:
+    body_opt = cfg.get("body", False)
+    with_body = body_opt is True
+    if body_opt not in (None, False, True):
+        raise ValueError(f"body={body_opt!r}: outside +scenario=locomotion, body is true or false "
+                         "(true attaches owjax's body to c302's muscles; the medium is body_medium)")
+    if with_body and not with_network:
+        raise ValueError("body=true needs a network with body-wall muscles (network=full or network=muscles)")
+    if with_intestine or with_body:
         from owjax.organs.intestine_run import build_intestine, intestine_population
         from owjax.worm import DifferentiableWorm, solve_worm
 
-        intestine = build_intestine(cfg.get("intestine") or {})
+        intestine = build_intestine(cfg.get("intestine") or {}) if with_intestine else None
         if params_kind == "intestine":
             from owjax.fitting.params import apply_param_file
 
             intestine = apply_param_file(intestine, params_path)
             log.info("intestine parameters from %s", params_path)
-        worm = DifferentiableWorm(model, intestine)
-        log.info("with the intestine (20 cells%s), strategy %s", ", uncoupled" if
-                 (cfg.get("intestine") or {}).get("uncoupled") else "", (cfg.get("intestine") or {}).get("strategy", "coupled"))
+        body = None
+        if with_body:
+            from owjax.body import RodBody
+
+            body = RodBody(cfg.get("body_medium", "agar"))
+            log.info("with the body (BBC 2012 rod model, medium %s) driven by c302's muscles", cfg.get("body_medium", "agar"))
+        worm = DifferentiableWorm(model, intestine, body=body)
+        if with_intestine:
+            log.info("with the intestine (20 cells%s), strategy %s", ", uncoupled" if
+                     (cfg.get("intestine") or {}).get("uncoupled") else "",
+                     (cfg.get("intestine") or {}).get("strategy", "coupled"))
         wsol = solve_worm(worm, float(cfg.duration_ms), float(cfg.dt_out_ms), solver,
                           strategy=(cfg.get("intestine") or {}).get("strategy", "coupled"),
                           progress=bool(cfg.progress))
         t_ms, ys, stats = wsol.t_ms, wsol.network, dict(wsol.stats)
         solve_wall, compile_s = wsol.wall_time_s, wsol.compile_time_s
-        pops["intestine"], extra_metrics = intestine_population(t_ms, wsol.intestine)
+        if with_intestine:
+            pops["intestine"], extra_metrics = intestine_population(t_ms, wsol.intestine)
+        if with_body:
+            from owjax.body.metrics import locomotion_summary
+
+            b = wsol.body
+            pops["body"] = {"names": np.array([f"rod{i:02d}" for i in range(b["x"].shape[1])]),
+                            "t": t_ms / 1000.0, "x": b["x"].T, "y": b["y"].T, "phi": b["phi"].T}
+            extra_metrics["body"] = locomotion_summary(t_ms / 1000.0, b["x"], b["y"], b["phi"],
+                                                       transient_s=min(2.0, 0.2 * float(cfg.duration_ms) / 1000.0))
     else:
         sol = solve(model, float(cfg.duration_ms), float(cfg.dt_out_ms), solver, progress=bool(cfg.progress),
                     save=("V", "Ca"))

@@ -106,6 +106,8 @@ class DifferentiableWorm(AbstractComponent):
     Arguments:
         network: the c302 network (may be ``None`` for an intestine-only model).
         intestine: the intestinal oscillator (may be ``None``).
+        body: the body (:class:`owjax.body.RodBody`, may be ``None``); needs the network, whose muscle
+            Ca drives it through :class:`owjax.body.drive.C302MusclesToBody`.
         muscles: Ca → activation → force of the body-wall muscles.
         trigger_cells: names of the network cells receiving the int1 trigger current.
 
@@ -117,7 +119,7 @@ class DifferentiableWorm(AbstractComponent):
     organs: Composite
     muscles: MuscleActivation
 
-    def __init__(self, network=None, intestine=None, muscles=None, trigger_cells=TRIGGER_CELLS):
+    def __init__(self, network=None, intestine=None, muscles=None, trigger_cells=TRIGGER_CELLS, body=None):
         if network is None and intestine is None:
             raise ValueError("a DifferentiableWorm needs a network, an intestine, or both")
         components: dict[str, AbstractComponent] = {}
@@ -140,8 +142,21 @@ class DifferentiableWorm(AbstractComponent):
                 )
             cells = jnp.asarray([network.index(c) for c in trigger_cells], dtype=jnp.int32)
             couplings.append(IntestinalTrigger(cells, network.n_cells))
-        self.organs = Composite(components, couplings)
         self.muscles = MuscleActivation() if muscles is None else muscles
+        if body is not None:
+            if network is None:
+                raise ValueError("a body needs the network: c302's muscles drive it")
+            from owjax.body.drive import C302MusclesToBody
+
+            rows = [i for i, c in enumerate(network.cell_names) if network.muscle_mask[i]]
+            if not rows:
+                raise ValueError(f"the network {network.name!r} has no body-wall muscles to drive the body "
+                                 "(use network=full or network=muscles)")
+            body = jax.tree_util.tree_map(lambda x: x.astype(network.dtype) if eqx.is_inexact_array(x) else x, body)
+            components["body"] = body
+            couplings.append(C302MusclesToBody(rows, [network.cell_names[i] for i in rows],
+                                               max_ca_mM=float(self.muscles.max_ca_mM), dtype=network.dtype))
+        self.organs = Composite(components, couplings)
 
     # ---------------------------------------------------------------- views
     @property
@@ -151,6 +166,10 @@ class DifferentiableWorm(AbstractComponent):
     @property
     def intestine(self) -> IntestineOscillator | None:
         return self.organs.components.get("intestine")
+
+    @property
+    def body(self):
+        return self.organs.components.get("body")
 
     @property
     def dtype(self):
@@ -206,6 +225,7 @@ class WormSolution:
     wall_time_s: float
     strategy: str
     compile_time_s: float = 0.0
+    body: dict[str, np.ndarray] | None = None  #: x, y (mm), phi (rad), (T, 49)
 
 
 #: the intestine's own solve in the sequential strategy (its time scale is seconds)
@@ -220,6 +240,8 @@ def _saved(worm: DifferentiableWorm) -> tuple[str, ...]:
         keys += ["network.V", "network.Ca"]
     if worm.intestine is not None:
         keys.append("intestine")
+    if worm.body is not None:
+        keys.append("body")
     return tuple(keys)
 
 
@@ -253,11 +275,13 @@ def solve_worm(
     cfg = get_solver(solver)
     t0 = time.perf_counter()
     both = worm.network is not None and worm.intestine is not None
+    if strategy == "sequential" and worm.body is not None:
+        raise ValueError("strategy='sequential' replays the intestine into the network only; with a body use 'coupled'")
     if strategy == "coupled" or not both:
         sol = solve(worm, duration_ms, dt_out_ms, cfg, progress=progress, save=_saved(worm))
         return WormSolution(sol.t_ms, sol.ys.get("network"), sol.ys.get("intestine"),
                             {"num_steps": int(sol.stats["num_steps"])}, time.perf_counter() - t0,
-                            strategy if both else "single", sol.compile_time_s)
+                            strategy if both else "single", sol.compile_time_s, sol.ys.get("body"))
 
     # ---- sequential: intestine first (its own time scale), then the network with the trigger input
     idt = intestine_dt_out_ms or max(dt_out_ms, 100.0)

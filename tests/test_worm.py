@@ -147,3 +147,20 @@ def test_unsupported_solver_for_the_worm_is_an_error(small_network):
     b = solve_worm(worm, 20.0, 1.0, solver="tsit5")
     assert a.stats["num_steps"] != b.stats["num_steps"]
     assert np.abs(a.network["V"] - b.network["V"]).max() < 0.05
+
+
+def test_worm_scenario_with_the_body_attached(tmp_path):
+    """``+scenario=worm body=true``: c302's muscles drive owjax's body in the same solve; the traces gain
+    /body and summary.json the DD010 tier-3 locomotion metrics (whatever c302's muscles do)."""
+    import h5py
+
+    s = _simulate(tmp_path / "wb", "+scenario=worm", "body=true", "model.intestine=false", "network=muscles",
+                  "duration_ms=200", "dt_out_ms=5", "figures=false")
+    body = s["metrics"]["body"]
+    assert {"speed_mm_s", "frequency_hz", "wavelength_body_lengths", "gait", "direction"} <= set(body)
+    with h5py.File(tmp_path / "wb" / "traces.h5") as f:
+        assert f["body/x"].shape == (49, 41) and np.isfinite(f["body/x"][:]).all()
+        assert np.ptp(f["body/phi"][:]) > 0  # the muscles moved it
+    proc = subprocess.run([sys.executable, "-m", "owjax.simulate", "+scenario=worm", "body=maybe",
+                           f"hydra.run.dir={tmp_path / 'bad'}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "body" in proc.stderr
