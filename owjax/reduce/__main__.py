@@ -96,7 +96,7 @@ def main(argv=None) -> int:
     g.add_argument("--duration-ms", type=float, default=500.0)
     g.add_argument("--dt-ms", default="0.5,0.1")
     g.add_argument("--n", type=int, default=40)
-    g.add_argument("--amplitude-pA", type=float, default=10.0)
+    g.add_argument("--amplitude-pA", type=float, default=2.0)
     g.add_argument("--families", default="step,ramp,pulse,sine,smooth_random")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--settle-ms", type=float, default=300.0)

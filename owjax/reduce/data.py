@@ -49,7 +49,8 @@ class GeneratorConfig:
         duration_ms: length of each sequence (ms).
         dt_out_ms: sampling step(s) (ms); one dataset per step, all from the finest.
         n_waveforms: number of sequences; families: waveform families, cycled.
-        amplitude_pA: peak current per input cell (pA); min_fraction: smallest peak fraction.
+        amplitude_pA: peak current per input cell (pA; default 2: c302 C1 stays graded, the study's
+            regime; 10 pA: spiking); min_fraction: smallest peak fraction.
         tie_bilateral: L/R pairs share a waveform.
         seed: waveform seed.
         settle_ms: rest period before t = 0 (no input), ms.
@@ -67,7 +68,7 @@ class GeneratorConfig:
     dt_out_ms: tuple[float, ...] = (0.5, 0.1)
     n_waveforms: int = 40
     families: tuple[str, ...] = FAMILIES
-    amplitude_pA: float | tuple[float, ...] = 10.0
+    amplitude_pA: float | tuple[float, ...] = 2.0
     min_fraction: float = 0.2
     tie_bilateral: bool = True
     seed: int = 0

@@ -11,9 +11,9 @@ each starting after a quiet lead-in so that the trace begins at rest.
 Amplitudes: the study drove a NEURON multi-compartment model with currents of order 1–3 (its files
 hold e.g. PLM 1.4, AVB 2.3 in NEURON's nA); those numbers do not transfer to c302's single-compartment
 C1 cells (capacitance and leak differ), so here a waveform's peak is drawn from
-``[min_fraction, 1] × amplitude_pA`` with ``amplitude_pA`` per input cell (default 10 pA: c302 C1
-PLM/AVB currents between ≈ 2 and 10 pA take DB1, LUAL, PVR, VB1 from graded depolarisation to
-plateaus and spikes; see docs/reduce.md).
+``[min_fraction, 1] × amplitude_pA`` with ``amplitude_pA`` per input cell (default 2 pA: c302 C1
+Full stays graded up to ≈ 2 pA, from ≈ 3 pA on DB1, LUAL and VB1 start to fire regenerative
+events, at 10 pA they spike; see docs/reduce.md).
 
 All functions are NumPy (host side, seeded): data generation is not differentiated through the
 waveform parameters.
@@ -123,7 +123,7 @@ def make_waveform(family: str, t_ms: np.ndarray, amplitude_pA: float, rng: np.ra
 
 
 def make_waveforms(cells: Sequence[str], n: int, duration_ms: float, dt_ms: float, seed: int = 0,
-                   families: Sequence[str] = FAMILIES, amplitude_pA: float | Sequence[float] = 10.0,
+                   families: Sequence[str] = FAMILIES, amplitude_pA: float | Sequence[float] = 2.0,
                    min_fraction: float = 0.2, tie_bilateral: bool = True) -> WaveformSet:
     """``n`` waveform tables for the input ``cells`` (families assigned in turn: n/len(families) each).
 
