@@ -10,6 +10,8 @@ problem (seeds on a batch axis), Adam from the loop, best-on-validation per run 
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -56,6 +58,7 @@ class ReduceCircuit(AbstractExperiment):
     """``kind: reduce_circuit`` → :class:`owjax.reduce.training.ReduceTask`."""
 
     kind = "reduce_circuit"
+    requires_parameters_block: ClassVar[bool] = False  # the task's parameters are its own pytree
 
     def build(self, cfg: Mapping, seed: int, run_dir: Path | None = None):
         from owjax.reduce.dataset import split_sequences
