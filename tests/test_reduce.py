@@ -267,7 +267,7 @@ def test_reduce_circuit_experiment_ci(tmp_path):
     from owjax.fitting.loop import CONF_DIR, run_fit
 
     with initialize_config_dir(str(CONF_DIR), version_base=None):
-        cfg = compose("fit", overrides=["+experiment=reduce_circuit", "run=ci", "progress=false", "figures=false"],
+        cfg = compose("fit", overrides=["+experiment=reduced_order", "run=ci", "progress=false", "figures=false"],
                       return_hydra_config=True)
     m = run_fit(cfg, tmp_path)
     assert m["status"] == "complete" and m["runs"] == 4 and np.isfinite(m["test_rmse_mean"])

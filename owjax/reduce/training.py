@@ -13,7 +13,7 @@ Two ways to run it:
   run; each run keeps its own best-on-validation parameters and stops improving after ``patience``
   validations without improvement (the whole fit stops once every run has);
 * :class:`ReduceTask` — the same model, loss and validation as an
-  :class:`~owjax.fitting.task.AbstractFitTask` for ``python -m owjax.fit +experiment=reduce_circuit``
+  :class:`~owjax.fitting.task.AbstractFitTask` for ``python -m owjax.fit +experiment=reduced_order``
   (:mod:`owjax.fitting.tasks.reduce_circuit`); its :meth:`~ReduceTask.validate` keeps every run's best
   parameters on the host, so best-on-validation per run holds whenever the loop calls it.
 
