@@ -5,6 +5,7 @@ data travel inside the package)."""
 from __future__ import annotations
 
 import json
+import os
 import site
 import subprocess
 import sys
@@ -34,15 +35,16 @@ def test_wheel_installs_and_simulates(tmp_path):
     Path(env_site, "deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", env_site, str(wheels[0])],
                    check=True, capture_output=True, timeout=600)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # nothing but the wheel provides owjax
     run_dir = tmp_path / "run"
     out = subprocess.run([str(py), "-m", "owjax.simulate", f"hydra.run.dir={run_dir}", "network=custom",
                           "network.cells=[AVBL,AVBR]", "duration_ms=10", "figures=false", "progress=false"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=600)
+                         cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     assert json.loads((run_dir / "summary.json").read_text())["metrics"]["all_finite"]
     where = subprocess.run([str(py), "-c", "import owjax; print(owjax.__file__)"], cwd=tmp_path,
-                           capture_output=True, text=True, check=True).stdout
+                           capture_output=True, text=True, check=True, env=env).stdout
     assert str(env_site) in where and str(ROOT) not in where
     fit = subprocess.run([str(py), "-m", "owjax.fit", "+experiment=nope"], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=300)
+                         capture_output=True, text=True, timeout=300, env=env)
     assert fit.returncode == 2 and "param_recovery" in fit.stderr  # its experiment configs are installed
