@@ -8,6 +8,8 @@ surrogate to ``owjax/data/surrogate/body_fno.{npz,json}``.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import shutil
 from dataclasses import replace
 import sys
@@ -29,6 +31,7 @@ class BodySurrogateExperiment(AbstractExperiment):
     """Config → :class:`owjax.surrogate.training.BodySurrogateTask`."""
 
     kind = "body_surrogate"
+    requires_parameters_block: ClassVar[bool] = False  # the task trains all FNO weights (its own pytree)
 
     def build(self, cfg: Mapping, seed: int, run_dir: Path | None = None):
         from owjax.core.precision import PrecisionError
