@@ -34,7 +34,7 @@ def _param_file(path, with_network: bool, with_intestine: bool) -> tuple[str | N
     (applied to the c302 network) or ``"intestine"`` (applied to the intestine oscillator)."""
     if path in (None, "", "None"):
         return None, None
-    from owjax.fitting.params import load_param_file
+    from owjax.fitting.param_files import load_param_file
 
     kind = str(load_param_file(path).get("model_kind"))
     wanted = {"network": with_network, "intestine": with_intestine}
@@ -117,7 +117,7 @@ def run_simulation(cfg: DictConfig | dict, outdir: str | Path) -> dict:
 
         intestine = build_intestine(cfg.get("intestine") or {}) if with_intestine else None
         if params_kind == "intestine":
-            from owjax.fitting.params import apply_param_file
+            from owjax.fitting.param_files import apply_param_file
 
             intestine = apply_param_file(intestine, params_path)
             log.info("intestine parameters from %s", params_path)

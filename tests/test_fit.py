@@ -22,7 +22,8 @@ jax.config.update("jax_enable_x64", True)
 from owjax.core.checkpoint import CheckpointMismatchError  # noqa: E402
 from owjax.fitting.loop import CONF_DIR, run_fit  # noqa: E402
 from owjax.fitting.summary import collect_runs, write_summary  # noqa: E402
-from owjax.fitting.params import ParameterSpecError, load_param_file  # noqa: E402
+from owjax.fitting.params import ParameterSpecError  # noqa: E402
+from owjax.fitting.param_files import load_param_file  # noqa: E402
 from owjax.fitting.registry import Registry  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -137,7 +138,7 @@ def test_defecation_period_ci_reaches_50_s_within_bounds(tmp_path):
     doc = load_param_file(tmp_path / "run" / "params.json")
     assert doc["model_kind"] == "intestine"
     from owjax.organs.intestine import IntestineOscillator
-    from owjax.fitting.params import apply_param_file
+    from owjax.fitting.param_files import apply_param_file
 
     fitted = apply_param_file(IntestineOscillator.from_yaml(), tmp_path / "run" / "params.json")
     assert float(fitted.a2) == pytest.approx(m["parameters"]["ip3r_inactivation_rate"]["fitted"], rel=1e-12)

@@ -17,7 +17,8 @@ jax.config.update("jax_enable_x64", True)
 from owjax.neural.c302_data import load_c302_network  # noqa: E402
 from owjax.fitting.leaves import leaf_catalogue, leaf_rows  # noqa: E402
 from owjax.neural.network import NetworkModel  # noqa: E402
-from owjax.fitting.params import ParameterSpace, save_param_file  # noqa: E402
+from owjax.fitting.params import ParameterSpace  # noqa: E402
+from owjax.fitting.param_files import save_param_file  # noqa: E402
 from owjax.fitting.registry import (  # noqa: E402
     SOURCES,
     Provenance,

@@ -42,7 +42,7 @@ outside the bounds, a transform that cannot honour the bounds, overlapping block
 
 Parameter files (``params.json``, written by ``python -m owjax.fit``) store every fitted group and
 every affected row with its value in the leaf's unit, plus the component registry;
-:func:`apply_param_file` puts them into a model (``python -m owjax.simulate params=PATH``).
+:func:`owjax.fitting.param_files.apply_param_file` puts them into a model (``python -m owjax.simulate params=PATH``).
 """
 
 from __future__ import annotations
@@ -74,9 +74,6 @@ __all__ = [
     "forward_transform",
     "inverse_transform",
     "PARAM_FILE_FORMAT",
-    "save_param_file",
-    "load_param_file",
-    "apply_param_file",
 ]
 
 log = logging.getLogger("owjax.fitting.params")
@@ -690,7 +687,3 @@ class ParameterSpace:
                     trainable=b.spec.trainable, n_rows=int(np.sum(b.group_of_row == g)),
                 ))
         return out
-
-
-# parameter files live in their own module; re-exported here for existing imports
-from owjax.fitting.param_files import apply_param_file, load_param_file, save_param_file  # noqa: E402,F401

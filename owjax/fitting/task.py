@@ -140,7 +140,7 @@ class ParameterFitTask(AbstractFitTask):
 
     def save_outputs(self, params, run_dir, provenance, metadata):
         from owjax.core.checkpoint import atomic_write_text
-        from owjax.fitting.params import save_param_file
+        from owjax.fitting.param_files import save_param_file
         from owjax.fitting.registry import Registry
 
         p = self.problem

@@ -102,14 +102,14 @@ def build_spec(
 def build_model(spec: NetworkSpec, dtype: str = "float64", params: str | Path | None = None) -> NetworkModel:
     """Arrays from a spec, in ``dtype`` (``float64`` needs JAX's 64-bit mode, :mod:`owjax.core.precision`), plus fitted parameters.
 
-    ``params`` is a parameter file written by ``owjax.fit`` (loaded with :func:`owjax.fitting.params.load_params`
+    ``params`` is a parameter file written by ``owjax.fit`` (loaded with :func:`owjax.fitting.param_files.load_param_file`
     when that module is available).
     """
     from owjax.core.precision import require_dtype
 
     model = NetworkModel.from_spec(spec, require_dtype(dtype, "build_model"))
     if params not in (None, "", "None"):
-        from owjax.fitting.params import apply_param_file  # written by the fitting framework
+        from owjax.fitting.param_files import apply_param_file  # written by the fitting framework
 
         model = apply_param_file(model, params)
     return model

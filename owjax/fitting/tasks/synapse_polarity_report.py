@@ -170,7 +170,8 @@ def save_params_with_registry(su, fitted: NetworkModel, run_dir: Path, provenanc
 
     cfg = su.cfg
     try:
-        from owjax.fitting.params import ParameterSpace, save_param_file
+        from owjax.fitting.params import ParameterSpace
+        from owjax.fitting.param_files import save_param_file
         from owjax.fitting.registry import Registry
 
         e_lo, e_hi = erev_range(su.model)
