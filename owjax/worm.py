@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Int
 
-from owjax.core.component import AbstractComponent, AbstractCoupling, Composite, ParameterInfo, StateVariable
+from owjax.core.component import AbstractComponent, AbstractSource, AbstractCoupling, Composite, ParameterInfo, StateVariable
 from owjax.core.solve import SolverConfig, get_solver, solve, solve_ys
 from owjax.organs.intestine import IntestineOscillator
 from owjax.organs.muscles import MuscleActivation
@@ -76,25 +76,16 @@ class IntestinalTrigger(AbstractCoupling):
         return jnp.zeros((self.n_cells,), i.dtype).at[self.cells].add(i)
 
 
-class IntestineTrace(AbstractComponent):
+class IntestineTrace(AbstractSource):
     """A solved intestine replayed as a stateless component (its dense output), for the
     ``sequential`` strategy: outputs ``trigger_pA`` and ``Ca_uM`` at any time (ms)."""
 
     solution: eqx.Module
     intestine: IntestineOscillator
 
-    def initial_state(self) -> dict:
-        return {}
-
-    def vector_field(self, t, state, inputs=None) -> dict:
-        return {}
-
     def outputs(self, t, state) -> dict[str, Array]:
         ca = self.solution.evaluate(t)["Ca"]
         return {"Ca_uM": ca, "trigger_pA": self.intestine.trigger_current(ca[0])}
-
-    def state_variables(self) -> dict[str, StateVariable]:
-        return {}
 
     def parameter_info(self) -> dict[str, ParameterInfo]:
         return {}

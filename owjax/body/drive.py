@@ -21,7 +21,7 @@ from jaxtyping import Array, ArrayLike, Float
 
 from owjax.body.geometry import N_SEGMENTS
 from owjax.body.mechanics import check_activation
-from owjax.core.component import AbstractComponent, AbstractCoupling, ParameterInfo, StateVariable
+from owjax.core.component import AbstractSource, AbstractCoupling, ParameterInfo
 
 __all__ = ["TravellingWave", "RecordedActivation", "load_activation_file", "segments_from_c302", "DIRECTIONS",
            "C302MusclesToBody", "c302_segment_matrix"]
@@ -33,7 +33,7 @@ def _concrete(x) -> float | None:
     return None if isinstance(x, jax.core.Tracer) else float(np.asarray(x))
 
 
-class TravellingWave(AbstractComponent):
+class TravellingWave(AbstractSource):
     """A travelling sine wave of muscle activation (time unit s).
 
     With ψ = 2π (f t − direction · s / λ) at segment centre s ∈ (0, 1) (head 0):
@@ -104,17 +104,8 @@ class TravellingWave(AbstractComponent):
         v = self.amplitude * (1 - wave) / 2 + jnp.maximum(-self.dorsal_bias, 0.0)
         return jnp.stack([d, v], 0)
 
-    def initial_state(self) -> dict:
-        return {}
-
-    def vector_field(self, t, state, inputs=None) -> dict:
-        return {}
-
     def outputs(self, t, state) -> dict[str, Array]:
         return {"muscle_activation": self.activation(t)}
-
-    def state_variables(self) -> dict[str, StateVariable]:
-        return {}
 
     def parameter_info(self) -> dict[str, ParameterInfo]:
         P = ParameterInfo
@@ -126,7 +117,7 @@ class TravellingWave(AbstractComponent):
         }
 
 
-class RecordedActivation(AbstractComponent):
+class RecordedActivation(AbstractSource):
     """A recorded activation time course, linearly interpolated (held constant outside the record).
 
     Arguments:
@@ -164,17 +155,8 @@ class RecordedActivation(AbstractComponent):
         w = jnp.clip((t - t0) / (t1 - t0), 0.0, 1.0)
         return self.values[i] * (1 - w) + self.values[i + 1] * w
 
-    def initial_state(self) -> dict:
-        return {}
-
-    def vector_field(self, t, state, inputs=None) -> dict:
-        return {}
-
     def outputs(self, t, state) -> dict[str, Array]:
         return {"muscle_activation": self.activation(t)}
-
-    def state_variables(self) -> dict[str, StateVariable]:
-        return {}
 
     def parameter_info(self) -> dict[str, ParameterInfo]:
         return {"t_s": ParameterInfo("t_s", "s", None, "sample", "sample times", "data", trainable=False),

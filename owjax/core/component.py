@@ -43,6 +43,7 @@ __all__ = [
     "StateVariable",
     "ParameterInfo",
     "AbstractComponent",
+    "AbstractSource",
     "AbstractCoupling",
     "Composite",
     "field_per_ms",
@@ -149,6 +150,21 @@ class AbstractComponent(eqx.Module):
     def imex_split(self):
         """``(explicit, implicit)`` vector fields for IMEX solvers, or ``None`` if not supported."""
         return None
+
+
+class AbstractSource(AbstractComponent):
+    """A component without state whose outputs are a function of time only (a prescribed drive, a
+    recorded or tabulated signal, a replayed solution). Subclasses implement :meth:`outputs` and
+    :meth:`parameter_info`."""
+
+    def initial_state(self) -> dict:
+        return {}
+
+    def vector_field(self, t, state, inputs=None) -> dict:
+        return {}
+
+    def state_variables(self) -> dict[str, StateVariable]:
+        return {}
 
 
 def check_inputs(component: AbstractComponent, inputs: Mapping[str, Any] | None, where: str = "") -> None:

@@ -19,12 +19,12 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from owjax.core.component import AbstractComponent, AbstractCoupling, Composite, ParameterInfo, StateVariable
+from owjax.core.component import AbstractComponent, AbstractSource, AbstractCoupling, Composite, ParameterInfo
 
 __all__ = ["WaveformCurrents", "CurrentInjection", "driven_network"]
 
 
-class WaveformCurrents(AbstractComponent):
+class WaveformCurrents(AbstractSource):
     """Prescribed currents (pA) from a table on a uniform grid, linearly interpolated; no state.
 
     Arguments:
@@ -51,12 +51,6 @@ class WaveformCurrents(AbstractComponent):
         self.dt_ms = float(dt_ms)
         self.cells = tuple(cells)
 
-    def initial_state(self) -> dict:
-        return {}
-
-    def vector_field(self, t, state, inputs=None) -> dict:
-        return {}
-
     def current_at(self, t: Float[Array, ""]) -> Float[Array, " n"]:
         """Linear interpolation of the table at ``t`` (ms) → (n,) pA."""
         k = self.currents_pA.shape[0]
@@ -67,9 +61,6 @@ class WaveformCurrents(AbstractComponent):
 
     def outputs(self, t, state) -> dict[str, Array]:
         return {"current_pA": self.current_at(t)}
-
-    def state_variables(self) -> dict[str, StateVariable]:
-        return {}
 
     def parameter_info(self) -> dict[str, ParameterInfo]:
         return {"currents_pA": ParameterInfo("currents_pA", "pA", None, "time × cell",
