@@ -17,14 +17,12 @@ from owjax.neural.build import build_model, build_spec  # noqa: E402
 from owjax.neural.c302_data import load_c302_network  # noqa: E402
 from owjax.fitting.leaves import leaf_rows, neuron_class  # noqa: E402
 from owjax.neural.network import NetworkModel  # noqa: E402
+from owjax.fitting.param_files import apply_param_file, load_param_file, save_param_file  # noqa: E402
 from owjax.fitting.params import (  # noqa: E402
     ParameterSpace,
     ParameterSpecError,
-    apply_param_file,
     forward_transform,
     inverse_transform,
-    load_param_file,
-    save_param_file,
 )
 
 
