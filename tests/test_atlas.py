@@ -99,3 +99,18 @@ def test_unc31_strain():
     a = load_atlas("unc31")
     assert a.strain == "unc31" and a.n == 300 and "unc31" in STRAINS
     assert 100 <= len(a.stimulated_neurons()) <= 120
+
+
+def test_trials_average_to_the_atlas_means(wt):
+    p = wt.pairs(q_max=0.05)
+    tr = wt.trials(p.resp, p.stim)
+    assert len(tr) == len(p)
+    assert np.allclose([t.mean() for t in tr], p.target)  # dFF is the mean of dFF_all
+    # occ1 counts every observation of the pair; dFF_all keeps the trials with a response value
+    assert all(1 <= t.size <= o for t, o in zip(tr, p.occ))
+    assert sum(t.size >= 2 for t in tr) == 989
+    one = wt.trials(["AVAL"], ["AVEL"])[0]
+    assert one.size > 1 and np.isclose(one.mean(), wt.response[wt.index("AVAL"), wt.index("AVEL")])
+    assert wt.restrict(["AVAL", "AVEL"]).trials(["AVAL"], ["AVEL"])[0].size == wt.trials(["AVAL"], ["AVEL"])[0].size
+    with pytest.raises(ValueError, match="same length"):
+        wt.trials([0, 1], [2])

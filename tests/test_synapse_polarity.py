@@ -348,3 +348,55 @@ def test_fit_adapter_builds_problem():
     shapes = jax.eval_shape(problem.terms, m, problem.data)
     assert set(shapes) == {"atlas", "nt"}
     assert problem.info["n_train_neurons"] + problem.info["n_test_neurons"] == 6
+
+
+# ---------------------------------------------------------------------------- noise ceiling, bootstrap
+def test_split_half_reliability_recovers_known_reliability():
+    from owjax.fitting.tasks.synapse_polarity_ceiling import spearman_brown, split_half_reliability
+
+    rng = np.random.default_rng(0)
+    n_pairs, n_trials, sigma = 3000, 4, 1.5
+    truth = rng.normal(size=n_pairs)
+    trials = [v + sigma * rng.normal(size=n_trials) for v in truth]
+    out = split_half_reliability(trials, n_splits=20, seed=1)
+    expected = 1.0 / (1.0 + sigma**2 / n_trials)  # reliability of the 4-trial means
+    assert out["n_pairs_reliability"] == n_pairs
+    assert abs(out["spearman_brown"] - expected) < 0.03
+    means = np.array([t.mean() for t in trials])
+    assert abs(out["ceiling_r"] - np.corrcoef(means, truth)[0, 1]) < 0.03  # √reliability = r(means, truth)
+    assert spearman_brown(0.5) == pytest.approx(2 / 3)
+    single = split_half_reliability([np.ones(1)] * 10)
+    assert single["n_pairs_reliability"] == 0 and np.isnan(single["ceiling_r"])
+
+
+def test_atlas_noise_ceiling_wt_significant():
+    """The numbers of issue 18: 989 significant pairs with ≥ 2 trials, split-half 0.44, SB 0.62."""
+    from owjax.fitting.tasks.synapse_polarity_ceiling import pair_set_ceiling
+    from owjax.reference.atlas import load_atlas
+
+    wt = load_atlas("wt")
+    c = pair_set_ceiling(wt, wt.stimulated_neurons(), q_max=0.05, n_splits=50)
+    assert c["n_pairs"] == 1150 and c["n_pairs_reliability"] == 989
+    assert c["r_half"] == pytest.approx(0.44, abs=0.02) and c["spearman_brown"] == pytest.approx(0.62, abs=0.02)
+    assert c["ceiling_r"] == pytest.approx(0.78, abs=0.02)
+
+
+def test_bootstrap_over_stimulated_neurons():
+    from owjax.fitting.tasks.synapse_polarity_ceiling import bootstrap_metrics
+
+    rng = np.random.default_rng(0)
+    group = np.repeat(np.arange(30), 8)
+    target = rng.normal(size=group.size)
+    sims = dict(good=target + 0.5 * rng.normal(size=group.size), bad=rng.normal(size=group.size))
+    b = bootstrap_metrics(sims, target, group, n_boot=300, seed=0)
+    assert b["n_groups"] == 30 and b["n_pairs"] == 240
+    for k in sims:
+        assert b[k]["r"] == pytest.approx(np.corrcoef(sims[k], target)[0, 1])
+        lo, hi = b[k]["r_ci"]
+        assert lo < b[k]["r"] < hi
+        assert b[k]["sign_agreement"] == pytest.approx(np.mean(np.sign(sims[k]) == np.sign(target)))
+    d = b["differences"]["good-bad"]
+    assert d["r_diff"] == pytest.approx(b["good"]["r"] - b["bad"]["r"]) and d["r_diff_ci"][0] > 0
+    assert d["p_r_diff_le_0"] == 0.0 and b["differences"]["bad-good"]["r_diff_ci"][1] < 0
+    with pytest.raises(ValueError, match="shape"):
+        bootstrap_metrics(dict(x=target[:5]), target, group)

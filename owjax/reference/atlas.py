@@ -186,6 +186,8 @@ class SignalPropagationAtlas:
         missing: model neurons that the atlas lacks (empty if no model names were given).
         source: the HDF5 file.
         compiled: the atlas' ``time_compiled`` attribute.
+        file_index: row/column of each neuron in the HDF5 file (for the per-trial data,
+            :meth:`trials`).
     """
 
     names: tuple[str, ...]
@@ -200,6 +202,7 @@ class SignalPropagationAtlas:
     source: str = ""
     compiled: str = ""
     doi: str = RANDI2023_DOI
+    file_index: tuple[int, ...] = ()
     _index: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self):
@@ -282,8 +285,36 @@ class SignalPropagationAtlas:
         return SignalPropagationAtlas(
             tuple(self.names[i] for i in idx), tuple(self.atlas_ids[i] for i in idx), self.response[sub],
             self.q[sub], self.q_eq[sub], self.occ[sub], self.strain, self.unmatched, self.missing, self.source,
-            self.compiled, self.doi,
+            self.compiled, self.doi, tuple(self.file_index[i] for i in idx) if self.file_index else (),
         )
+
+    def trials(self, resp, stim) -> list[np.ndarray]:
+        """Per-trial ΔF/F of pairs (the HDF5's ``dFF_all``; trials pooled over animals).
+
+        Arguments:
+            resp, stim: responding / stimulated neuron of each pair, as indices into ``names`` (e.g.
+                an :class:`AtlasPairs`' ``resp`` and ``stim``) or as model names.
+
+        Returns:
+            One float64 array of trial responses per pair (empty where the pair was never observed);
+            its mean is ``response[resp, stim]`` (the file's ``dFF`` is the mean of ``dFF_all``). A pair
+            can have fewer trials than ``occ`` (``occ1`` counts every observation, ``dFF_all`` only
+            those with a response value).
+
+        Raises:
+            ValueError: the atlas was built without file indices (not by :func:`load_atlas`), or
+                ``resp`` and ``stim`` differ in length.
+        """
+        if not self.file_index or not self.source:
+            raise ValueError("this atlas has no link to its HDF5 file (build it with load_atlas) to read trials from")
+        resp, stim = list(resp), list(stim)
+        if len(resp) != len(stim):
+            raise ValueError(f"resp and stim must have the same length, got {len(resp)} and {len(stim)}")
+        ri = [self.index(r) if isinstance(r, str) else int(r) for r in resp]
+        si = [self.index(s) if isinstance(s, str) else int(s) for s in stim]
+        allt = _read_trials(self.source, self.strain)
+        return [np.asarray(allt[self.file_index[i], self.file_index[j]], dtype=np.float64).ravel()
+                for i, j in zip(ri, si)]
 
     def summary(self) -> dict:
         """Counts and distributions (JSON-ready)."""
@@ -301,6 +332,19 @@ class SignalPropagationAtlas:
             dff_significant_quantiles_5_50_95=[float(x) for x in np.percentile(self.response[sig], [5, 50, 95])]
             if sig.any() else [],
         )
+
+
+@lru_cache(maxsize=2)
+def _read_trials(path: str, strain: str) -> np.ndarray:
+    """The (300, 300) object array ``dFF_all`` of one strain (each entry: that pair's trials)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        if strain not in f:
+            from owjax.neural.spec import unknown_name_message
+
+            raise ValueError(unknown_name_message("atlas strain", strain, tuple(k for k in f if k in STRAINS)))
+        return f[strain]["dFF_all"][:]
 
 
 @lru_cache(maxsize=8)
@@ -359,5 +403,5 @@ def load_atlas(
         names=names, atlas_ids=tuple(ids[i] for i in keep), response=np.array(dff[sub], dtype=np.float64),
         q=np.array(q[sub], dtype=np.float64), q_eq=np.array(q_eq[sub], dtype=np.float64),
         occ=np.array(occ[sub], dtype=np.int64), strain=strain, unmatched=tuple(unmatched), missing=missing,
-        source=str(path), compiled=compiled,
+        source=str(path), compiled=compiled, file_index=tuple(int(i) for i in keep),
     )

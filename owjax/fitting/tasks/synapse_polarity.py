@@ -72,6 +72,7 @@ from jaxtyping import Array, PRNGKeyArray
 
 from owjax.fitting.task import AbstractFitTask
 from owjax.fitting.tasks.base import AbstractExperiment, FitProblem
+from owjax.fitting.tasks.synapse_polarity_ceiling import ceiling_metrics, held_out_statistics
 from owjax.fitting.tasks.synapse_polarity_metrics import (
     NT_CLASSES,
     atlas_correlation_matrix,
@@ -431,7 +432,8 @@ class SynapsePolarityTask(AbstractFitTask):
         rep_fit, resp_fit = rp.model_report(su, "fitted", fitted, p_fit, stim_all, c_data, defined)
         rep_c302, resp_c302 = rp.model_report(su, "c302", su.model, p_c302, stim_all, c_data, defined,
                                               recompute_rest=False)
-        rep_shuf, _ = rp.model_report(su, "shuffled", shuffled, p_c302, stim_all, c_data, defined)
+        rep_shuf, resp_shuf = rp.model_report(su, "shuffled", shuffled, p_c302, stim_all, c_data, defined)
+        stats = held_out_statistics(su, dict(fitted=resp_fit, c302=resp_c302, shuffled=resp_shuf), stim_all)
         hist_file = Path(run_dir) / "loss_history.json"
         hist = json.loads(hist_file.read_text()) if hist_file.exists() else dict(loss=[], terms={}, step_s=[])
         step_s = [s for s in hist.get("step_s", []) if s is not None and math.isfinite(s)]
@@ -459,6 +461,7 @@ class SynapsePolarityTask(AbstractFitTask):
             train_neurons=su.train, test_neurons=su.test,
             atlas=su.atlas.summary(),
         )
+        metrics.update(ceiling_metrics(stats))
         metrics["timing_s"] = dict(setup=round(self.setup_s, 1), train_objective=round(self._objective_s, 1),
                                    evaluation=round(time.perf_counter() - t0 - (self._objective_s - t_obj0), 1),
                                    mean_step=round(sum(step_s) / max(len(step_s), 1), 2))

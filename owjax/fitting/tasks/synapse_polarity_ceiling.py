@@ -1,0 +1,246 @@
+"""``synapse_polarity``'s statistics: the atlas' noise ceiling and bootstrap confidence intervals.
+
+**Noise ceiling.** The atlas' ΔF/F of a pair is the mean of its trials (``dFF_all``), so it is
+itself noisy, and no model can correlate with it better than the atlas agrees with a repeat of
+itself. :func:`split_half_reliability` splits every pair's trials at random into two halves, takes
+the two half means and correlates them across the pairs that have ≥ 2 trials (averaged over
+``n_splits`` random splits): ``r_half``. The Spearman–Brown correction gives the reliability of the
+full-trial means, ``ρ = 2 r_half / (1 + r_half)``, and the ceiling of any model's correlation with
+the means is ``√ρ`` (the correlation of the means with the noise-free pair values; classical test
+theory). On significant pairs it is optimistic: the pairs were selected as significant with all
+their trials. Pairs with one trial cannot enter the estimate; the ceiling is applied to the r over
+all pairs of the set (the count of those with ≥ 2 trials is reported).
+
+**Bootstrap over stimulated neurons.** A held-out r is computed over pairs, but pairs of one
+stimulated neuron are not independent, so :func:`bootstrap_metrics` resamples the *stimulated
+neurons* with replacement (all of a neuron's pairs go with it) and recomputes r and the sign
+agreement of every model on each resample; the 2.5/97.5 % percentiles are the 95 % interval, and the
+differences between models are bootstrapped on the same resamples (paired).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from jaxtyping import Float, Int
+
+__all__ = ["spearman_brown", "split_half_reliability", "pair_set_ceiling", "bootstrap_metrics", "held_out_statistics",
+           "ceiling_metrics"]
+
+
+def spearman_brown(r_half: float) -> float:
+    """Reliability of the full-length mean from the correlation of two half means, ``2r/(1+r)``
+    (``nan`` for r ≤ −1)."""
+    r = float(r_half)
+    return 2.0 * r / (1.0 + r) if r > -1.0 else float("nan")
+
+
+def split_half_reliability(trials: Sequence[np.ndarray], n_splits: int = 200, seed: int = 0,
+                           clip: float | None = None) -> dict:
+    """Split-half reliability of per-pair trial means.
+
+    Arguments:
+        trials: one array of trial responses (ΔF/F) per pair.
+        n_splits: random splits averaged over.
+        seed: seeds the splits.
+        clip: clip each half mean to ±clip (as the targets are), or None.
+
+    Returns:
+        dict with ``r_half`` (mean over splits of the correlation between the half means across the
+        pairs with ≥ 2 trials), ``r_half_sd`` (its SD over splits), ``spearman_brown`` (reliability
+        of the full means), ``ceiling_r`` (√reliability, 0 when the reliability is ≤ 0),
+        ``n_pairs`` and ``n_pairs_reliability`` (pairs with ≥ 2 trials).
+
+    Raises:
+        ValueError: ``n_splits`` < 1.
+    """
+    if n_splits < 1:
+        raise ValueError(f"n_splits must be >= 1, got {n_splits}")
+    multi = [np.asarray(t, np.float64) for t in trials if np.size(t) >= 2]
+    out = dict(n_pairs=len(trials), n_pairs_reliability=len(multi))
+    if len(multi) < 3:
+        return dict(out, r_half=float("nan"), r_half_sd=float("nan"), spearman_brown=float("nan"),
+                    ceiling_r=float("nan"))
+    rng = np.random.default_rng(seed)
+    # vectorised by trial count: pairs with n trials share one permutation shape
+    by_n: dict[int, np.ndarray] = {}
+    for k, t in enumerate(multi):
+        by_n.setdefault(t.size, [])
+        by_n[t.size].append(k)
+    groups = [(n, np.asarray(ks), np.stack([multi[k] for k in ks])) for n, ks in by_n.items()]
+    rs = np.empty(n_splits)
+    a = np.empty(len(multi))
+    b = np.empty(len(multi))
+    for s in range(n_splits):
+        for n, ks, x in groups:
+            perm = np.argsort(rng.random(x.shape), axis=1)
+            xs = np.take_along_axis(x, perm, axis=1)
+            h = n // 2
+            a[ks], b[ks] = xs[:, :h].mean(axis=1), xs[:, h:].mean(axis=1)
+        if clip is not None:
+            aa, bb = np.clip(a, -clip, clip), np.clip(b, -clip, clip)
+        else:
+            aa, bb = a, b
+        rs[s] = np.corrcoef(aa, bb)[0, 1]
+    r_half = float(np.mean(rs))
+    sb = spearman_brown(r_half)
+    return dict(out, r_half=r_half, r_half_sd=float(np.std(rs)), spearman_brown=sb,
+                ceiling_r=float(np.sqrt(sb)) if sb > 0 else 0.0)
+
+
+def pair_set_ceiling(atlas, stimulated: Sequence[str], q_max: float | None, min_occ: int = 1,
+                     clip: float | None = None, n_splits: int = 200, seed: int = 0) -> dict:
+    """:func:`split_half_reliability` of the atlas pairs of ``stimulated`` (q < ``q_max``, or every
+    observed pair for None), the same selection the metrics use (self responses excluded)."""
+    p = atlas.pairs(q_max=q_max, min_occ=min_occ, stimulated=list(stimulated))
+    return split_half_reliability(atlas.trials(p.resp, p.stim), n_splits=n_splits, seed=seed, clip=clip)
+
+
+def _r(s: np.ndarray, t: np.ndarray) -> float:
+    if s.size < 3 or np.std(s) == 0 or np.std(t) == 0:
+        return float("nan")
+    return float(np.corrcoef(s, t)[0, 1])
+
+
+def bootstrap_metrics(sims: Mapping[str, Float[np.ndarray, " p"]], target: Float[np.ndarray, " p"],
+                      group: Int[np.ndarray, " p"], sign_thr: Mapping[str, float] | None = None,
+                      n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> dict:
+    """Bootstrap over stimulated neurons of Pearson r and sign agreement for several models.
+
+    Arguments:
+        sims: model name → simulated response of each pair (same pairs for every model).
+        target: the atlas ΔF/F of each pair.
+        group: the stimulated neuron (any integer label) of each pair — the resampling unit.
+        sign_thr: model name → |response| at or below which the model has no sign (a disagreement),
+            as in :func:`~owjax.fitting.tasks.synapse_polarity_metrics.response_metrics`; default 0.
+        n_boot: bootstrap resamples.
+        seed: seeds the resampling.
+        level: confidence level of the intervals.
+
+    Returns:
+        ``{name: {r, r_ci, sign_agreement, sign_agreement_ci}}`` and, for every ordered pair of
+        models ``a`` ≠ ``b`` (keys ``"a-b"`` under ``"differences"``), ``{r_diff, r_diff_ci,
+        p_r_diff_le_0}`` (the bootstrap fraction with r_a − r_b ≤ 0); plus ``n_groups``, ``n_boot``,
+        ``level``. Resamples with an undefined r (too few pairs) are dropped from the percentiles.
+    """
+    target = np.asarray(target, np.float64)
+    group = np.asarray(group)
+    names = list(sims)
+    s = {k: np.asarray(v, np.float64) for k, v in sims.items()}
+    for k, v in s.items():
+        if v.shape != target.shape:
+            raise ValueError(f"sims[{k!r}] has shape {v.shape}, the targets {target.shape}")
+    if group.shape != target.shape:
+        raise ValueError(f"group has shape {group.shape}, the targets {target.shape}")
+    thr = {k: float((sign_thr or {}).get(k, 0.0)) for k in names}
+    agree = {k: (np.where(np.abs(s[k]) > thr[k], np.sign(s[k]), 0.0) == np.sign(target)).astype(np.float64)
+             for k in names}
+    labels, inv = np.unique(group, return_inverse=True)
+    members = [np.nonzero(inv == g)[0] for g in range(labels.size)]
+    rng = np.random.default_rng(seed)
+    boot_r = {k: np.full(n_boot, np.nan) for k in names}
+    boot_sa = {k: np.full(n_boot, np.nan) for k in names}
+    for b in range(n_boot):
+        idx = np.concatenate([members[g] for g in rng.integers(0, labels.size, labels.size)])
+        for k in names:
+            boot_r[k][b] = _r(s[k][idx], target[idx])
+            boot_sa[k][b] = agree[k][idx].mean()
+    lo_q, hi_q = 100 * (1 - level) / 2, 100 * (1 + level) / 2
+
+    def ci(x):
+        x = x[np.isfinite(x)]
+        return [float(np.percentile(x, lo_q)), float(np.percentile(x, hi_q))] if x.size else [float("nan")] * 2
+
+    out: dict = dict(n_groups=int(labels.size), n_pairs=int(target.size), n_boot=int(n_boot), level=level)
+    for k in names:
+        out[k] = dict(r=_r(s[k], target), r_ci=ci(boot_r[k]), sign_agreement=float(agree[k].mean()),
+                      sign_agreement_ci=ci(boot_sa[k]))
+    diffs = {}
+    for a in names:
+        for b in names:
+            if a != b:
+                d = boot_r[a] - boot_r[b]
+                fin = d[np.isfinite(d)]
+                diffs[f"{a}-{b}"] = dict(r_diff=out[a]["r"] - out[b]["r"], r_diff_ci=ci(d),
+                                         p_r_diff_le_0=float((fin <= 0).mean()) if fin.size else float("nan"))
+    out["differences"] = diffs
+    return out
+
+
+def held_out_statistics(su, resps: Mapping[str, np.ndarray], stim_all: Sequence[str], n_boot: int = 2000,
+                        n_splits: int = 200) -> dict:
+    """Noise ceilings and bootstrap intervals of a run's held-out (and training) numbers.
+
+    Arguments:
+        su: the task's setup (``cfg``, ``model``, ``atlas``, ``train``, ``test``).
+        resps: model name (``fitted``, ``c302``, ``shuffled``, …) → (S, N) responses to the
+            stimulations ``stim_all`` (rows) of every model cell (columns).
+        stim_all: the stimulated neurons of the rows of every response matrix.
+        n_boot, n_splits: bootstrap resamples and split-half splits.
+
+    Returns:
+        ``{pair_set: {ceiling…, bootstrap…}}`` for ``test_significant``, ``test_observed`` and
+        ``train_significant`` (significant = q < cfg.q_max; observed = every observed pair), each with
+        the split-half/Spearman–Brown ceiling (:func:`split_half_reliability`), every model's r,
+        sign agreement and 95 % intervals, r as a fraction of the ceiling (with its interval, the
+        ceiling held fixed) and the paired model differences (:func:`bootstrap_metrics`).
+    """
+    cfg, atlas, model = su.cfg, su.atlas, su.model
+    rows = {n: k for k, n in enumerate(stim_all)}
+    self_cols = [model.index(n) for n in stim_all]
+    # each model's sign threshold, as in the report's metrics: sign_eps × its largest non-self response
+    thr = {}
+    for k, r in resps.items():
+        r_ns = np.array(r, np.float64)
+        r_ns[np.arange(len(stim_all)), self_cols] = 0.0
+        thr[k] = cfg.sign_eps * float(np.abs(r_ns).max())
+    out = {}
+    for key, names, q_max in (("test_significant", su.test, cfg.q_max), ("test_observed", su.test, None),
+                              ("train_significant", su.train, cfg.q_max)):
+        p = atlas.pairs(q_max=q_max, min_occ=cfg.min_occ, stimulated=list(names), clip=cfg.clip)
+        srow = np.array([rows[atlas.names[j]] for j in p.stim], dtype=int)
+        cols = np.array([model.index(atlas.names[i]) for i in p.resp], dtype=int)
+        sims = {k: np.asarray(r, np.float64)[srow, cols] for k, r in resps.items()}
+        ceil = split_half_reliability(atlas.trials(p.resp, p.stim), n_splits=n_splits, seed=cfg.seed, clip=cfg.clip)
+        boot = bootstrap_metrics(sims, p.target, p.stim, thr, n_boot=n_boot, seed=cfg.seed)
+        c = ceil["ceiling_r"]
+        for k in resps:
+            ok = np.isfinite(c) and c > 0
+            boot[k]["fraction_of_ceiling"] = boot[k]["r"] / c if ok else float("nan")
+            boot[k]["fraction_of_ceiling_ci"] = [x / c for x in boot[k]["r_ci"]] if ok else [float("nan")] * 2
+        out[key] = dict(noise_ceiling=ceil, **boot)
+    return out
+
+
+def ceiling_metrics(stats: Mapping) -> dict:
+    """The ``metrics.json`` keys of :func:`held_out_statistics`' result (models ``fitted``, ``c302``,
+    ``shuffled``): ``test_r_ci95``, ``noise_ceiling_r``, ``test_r_fraction_of_ceiling`` (+ its
+    interval), the same for the baselines, sign-agreement intervals, the paired differences
+    fitted − c302 / fitted − shuffled, the observed-pair and training versions, and the full
+    ``statistics`` block."""
+    ts, to, tr = stats["test_significant"], stats["test_observed"], stats["train_significant"]
+    out = dict(
+        test_r_ci95=ts["fitted"]["r_ci"],
+        noise_ceiling_r=ts["noise_ceiling"]["ceiling_r"],
+        noise_ceiling_spearman_brown=ts["noise_ceiling"]["spearman_brown"],
+        noise_ceiling_split_half_r=ts["noise_ceiling"]["r_half"],
+        test_r_fraction_of_ceiling=ts["fitted"]["fraction_of_ceiling"],
+        test_r_fraction_of_ceiling_ci95=ts["fitted"]["fraction_of_ceiling_ci"],
+        test_sign_agreement_ci95=ts["fitted"]["sign_agreement_ci"],
+        baseline_c302_test_r_ci95=ts["c302"]["r_ci"],
+        shuffled_test_r_ci95=ts["shuffled"]["r_ci"],
+        shuffled_test_sign_agreement_ci95=ts["shuffled"]["sign_agreement_ci"],
+        test_r_minus_c302=ts["differences"]["fitted-c302"]["r_diff"],
+        test_r_minus_c302_ci95=ts["differences"]["fitted-c302"]["r_diff_ci"],
+        test_r_minus_shuffled=ts["differences"]["fitted-shuffled"]["r_diff"],
+        test_r_minus_shuffled_ci95=ts["differences"]["fitted-shuffled"]["r_diff_ci"],
+        test_r_observed_ci95=to["fitted"]["r_ci"],
+        noise_ceiling_r_observed=to["noise_ceiling"]["ceiling_r"],
+        test_r_observed_fraction_of_ceiling=to["fitted"]["fraction_of_ceiling"],
+        train_r_ci95=tr["fitted"]["r_ci"],
+        noise_ceiling_r_train=tr["noise_ceiling"]["ceiling_r"],
+        train_r_fraction_of_ceiling=tr["fitted"]["fraction_of_ceiling"],
+        statistics=dict(stats),
+    )
+    return out
