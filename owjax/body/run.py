@@ -4,11 +4,19 @@
 a dict or DictConfig), builds the drive (BBC circuit, travelling wave or recorded activation) and
 the body, integrates them, and writes ``traces.h5`` (with ``/body/{t, x, y}``), ``body.wcon``,
 the curvature kymograph, the centroid track, the animation (``body.gif``) and ``summary.json``.
+
+``body.backend`` chooses what moves the body: ``physics`` (default; the rod model integrated with
+diffrax), ``surrogate`` (the trained Fourier neural operator, :mod:`owjax.surrogate`, from the drive's
+open-loop activation; refuses what it was not trained for: the closed BBC loop, another duration than
+its 5 s, another rotational drag, a medium off the water–agar line) or ``auto`` (the surrogate, except
+where it refuses or its error estimate exceeds its bound: then the physics, logged and recorded in
+``summary.json`` under ``body_backend``).
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import time
 from collections.abc import Mapping
@@ -30,6 +38,8 @@ from owjax.core.component import Composite
 __all__ = ["run_locomotion", "DEFAULTS", "validate_config", "build_scenario", "simulate_locomotion"]
 
 DRIVES = ("bbc", "wave", "file")
+BODY_BACKENDS = ("physics", "surrogate", "auto")
+log = logging.getLogger("owjax.body")
 
 #: the structure of conf/scenario/locomotion.yaml with its defaults
 DEFAULTS: dict[str, Any] = {
@@ -38,7 +48,7 @@ DEFAULTS: dict[str, Any] = {
     "dt_out_s": 0.01,
     "transient_s": 2.0,
     "drive": "bbc",
-    "body": {"medium": "agar", "rotational_drag": "bbc_code"},
+    "body": {"medium": "agar", "rotational_drag": "bbc_code", "backend": "physics", "surrogate_model": None},
     "circuit": {"avb_current": 0.675, "neuron_time_constant_s": 0.005, "threshold_width": 0.01},
     "wave": {"frequency_hz": 0.44, "wavelength_body_lengths": 0.6, "amplitude": 0.7, "direction": "forward",
              "dorsal_bias": 0.0},
@@ -117,6 +127,8 @@ def validate_config(cfg) -> dict:
     rot = out["body"]["rotational_drag"]
     if isinstance(rot, str) and rot not in ROTATIONAL_DRAG_CHOICES:
         raise ValueError(f"unknown body.rotational_drag {rot!r}; allowed: {sorted(ROTATIONAL_DRAG_CHOICES)} or a number")
+    if out["body"]["backend"] not in BODY_BACKENDS:
+        raise ValueError(f"unknown body.backend {out['body']['backend']!r}; allowed: {list(BODY_BACKENDS)}")
     w = out["wave"]
     for k in ("frequency_hz", "wavelength_body_lengths"):
         w[k] = _number(f"wave.{k}", w[k])
@@ -171,10 +183,90 @@ def _activations(comp: Composite, drive: str, t_s: np.ndarray, ys: dict) -> np.n
     return np.asarray(jax.vmap(src.activation)(jnp.asarray(t_s, src.dtype)))
 
 
+def _surrogate_refusal(c: dict, drive: str) -> str:
+    """Why the body surrogate cannot stand in for the physics in this scenario ("" if it can)."""
+    if drive == "bbc":
+        return ("drive=bbc is a closed loop (the body's stretch receptors drive the circuit), while the surrogate maps "
+                "an open-loop activation history to a trajectory; use drive=wave or drive=file")
+    if resolve_medium(c["body"]["medium"]).value is None:
+        return "the surrogate takes media on the water–agar line only (agar, water or a number in [0, 1])"
+    if c["body"]["rotational_drag"] != "bbc_code":
+        return "the surrogate was trained with body.rotational_drag=bbc_code"
+    return ""
+
+
+def _surrogate_body(c: dict, comp: Composite, drive: str) -> tuple[dict | None, dict]:
+    """The body's skeleton from the surrogate, or (None, why) where the physics must run instead.
+
+    Returns:
+        (``{"t_s", "x", "y", "phi"}`` with x, y (T, 49) mm and phi (T, 49) rad, or None; the
+        ``body_backend`` record for the summary). Raises ValueError for ``backend=surrogate``
+        where the surrogate cannot be used (the reason named).
+    """
+    from owjax.surrogate.component import BodySurrogate
+
+    backend = c["body"]["backend"]
+    info = {"requested": backend, "used": "surrogate", "reason": "", "error_estimate_body_lengths": None}
+
+    def refuse(reason: str):
+        if backend == "surrogate":
+            raise ValueError(f"body.backend=surrogate cannot run this scenario: {reason} (body.backend=auto runs the "
+                             "physics instead)")
+        log.warning("body.backend=auto: running the physics (%s)", reason)
+        return None, {**info, "used": "physics", "reason": reason}
+
+    why = _surrogate_refusal(c, drive)
+    if why:
+        return refuse(why)
+    sur = BodySurrogate.load(c["body"]["surrogate_model"])
+    info["model"] = str(c["body"]["surrogate_model"] or "shipped (owjax/data/surrogate/body_fno)")
+    info["bound_body_lengths"] = sur.bound
+    n = int(round(c["duration_s"] / c["dt_out_s"]))
+    t_s = np.arange(n + 1) * c["dt_out_s"]
+    grid = sur.grid_reason(t_s)
+    if grid:
+        return refuse(f"{grid} (set duration_s={sur.settings['duration_s']:g} and dt_out_s between "
+                      f"{sur.settings['dt_data_s'] / 2:g} and {1.25 * sur.settings['dt_train_s']:g})")
+    src = comp["drive"]
+    act = np.asarray(jax.vmap(src.activation)(jnp.asarray(t_s, src.dtype)), np.float64)
+    if act.min() < 0 or act.max() > 1:
+        return refuse(f"the drive's activation leaves [0, 1] (range [{act.min():.3g}, {act.max():.3g}])")
+    res = sur.predict(t_s, act, resolve_medium(c["body"]["medium"]).value, backend="surrogate")
+    est = float(res.error_estimate[0])
+    info["error_estimate_body_lengths"] = est
+    if res.beyond_bound[0]:
+        if backend == "auto":
+            return refuse(f"estimated error {est:.3g} L > bound {sur.bound:g} L")
+        info["reason"] = f"beyond the bound: estimated error {est:.3g} L > {sur.bound:g} L (no fallback requested)"
+    x, y = res.skeleton()
+    th = res.tangent_angle_rad[0]
+    rod = np.concatenate([th[:, :1], 0.5 * (th[:, 1:] + th[:, :-1]), th[:, -1:]], -1)
+    return {"t_s": t_s, "x": x[0], "y": y[0], "phi": rod + np.pi / 2, "activation": act}, info
+
+
 def simulate_locomotion(cfg) -> dict:
-    """Validate, build and integrate; returns arrays and metrics without writing files."""
+    """Validate, build and integrate; returns arrays and metrics without writing files.
+
+    With ``body.backend`` surrogate (or auto, where the surrogate may be used) the body's skeleton
+    comes from the surrogate; the rod orientations ``phi`` are then the segments' mean direction + π/2
+    (the dorsal side), and the solver entries of the summary are absent.
+    """
     c = validate_config(cfg)
     comp, drive = build_scenario(c)
+    if c["body"]["backend"] != "physics":
+        t0 = time.perf_counter()
+        out, info = _surrogate_body(c, comp, drive)
+        if out is not None:
+            wall = time.perf_counter() - t0
+            summary = M.locomotion_summary(out["t_s"], out["x"], out["y"], out["phi"], transient_s=c["transient_s"])
+            summary.update({"medium": resolve_medium(c["body"]["medium"]).as_dict(), "drive": drive,
+                            "duration_s": c["duration_s"], "body_backend": info,
+                            "wall_s_including_compile": wall, "dtype": c["dtype"]})
+            ys = {"body": {k: out[k] for k in ("x", "y", "phi")}}
+            return {"config": c, "composite": comp, "drive": drive, "t_s": out["t_s"], "ys": ys,
+                    "activation": out["activation"], "summary": summary}
+    else:
+        info = {"requested": "physics", "used": "physics", "reason": ""}
     s = c["body_solver"]
     solver = BodySolver(s["method"], s["rtol"], s["atol"], s["dt0_s"], s["max_steps"])
     t0 = time.perf_counter()
@@ -185,7 +277,7 @@ def simulate_locomotion(cfg) -> dict:
     med = resolve_medium(c["body"]["medium"])
     summary.update({"medium": med.as_dict(), "drive": drive, "duration_s": c["duration_s"],
                     "solver": {**s, "num_steps": res.num_steps, "num_rejected": res.num_rejected},
-                    "wall_s_including_compile": wall, "dtype": c["dtype"]})
+                    "wall_s_including_compile": wall, "dtype": c["dtype"], "body_backend": info})
     return {"config": c, "composite": comp, "drive": drive, "t_s": res.t_s, "ys": res.ys,
             "activation": _activations(comp, drive, res.t_s, res.ys), "summary": summary}
 
@@ -204,7 +296,8 @@ def _write_traces(path: Path, sim: dict) -> Path:
         pops["circuit"] = {"names": [f"DB{i + 1:02d}" for i in range(n_units)] + [f"VB{i + 1:02d}" for i in range(n_units)],
                            "activity": ys["circuit"]["neuron"].reshape(len(t_s), -1).T}
     c = sim["config"]
-    attrs = {"model": "bbc2012_body", "network": sim["drive"], "simulator": "owjax.body",
+    attrs = {"model": "bbc2012_body", "network": sim["drive"], "simulator": "owjax.body" if sim["summary"].get("body_backend", {}).get("used", "physics") == "physics"
+             else "owjax.surrogate (FNO body surrogate)",
              "solver": c["body_solver"]["method"], "dt_out_ms": c["dt_out_s"] * 1000.0,
              "duration_ms": c["duration_s"] * 1000.0, "medium": sim["summary"]["medium"]["name"],
              "body_units": "t s, x/y mm, phi rad; muscle_activation rows: dorsal segments 1-48 then ventral 1-48"}

@@ -256,7 +256,7 @@ class BodySurrogate:
         novelty = NoveltyEstimator(arrays["novelty_train"], arrays["novelty_mean"], arrays["novelty_std"], int(nv["k"]),
                                    tuple(float(v) for v in arrays["novelty_coef"]), float(nv["sigma"]),
                                    float(nv["quantile"]))
-        return cls(BodyFNO(fno, dec), novelty, meta, bound if bound is not None else meta.get("bound", DEFAULT_BOUND))
+        return cls(BodyFNO(fno, dec, h.get("medium_encoding", "linear")), novelty, meta, bound if bound is not None else meta.get("bound", DEFAULT_BOUND))
 
     # -------------------------------------------------------------- checks
     def _check(self, t_s, activation, medium):

@@ -9,6 +9,8 @@ surrogate's error, not the representation's.
 
 from __future__ import annotations
 
+import json
+
 import equinox as eqx
 import jax
 import numpy as np
@@ -17,7 +19,8 @@ from owjax.body import metrics as M
 from owjax.body.geometry import BODY_LENGTH_MM
 from owjax.surrogate.data import skeleton_from_features
 
-__all__ = ["predict_batch", "latent_batch", "trajectory_errors", "gait_metrics", "compare", "GAIT_SPEED_FLOOR_MM_S"]
+__all__ = ["predict_batch", "latent_batch", "trajectory_errors", "gait_metrics", "compare", "GAIT_SPEED_FLOOR_MM_S",
+           "evaluate_surrogate", "EVAL_SEED", "EVAL_COUNTS", "EVAL_OOD_COUNTS"]
 
 #: relative speed errors are taken only where the physics moves faster than this (mm/s)
 GAIT_SPEED_FLOOR_MM_S = 0.02
@@ -118,3 +121,206 @@ def compare(t_s, c_pred, th_pred, c_true, th_true, families=None, gait_mask=None
     out["_per_sample"] = {**e, "speed_rel_err": np.where(moving, rs, np.nan),
                           "wavelength_rel_err": np.where(moving, rw, np.nan)}
     return out
+
+
+# ----------------------------------------------------------------------------- python -m owjax.surrogate evaluate
+#: default size of the fresh evaluation set: a tenth of the full dataset's families (what its test split
+#: holds) and the full dataset's OOD set
+EVAL_COUNTS = {"nominal": 3, "perturbed": 16, "wave": 80, "single": 16, "smooth": 40}
+EVAL_OOD_COUNTS = {"ood_fast": 40, "ood_amplitude": 40, "ood_wavelength": 40, "ood_mixture": 40, "ood_reversal": 40}
+#: the training seeds (0-8) are never an evaluation seed
+EVAL_SEED = 1000
+_GAIT = ("nominal", "perturbed", "wave", "ood_fast", "ood_amplitude", "ood_wavelength", "ood_mixture")
+
+
+def _fallback(est: np.ndarray, err: np.ndarray, bound: float) -> dict:
+    fb, bad = est > bound, err > bound
+    tp = int(np.sum(fb & bad))
+    return {"fallback_rate": float(np.mean(fb)), "true_exceed_rate": float(np.mean(bad)),
+            "fallback_precision": tp / int(fb.sum()) if fb.any() else None,
+            "fallback_recall": tp / int(bad.sum()) if bad.any() else None,
+            "n": int(err.size), "n_exceed": int(bad.sum()), "n_fallback": int(fb.sum())}
+
+
+def _time_best(fn, repeats: int = 3) -> float:
+    import time
+
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return min(out)
+
+
+def evaluate_surrogate(out_dir, model_stem=None, seed: int = EVAL_SEED, scale: float = 1.0, data_dir=None,
+                       progress: bool = True, record: bool = False, n_check: int = 8) -> dict:
+    """Evaluate a surrogate on a fresh, seeded test and OOD set generated here with the physics.
+
+    Arguments:
+        out_dir: folder for ``metrics.json`` (and the data, in ``out_dir/data`` unless ``data_dir``).
+        model_stem: surrogate ``STEM`` (``STEM.npz``/``.json``); None: the shipped one.
+        seed: the data seed (not one of the training seeds 0-8).
+        scale: multiplies the sample counts (:data:`EVAL_COUNTS`, :data:`EVAL_OOD_COUNTS`; 1.0: 155 + 200).
+        data_dir: where the data go (resumable; reused if complete).
+        progress: progress bars.
+        record: also write the per-sample errors of a small check set (the first ``n_check`` wave/single/
+            smooth samples) into the model's JSON (``check``), which ``tests/test_surrogate.py`` reproduces.
+
+    Returns:
+        The metrics (also written to ``out_dir/metrics.json``): ``traj_rmse_body_lengths`` (mean over the
+        test set, fine grid, body lengths), ``speed_rel_err``, ``wavelength_rel_err``,
+        ``ood_traj_rmse_body_lengths``, ``speedup_vs_physics`` (s per sample of the batched physics ÷ of the
+        batched surrogate, measured here), ``fallback_precision``, ``fallback_recall`` (over test ∪ OOD),
+        and per-set details under ``sets``.
+    """
+    import os
+    import time
+    from pathlib import Path
+
+    import jax.numpy as jnp
+
+    from owjax.body.integrate import BodySolver
+    from owjax.core.checkpoint import atomic_write_json
+    from owjax.core.precision import require_dtype
+    from owjax.surrogate.component import SHIPPED, BodySurrogate, indicators
+    from owjax.surrogate.data import DatasetSpec, PhysicsRunner, _git_commit, generate_dataset, load_dataset
+
+    if int(seed) in range(9):
+        raise ValueError(f"seed {seed} is a training seed (0-8); pick another (default {EVAL_SEED})")
+    if not (scale > 0 and np.isfinite(scale)):
+        raise ValueError(f"scale must be a positive number, got {scale!r}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = Path(model_stem) if model_stem else SHIPPED
+    sur = BodySurrogate.load(stem)
+    dur, dt = float(sur.settings["duration_s"]), float(sur.settings["dt_data_s"])
+    stride = max(1, int(round(float(sur.settings["dt_train_s"]) / dt)))
+    counts = {k: int(round(v * scale)) for k, v in EVAL_COUNTS.items()}
+    if counts["perturbed"] and not counts["nominal"]:
+        counts["nominal"] = 1
+    spec = DatasetSpec(counts=counts, ood_counts={k: max(1, int(round(v * scale))) for k, v in EVAL_OOD_COUNTS.items()},
+                       duration_s=dur, dt_s=dt, seed=int(seed), dtype="float64")
+    require_dtype("float64", "python -m owjax.surrogate evaluate")
+    data = Path(data_dir) if data_dir else out / "data"
+    load0 = os.getloadavg()
+    t0 = time.perf_counter()
+    gen = generate_dataset(data, spec, progress=progress)
+    gen_wall = time.perf_counter() - t0
+    test = {k: v for k, v in load_dataset(data).items()}
+    keep = test["split"] < 3
+    sets = {"test": {k: (v[keep] if isinstance(v, np.ndarray) and k != "t_s" else v) for k, v in test.items()},
+            "ood": load_dataset(data, "ood")}
+    t = np.asarray(sets["test"]["t_s"], np.float64)
+    res: dict = {}
+    per: dict = {}
+    for name, ds in sets.items():
+        fams = np.asarray(ds["families"])[ds["family"]]
+        ind = indicators(sur.model, t, ds["activation"], ds["medium"])
+        est = sur.novelty.estimate(ind["latent"], ind["mirror_gap_mm"])
+        r = compare(t, ind["centroid_mm"], ind["tangent_angle_rad"], ds["centroid_mm"], ds["tangent_angle_rad"], fams,
+                    np.isin(fams, _GAIT))
+        p = r.pop("_per_sample")
+        err = p["traj_rmse_body_lengths"]
+        r["fallback"] = {**_fallback(est, err, sur.bound), "error_estimate_spearman": _spearman(est, err)}
+        per[name] = {"err": err, "est": est, "fams": fams, "ds": ds, "speed": p["speed_rel_err"]}
+        res[name] = r
+    # resolution: the test set on the training (coarse) grid
+    ds = sets["test"]
+    c, th = predict_batch(sur.model, t[::stride], ds["activation"][:, ::stride], ds["medium"])
+    res["test_coarse"] = {k: v for k, v in compare(t[::stride], c, th, ds["centroid_mm"][:, ::stride],
+                                                   ds["tangent_angle_rad"][:, ::stride]).items() if k != "_per_sample"}
+    err_all = np.concatenate([per[s]["err"] for s in per])
+    est_all = np.concatenate([per[s]["est"] for s in per])
+    fb_all = _fallback(est_all, err_all, sur.bound)
+    # speed: both batched, on the same device, now (after compilation), best of 3
+    pb = 16
+    acts, med = ds["activation"][:pb], ds["medium"][:pb]
+    runner = PhysicsRunner.cached(dur, dt, BodySolver(rtol=spec.rtol, atol=spec.atol), jnp.float64, batch_size=pb)
+    runner(acts, med)
+    phys = _time_best(lambda: runner(acts, med)) / pb
+    nb = 256
+    reps = -(-nb // len(ds["activation"]))
+    big_a = np.concatenate([ds["activation"]] * reps)[:nb]
+    big_m = np.concatenate([ds["medium"]] * reps)[:nb]
+    speed = {"physics_s_per_sample": phys, "physics_batch": pb, "physics_solver": "tsit5 rtol=atol=1e-5 float64"}
+    for label, st in (("train_grid", stride), ("data_grid", 1)):
+        predict_batch(sur.model, t[::st], big_a[:, ::st], big_m, batch_size=nb)
+        s = _time_best(lambda st=st: predict_batch(sur.model, t[::st], big_a[:, ::st], big_m, batch_size=nb)) / nb
+        speed[f"surrogate_{label}_s_per_sample"] = s
+        speed[f"speedup_{label}"] = phys / s
+    indicators(sur.model, t, big_a, big_m)
+    s_auto = _time_best(lambda: sur.novelty.estimate(*(lambda i: (i["latent"], i["mirror_gap_mm"]))(
+        indicators(sur.model, t, big_a, big_m))), 2) / nb
+    speed["auto_s_per_sample"] = s_auto
+    speed["speedup_auto_no_fallback"] = phys / s_auto
+    speed["sibernetic_ratio_train_grid"] = 23 * 60.0 / (speed["surrogate_train_grid_s_per_sample"] / dur)
+    speed["load_average_before"], speed["load_average_after"] = list(load0), list(os.getloadavg())
+    te, oo = res["test"], res["ood"]
+    metrics = {
+        "traj_rmse_body_lengths": te["traj_rmse_body_lengths"], "speed_rel_err": te["speed_rel_err"],
+        "wavelength_rel_err": te["wavelength_rel_err"], "frequency_rel_err": te["frequency_rel_err"],
+        "traj_rmse_body_lengths_median": te["traj_rmse_body_lengths_median"],
+        "speed_rel_err_median": te["speed_rel_err_median"], "wavelength_rel_err_median": te["wavelength_rel_err_median"],
+        "traj_rmse_body_lengths_train_grid": res["test_coarse"]["traj_rmse_body_lengths"],
+        "ood_traj_rmse_body_lengths": oo["traj_rmse_body_lengths"], "ood_speed_rel_err": oo["speed_rel_err"],
+        "ood_wavelength_rel_err": oo["wavelength_rel_err"],
+        "speedup_vs_physics": speed["speedup_train_grid"], "speedup_vs_physics_data_grid": speed["speedup_data_grid"],
+        "fallback_precision": fb_all["fallback_precision"], "fallback_recall": fb_all["fallback_recall"],
+        "fallback": {"bound_body_lengths": sur.bound, "test_and_ood": fb_all},
+        "speed": speed, "sets": res,
+        "data": {"dir": str(data), "seed": int(seed), "counts": spec.counts, "ood_counts": spec.ood_counts,
+                 "n_test": int(len(per["test"]["err"])), "n_ood": int(len(per["ood"]["err"])),
+                 "generation": gen, "generation_wall_s": round(gen_wall, 1),
+                 "physics": f"owjax body, tsit5 rtol={spec.rtol} atol={spec.atol}, float64, {dur:g} s, dt {dt:g} s"},
+        "model": {"stem": str(stem), "provenance": sur.settings.get("provenance", {}),
+                  "recorded_metrics": {k: sur.settings.get("metrics", {}).get(k) for k in
+                                       ("traj_rmse_body_lengths", "ood_traj_rmse_body_lengths")}},
+        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "git_commit": _git_commit(),
+        "command": "python -m owjax.surrogate evaluate --out " + str(out) + (f" --model {model_stem}" if model_stem else "")
+                   + (f" --seed {seed}" if seed != EVAL_SEED else "") + (f" --scale {scale:g}" if scale != 1 else ""),
+    }
+    if record:
+        ds = sets["test"]
+        fams = per["test"]["fams"]
+        pick = np.flatnonzero(np.isin(fams, ("wave", "single", "smooth")))[:int(n_check)]
+        check = {"seed": int(seed), "duration_s": dur, "dt_s": dt, "families": [str(f) for f in fams[pick]],
+                 "family_index": [int(_family_index(spec, int(g))) for g in ds["index"][pick]],
+                 "medium": [float(m) for m in ds["medium"][pick]],
+                 "traj_rmse_body_lengths": [float(e) for e in per["test"]["err"][pick]],
+                 "physics": "tsit5 rtol=atol=1e-5 float64", "date": metrics["date"], "git_commit": metrics["git_commit"],
+                 "command": metrics["command"] + " --record"}
+        metrics["check"] = check
+        js = stem.with_suffix(".json")
+        meta = json.loads(js.read_text())
+        meta["check"] = check
+        atomic_write_json(js, meta)
+    atomic_write_json(out / "metrics.json", json.loads(json.dumps(metrics, default=_jsonable)))
+    return metrics
+
+
+def _family_index(spec, global_index: int) -> int:
+    """Index within its family of the main set's sample number ``global_index`` (see data._plan)."""
+    from owjax.surrogate.data import _plan
+
+    for fam, i, g in _plan(spec, False):
+        if g == global_index:
+            return i
+    raise ValueError(f"sample {global_index} not in the plan")
+
+
+def _jsonable(x):
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    return str(x)
+
+
+def _spearman(a, b) -> float | None:
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 3:
+        return None
+    ra, rb = np.argsort(np.argsort(a[ok])), np.argsort(np.argsort(b[ok]))
+    return float(np.corrcoef(ra, rb)[0, 1])

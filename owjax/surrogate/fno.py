@@ -34,10 +34,39 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 __all__ = ["SpectralConv1d", "FNO1d", "PostureDecoder", "BodyFNO", "angle_basis", "eigenworm_basis",
-           "N_ACTIVATION_CHANNELS", "TIME_SCALE_S"]
+           "N_ACTIVATION_CHANNELS", "TIME_SCALE_S", "MEDIUM_ENCODINGS", "medium_channels", "n_input_channels"]
 
 #: 2 sides × 24 muscle segments
 N_ACTIVATION_CHANNELS = 48
+#: how the medium number m enters: ``linear`` (m − 0.5) or ``log_drag`` (m − 0.5 and the log of the
+#: perpendicular drag relative to agar's, scaled to [−0.5, 0.5]: water's drag is ≈ 1/1000 of agar's,
+#: so m ∈ [0, 0.05] holds most of the change in dynamics, which a linear channel squeezes together)
+MEDIUM_ENCODINGS = ("linear", "log_drag")
+
+
+def _water_agar_drag_ratio() -> float:
+    from owjax.body.media import AGAR, WATER
+
+    return float(WATER.c_perp_total_kg_s / AGAR.c_perp_total_kg_s)
+
+
+def medium_channels(medium, encoding: str):
+    """Medium input channels (K,) of a medium number m ∈ [0, 1] for an encoding of :data:`MEDIUM_ENCODINGS`."""
+    m = jnp.asarray(medium)
+    if encoding == "linear":
+        return (m - 0.5)[None]
+    if encoding == "log_drag":
+        r = _water_agar_drag_ratio()
+        rel = r + (1.0 - r) * m  # the drag relative to agar's (owjax.body.media.interpolated is linear in m)
+        return jnp.stack([m - 0.5, jnp.log(rel) / (-math.log(r)) + 0.5])
+    raise ValueError(f"unknown medium encoding {encoding!r}; allowed: {list(MEDIUM_ENCODINGS)}")
+
+
+def n_input_channels(encoding: str) -> int:
+    """Input channels of :class:`BodyFNO`: 48 activations, the medium channels, time."""
+    if encoding not in MEDIUM_ENCODINGS:
+        raise ValueError(f"unknown medium encoding {encoding!r}; allowed: {list(MEDIUM_ENCODINGS)}")
+    return N_ACTIVATION_CHANNELS + (1 if encoding == "linear" else 2) + 1
 #: the time encoding is t / TIME_SCALE_S (s)
 TIME_SCALE_S = 5.0
 
@@ -217,17 +246,21 @@ class BodyFNO(eqx.Module):
     Attributes:
         fno: the operator (the trainable part).
         decoder: :class:`PostureDecoder` (fixed).
+        medium_encoding: ``linear`` or ``log_drag`` (:data:`MEDIUM_ENCODINGS`).
     """
 
     fno: FNO1d
     decoder: PostureDecoder
+    medium_encoding: str = eqx.field(static=True, default="linear")
 
     def inputs(self, t_s: Float[Array, " n"], activation: Float[Array, "n 2 24"],
                medium: Float[Array, ""]) -> Float[Array, "c n"]:
-        """Input channels (50, N): activations − 0.5, the medium number − 0.5, t / 5 s − 0.5."""
+        """Input channels (50 or 51, N): activations − 0.5, the medium channels (:func:`medium_channels`),
+        t / 5 s − 0.5."""
         n = t_s.shape[0]
         a = activation.reshape(n, N_ACTIVATION_CHANNELS).T - 0.5
-        m = jnp.full((1, n), medium - 0.5, a.dtype)
+        mc = medium_channels(medium, self.medium_encoding).astype(a.dtype)
+        m = jnp.broadcast_to(mc[:, None], (mc.shape[0], n))
         tt = (t_s / TIME_SCALE_S - 0.5)[None].astype(a.dtype)
         return jnp.concatenate([a, m, tt], 0)
 

@@ -25,7 +25,7 @@ import numpy as np
 from owjax.fitting.task import AbstractFitTask
 from owjax.surrogate.component import BodySurrogate, NoveltyEstimator, indicators
 from owjax.surrogate.evaluate import compare, latent_batch, predict_batch, trajectory_errors
-from owjax.surrogate.fno import FNO1d, N_ACTIVATION_CHANNELS, BodyFNO, PostureDecoder, angle_basis, eigenworm_basis
+from owjax.surrogate.fno import FNO1d, BodyFNO, PostureDecoder, angle_basis, eigenworm_basis, n_input_channels
 
 __all__ = ["BodySurrogateTask", "POSTURE_KINDS", "posture_representation_error"]
 
@@ -54,7 +54,7 @@ class BodySurrogateTask(AbstractFitTask):
 
     Arguments:
         data: ``{"train", "val", "test", "ood"}`` → datasets from :func:`owjax.surrogate.data.load_dataset`.
-        model: ``{width, modes, n_layers, pad_fraction, posture, n_posture}``.
+        model: ``{width, modes, n_layers, pad_fraction, posture, n_posture, medium_encoding}``.
         train: ``{batch_size, stride, mirror_augment, novelty_k, novelty_quantile, bound}``
             (``mirror_augment``: half of every batch mirrored dorsal ↔ ventral, an exact symmetry of the body).
         loss_weights: ``{centroid, posture}``.
@@ -79,6 +79,8 @@ class BodySurrogateTask(AbstractFitTask):
         self.batch_size = min(int(self.train_cfg.get("batch_size", 32)), len(tr["activation"]))
         self.t_fine = np.asarray(tr["t_s"], np.float64)
         self.t_coarse = self.t_fine[::self.stride]
+        self.medium_encoding = str(self.hp.get("medium_encoding", "linear"))
+        n_input_channels(self.medium_encoding)  # raises naming the allowed encodings
         kind, n_post = str(self.hp.get("posture", "angles")), int(self.hp.get("n_posture", 12))
         basis = _basis(kind, n_post, tr["tangent_angle_rad"][:, ::self.stride])
         coef = tr["tangent_angle_rad"].reshape(-1, 48) @ np.linalg.pinv(basis).T
@@ -102,7 +104,7 @@ class BodySurrogateTask(AbstractFitTask):
     # ------------------------------------------------------------------ the model
     def _fno(self, key) -> FNO1d:
         h = self.hp
-        return FNO1d(N_ACTIVATION_CHANNELS + 2, 2 + self.decoder.n_posture, int(h.get("width", 32)),
+        return FNO1d(n_input_channels(self.medium_encoding), 2 + self.decoder.n_posture, int(h.get("width", 32)),
                      int(h.get("modes", 24)), int(h.get("n_layers", 4)), float(h.get("pad_fraction", 0.25)), key=key)
 
     def model(self, params) -> BodyFNO:
@@ -110,7 +112,7 @@ class BodySurrogateTask(AbstractFitTask):
         if self._treedef is None:
             self._treedef = jax.tree_util.tree_structure(self._fno(jax.random.PRNGKey(0)))
         leaves = [params[k] for k in sorted(params)]
-        return BodyFNO(jax.tree_util.tree_unflatten(self._treedef, leaves), self.decoder)
+        return BodyFNO(jax.tree_util.tree_unflatten(self._treedef, leaves), self.decoder, self.medium_encoding)
 
     def describe(self) -> str:
         h = self.hp
@@ -174,7 +176,8 @@ class BodySurrogateTask(AbstractFitTask):
         cal = nov.calibrate(ind["latent"], ind["mirror_gap_mm"], err, float(self.train_cfg.get("novelty_quantile", 0.9)))
         settings = {"duration_s": float(self.t_fine[-1]), "dt_data_s": float(self.t_fine[1]),
                     "dt_train_s": float(self.t_coarse[1]),
-                    "hyperparameters": {"in_channels": N_ACTIVATION_CHANNELS + 2, "out_channels": 2 + self.decoder.n_posture,
+                    "hyperparameters": {"in_channels": n_input_channels(self.medium_encoding),
+                                        "medium_encoding": self.medium_encoding, "out_channels": 2 + self.decoder.n_posture,
                                         "width": int(self.hp.get("width", 32)), "modes": int(self.hp.get("modes", 24)),
                                         "n_layers": int(self.hp.get("n_layers", 4)),
                                         "pad_fraction": float(self.hp.get("pad_fraction", 0.25)),
