@@ -1,0 +1,320 @@
+"""Jaxley side by side with owjax and NEURON on c302 C1 Full (1 s): time, error, gradient, memory.
+
+    python -m benchmarks.jaxley_compare [--jaxley-dts 0.05,0.025,0.01] [--reuse-neuron] [--quick]
+    python -m benchmarks.jaxley_compare case forward --dt 0.05      # one Jaxley case, one process
+    python -m benchmarks.jaxley_compare case gradient --dt 0.05
+
+The Jaxley model is :mod:`benchmarks.jaxley_network` (c302's channels, Ca pool, graded synapses and
+gap junctions as Jaxley channels/synapses, built from the same NetworkSpec as owjax's model). In one
+run this measures, each case in its own process (so peak resident memory is the case's own):
+
+* Jaxley forward at each ``--jaxley-dts`` (backward Euler, float64): compile time, solve time after
+  compilation (best of two), V and Ca of every cell recorded at every step (Jaxley's ``integrate``);
+* Jaxley gradient of the loss mean(V) + mean(Ca in nM) over the 1-s solve sampled every 1 ms
+  (the loss of ``benchmarks.cases gradient``) with respect to every cell's channel conductances and
+  every synapse's conductance, with Jaxley's nested checkpointing
+  (``checkpoint_lengths`` = two levels of ≈ √steps), and the forward of the same loss;
+* owjax default (Tsit5 1e-6, float64) and ``fast`` (Ralston 1e-4, float32) forward and gradient
+  through ``benchmarks.cases``; NEURON at dt 0.05 ms through ``owjax.reference.runner``;
+* the error of every forward against converged NEURON with :func:`benchmarks.run_all.errors_vs`
+  (the ``max rel. err vs converged`` of ``bench.md``) on the checked-in Richardson-extrapolated traces.
+
+Writes ``benchmarks/results/jaxley_compare.{json,md}`` (``jaxley_compare_quick`` with ``--quick``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).parents[1]
+RESULTS = Path(__file__).parent / "results"
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def checkpoint_levels(n_steps: int) -> list[int]:
+    """Two checkpoint levels whose product covers ``n_steps`` (Jaxley pads the rest), each ≈ √n."""
+    a = math.ceil(math.sqrt(n_steps))
+    return [a, math.ceil(n_steps / a)]
+
+
+def jaxley_case(argv) -> int:
+    """One Jaxley case in this process; prints ``BENCH {json}``."""
+    t_proc = time.perf_counter()
+    p = argparse.ArgumentParser(prog="jaxley_compare case")
+    p.add_argument("kind", choices=("forward", "gradient"))
+    p.add_argument("--dt", type=float, required=True, help="Jaxley time step (ms)")
+    p.add_argument("--duration-ms", type=float, default=1000.0)
+    p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    p.add_argument("--solver", default="bwd_euler", help="jx.integrate's solver (bwd_euler, crank_nicolson)")
+    p.add_argument("--dt-out-ms", type=float, default=0.05, help="forward: sampling of the saved V traces")
+    p.add_argument("--save", default=None, help="forward: npz file for the V traces")
+    a = p.parse_args(argv)
+    if a.dt <= 0 or a.duration_ms <= 0:
+        raise SystemExit(f"--dt ({a.dt}) and --duration-ms ({a.duration_ms}) must be > 0")
+
+    import jax
+
+    jax.config.update("jax_enable_x64", a.dtype == "float64")
+    import jax.numpy as jnp
+    import jaxley as jx
+
+    from benchmarks.jaxley_network import build_jaxley_network
+    from owjax.neural.c302_data import load_c302_network
+
+    spec = load_c302_network("C1", "Full")
+    t0 = time.perf_counter()
+    net, names = build_jaxley_network(spec, a.duration_ms, a.dt)
+    t_build = time.perf_counter() - t0
+    n = len(names)
+    n_steps = int(a.duration_ms // a.dt)
+    out = dict(kind=a.kind, simulator="jaxley", jaxley_version=jx.__version__, dt_ms=a.dt, dtype=a.dtype,
+               solver=a.solver, duration_ms=a.duration_ms, steps=n_steps, build_s=t_build,
+               device=str(jax.devices()[0]))
+
+    if a.kind == "forward":
+        def sim(params):
+            return jx.integrate(net, params, delta_t=a.dt, t_max=a.duration_ms, solver=a.solver)
+
+        fn = jax.jit(sim)
+        t0 = time.perf_counter()
+        comp = fn.lower([]).compile()
+        t_c = time.perf_counter() - t0
+        times = []
+        for _ in range(2):
+            t0 = time.perf_counter()
+            recs = jax.block_until_ready(comp([]))
+            times.append(time.perf_counter() - t0)
+        out.update(compile_s=t_c, run_s=min(times), first_call_s=t_c + times[0])
+        if a.save:
+            every = max(1, round(a.dt_out_ms / a.dt))
+            V = np.asarray(recs[:n, ::every], dtype=np.float64).T
+            t = np.arange(recs.shape[1])[::every] * a.dt
+            np.savez(a.save, t=t, V=V, names=np.array(names))
+    else:
+        for key in ("c302_Leak_g", "c302_k_slow_g", "c302_k_fast_g", "c302_ca_boyle_g"):
+            net.select(nodes=list(range(n))).make_trainable(key, verbose=False)
+        for syn, key in (("c302_graded", "c302_graded_gS"), ("c302_gap", "c302_gap_gS")):
+            rows = np.flatnonzero((net.edges["type"] == syn).to_numpy()).tolist()
+            net.select(edges=rows).make_trainable(key, verbose=False)
+        params = net.get_parameters()
+        levels = checkpoint_levels(n_steps + 1)
+        every = max(1, round(1.0 / a.dt))
+
+        def loss(params, checkpoint_lengths):
+            recs = jx.integrate(net, params, delta_t=a.dt, t_max=a.duration_ms, solver=a.solver,
+                                checkpoint_lengths=checkpoint_lengths)
+            return jnp.mean(recs[:n, ::every]) + jnp.mean(recs[n:, ::every]) * 1e6  # V (mV) + Ca (nM)
+
+        fwd = jax.jit(lambda p: loss(p, None))
+        grad = jax.jit(jax.grad(lambda p: loss(p, levels)))
+        t0 = time.perf_counter()
+        fwd_c = fwd.lower(params).compile()
+        t_fc = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        grad_c = grad.lower(params).compile()
+        t_gc = time.perf_counter() - t0
+        jax.block_until_ready(fwd_c(params))
+        t0 = time.perf_counter()
+        jax.block_until_ready(fwd_c(params))
+        t_f = time.perf_counter() - t0
+        g = jax.block_until_ready(grad_c(params))
+        t0 = time.perf_counter()
+        jax.block_until_ready(grad_c(params))
+        t_g = time.perf_counter() - t0
+        leaves = jax.tree_util.tree_leaves(g)
+        out.update(forward_s=t_f, gradient_s=t_g, gradient_over_forward=t_g / t_f, forward_compile_s=t_fc,
+                   gradient_compile_s=t_gc, checkpoint_lengths=levels,
+                   n_parameters=int(sum(x.size for x in leaves)),
+                   gradient_finite=bool(all(np.isfinite(np.asarray(x)).all() for x in leaves)))
+    out["peak_rss_mb"] = _peak_mb()
+    out["process_wall_s"] = time.perf_counter() - t_proc
+    print("BENCH " + json.dumps(out), flush=True)
+    return 0
+
+
+def _run_jaxley(*args) -> dict:
+    cmd = [sys.executable, "-m", "benchmarks.jaxley_compare", "case", *map(str, args)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=dict(os.environ))
+    for line in proc.stdout.splitlines():
+        if line.startswith("BENCH "):
+            return json.loads(line[6:])
+    raise RuntimeError(f"Jaxley case {args} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+
+
+def _load() -> str:
+    try:
+        return "load average (1/5/15 min) " + " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "load average unavailable"
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["case"]:
+        return jaxley_case(argv[1:])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--jaxley-dts", default="0.05,0.025,0.01", help="Jaxley forward time steps (ms)")
+    p.add_argument("--jaxley-grad-dts", default="0.05,0.025", help="Jaxley gradient time steps (ms)")
+    p.add_argument("--reuse-neuron", action="store_true", help="use the cached NEURON dt 0.05 ms run")
+    p.add_argument("--quick", action="store_true", help="only Jaxley dt 0.05 (forward and gradient) and owjax default")
+    a = p.parse_args(argv)
+
+    from benchmarks.run_all import CHECKED_IN, errors_vs, machine, run_case
+    from owjax.reference.runner import run_reference
+    from owjax.traces import read_traces
+
+    dur = 1000.0
+    fwd_dts = [float(x) for x in a.jaxley_dts.split(",") if x]
+    grad_dts = [float(x) for x in a.jaxley_grad_dts.split(",") if x]
+    if a.quick:
+        fwd_dts, grad_dts = [0.05], [0.05]
+    conv = read_traces(CHECKED_IN / "C1_Full.h5")
+    mach = machine()
+    records: list[dict] = []
+
+    def add(rec):
+        rec.setdefault("machine", mach)
+        rec["load_after"] = _load()
+        records.append(rec)
+        print(json.dumps(rec), flush=True)
+
+    print(f"== NEURON dt 0.05 ms ({_load()})", flush=True)
+    nrn = read_traces(run_reference("C1", "Full", "neuron", dt_ms=0.05, duration_ms=dur,
+                                    force=not a.reuse_neuron, verbose=True))
+    names = [str(x) for pop in ("neurons", "muscles") if pop in nrn.populations for x in nrn.populations[pop]["names"]]
+    nv = np.concatenate([nrn.populations[q]["V"] for q in ("neurons", "muscles") if q in nrn.populations], 0).T
+    neuron_s = float(nrn.attrs["sim_time_s"])
+    add(dict(case="neuron_dt0.05", simulator="NEURON", kind="forward", run_s=neuron_s,
+             end_to_end_s=float(nrn.attrs["wall_time_s"]), **errors_vs(conv, nrn.t_ms, nv, names)))
+
+    owjax_presets = [("default_f64_tsit5_1e-6", ["--dtype", "float64"])]
+    if not a.quick:
+        owjax_presets.append(("fast_f32_ralston_1e-4", ["--dtype", "float32", "--preset", "fast"]))
+    for label, extra in owjax_presets:
+        print(f"== owjax {label} ({_load()})", flush=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            npz = Path(tmp) / "v.npz"
+            r = run_case("forward", "--config", "Full", "--duration-ms", dur, "--save", npz, *extra)
+            z = np.load(npz)
+            err = errors_vs(conv, z["t"], z["V"], list(z["names"]))
+        add(dict(case=f"owjax_{label}", simulator="owjax", kind="forward", run_s=r["run_s"],
+                 compile_s=r["compile_s"], end_to_end_s=r["process_wall_s"], steps=r["steps"],
+                 peak_rss_mb=r["peak_rss_mb"], **err))
+        r = run_case("gradient", "--config", "Full", "--duration-ms", dur, "--dt-out-ms", 1.0, *extra)
+        add(dict(case=f"owjax_{label}_gradient", simulator="owjax", kind="gradient", run_s=r["gradient_s"],
+                 forward_s=r["forward_s"], gradient_over_forward=r["gradient_over_forward"],
+                 compile_s=r["gradient_compile_s"], peak_rss_mb=r["peak_rss_mb"], checkpoints=r.get("checkpoints")))
+
+    for dt in fwd_dts:
+        print(f"== Jaxley forward dt {dt} ms ({_load()})", flush=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            npz = Path(tmp) / "v.npz"
+            r = _run_jaxley("forward", "--dt", dt, "--duration-ms", dur, "--save", npz)
+            z = np.load(npz)
+            err = errors_vs(conv, z["t"], z["V"], list(z["names"]))
+        add(dict(case=f"jaxley_bwd_euler_f64_dt{dt:g}", simulator=f"Jaxley {r['jaxley_version']}", kind="forward",
+                 run_s=r["run_s"], compile_s=r["compile_s"], build_s=r["build_s"], end_to_end_s=r["process_wall_s"],
+                 steps=r["steps"], peak_rss_mb=r["peak_rss_mb"], **err))
+    for dt in grad_dts:
+        print(f"== Jaxley gradient dt {dt} ms ({_load()})", flush=True)
+        r = _run_jaxley("gradient", "--dt", dt, "--duration-ms", dur)
+        add(dict(case=f"jaxley_bwd_euler_f64_dt{dt:g}_gradient", simulator=f"Jaxley {r['jaxley_version']}",
+                 kind="gradient", run_s=r["gradient_s"], forward_s=r["forward_s"],
+                 gradient_over_forward=r["gradient_over_forward"], compile_s=r["gradient_compile_s"],
+                 peak_rss_mb=r["peak_rss_mb"], checkpoint_lengths=r["checkpoint_lengths"],
+                 n_parameters=r["n_parameters"], gradient_finite=r["gradient_finite"]))
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    name = "jaxley_compare_quick" if a.quick else "jaxley_compare"
+    summary = targets(records)
+    (RESULTS / f"{name}.json").write_text(json.dumps(dict(records=records, targets=summary), indent=1) + "\n")
+    (RESULTS / f"{name}.md").write_text(to_markdown(records, summary))
+    print(to_markdown(records, summary))
+    return 0
+
+
+def targets(records) -> dict:
+    """Issue 16's ratios: owjax default vs Jaxley forward (time, error) and gradient (time, memory)."""
+    by = {r["case"]: r for r in records}
+    ow = by.get("owjax_default_f64_tsit5_1e-6")
+    owg = by.get("owjax_default_f64_tsit5_1e-6_gradient")
+    out = {}
+    jf = [r for r in records if r["simulator"].startswith("Jaxley") and r["kind"] == "forward"]
+    jg = [r for r in records if r["simulator"].startswith("Jaxley") and r["kind"] == "gradient"]
+    if ow:
+        for r in jf:
+            out[f"forward vs {r['case']}"] = dict(
+                time_ratio_owjax_over_jaxley=ow["run_s"] / r["run_s"],
+                error_ratio_jaxley_over_owjax=r["max_rel_err_vs_converged"] / ow["max_rel_err_vs_converged"],
+                target_met=bool(ow["run_s"] <= 0.5 * r["run_s"]
+                                and r["max_rel_err_vs_converged"] >= 100 * ow["max_rel_err_vs_converged"]))
+    if owg:
+        for r in jg:
+            out[f"gradient vs {r['case']}"] = dict(
+                speedup_owjax=r["run_s"] / owg["run_s"],
+                memory_ratio_owjax_over_jaxley=owg["peak_rss_mb"] / r["peak_rss_mb"],
+                target_met=bool(r["run_s"] >= 3 * owg["run_s"] and owg["peak_rss_mb"] < r["peak_rss_mb"]))
+    return out
+
+
+def _f(x, fmt="{:.3g}"):
+    return "–" if x is None else fmt.format(x)
+
+
+def to_markdown(records, summary) -> str:
+    lines = [
+        "c302 C1 Full, 1 s (397 cells: 302 neurons + 95 muscles, 2 831 graded synapses, 1 084 gap-junction "
+        f"entries), owjax vs Jaxley vs NEURON 9, machine: {records[0]['machine'] if records else '?'}.",
+        "Errors are against converged NEURON (checked-in Richardson-extrapolated traces, "
+        "tests/c302_vs_neuron/data), the metric of bench.md. Times are without compilation; each case ran "
+        "in its own process (peak RSS is the process's). The machine is shared: the load average after each "
+        "case is in the JSON (`load_after`).",
+        "",
+        "| case | kind | time (s) | max rel. err vs converged | max spike-time err (ms) | spike-count mismatches "
+        "| compile (s) | peak RSS (MB) | notes |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        note = []
+        if r.get("steps"):
+            note.append(f"{r['steps']} steps")
+        if "build_s" in r:
+            note.append(f"network build {r['build_s']:.1f} s")
+        if "gradient_over_forward" in r:
+            note.append(f"forward {r['forward_s']:.2f} s, gradient/forward {r['gradient_over_forward']:.2f}")
+        if r.get("checkpoint_lengths"):
+            note.append(f"checkpoint_lengths {r['checkpoint_lengths']}")
+        if r.get("n_parameters"):
+            note.append(f"{r['n_parameters']} parameters")
+        if r["simulator"] == "NEURON":
+            note.append(f"end to end {r['end_to_end_s']:.1f} s")
+        lines.append(
+            f"| {r['case']} | {r['kind']} | {_f(r.get('run_s'))} | {_f(r.get('max_rel_err_vs_converged'))} "
+            f"| {_f(r.get('max_spike_time_err_ms'))} | {_f(r.get('cells_spike_count_mismatch'), '{}')} "
+            f"| {_f(r.get('compile_s'), '{:.1f}')} | {_f(r.get('peak_rss_mb'), '{:.0f}')} | {'; '.join(note)} |")
+    if summary:
+        lines += ["", "Issue 16 targets (owjax default, Tsit5 1e-6 float64): forward ≤ 0.5× Jaxley's time at ≥ 100× "
+                  "lower error; gradient ≥ 3× faster than Jaxley's checkpointed gradient with less peak memory.", "",
+                  "| comparison | ratio | target met |", "|---|---|---|"]
+        for k, v in summary.items():
+            ratios = ", ".join(f"{name} {val:.3g}" for name, val in v.items() if name != "target_met")
+            lines.append(f"| {k} | {ratios} | {'yes' if v['target_met'] else 'no'} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
