@@ -283,3 +283,103 @@ def test_fit_ci_through_the_loop(tmp_path):
     sur = BodySurrogate.load(tmp_path / "surrogate")
     assert sur.settings["provenance"]["experiment"] == "body_surrogate"
     assert run_fit(cfg, tmp_path)["n_steps"] == m["n_steps"]  # complete: nothing redone
+
+
+# ----------------------------------------------------------------------------- the shipped model against the physics
+@pytest.fixture(scope="module")
+def shipped_check():
+    """The shipped surrogate's recorded check set (``python -m owjax.surrogate evaluate --record``),
+    regenerated from its seed and run with the physics (Tsit5 1e-5, float64: the data's settings)."""
+    from owjax.body.integrate import BodySolver
+    from owjax.surrogate.data import PhysicsRunner
+
+    if not SHIPPED.with_suffix(".npz").exists():
+        pytest.skip("no shipped surrogate")
+    sur = BodySurrogate.load()
+    chk = sur.settings.get("check")
+    assert chk is not None, "the shipped surrogate lacks its check set: python -m owjax.surrogate evaluate --record"
+    t = F.time_grid(chk["duration_s"], chk["dt_s"])
+    params = [F.draw_params(f, chk["seed"], i) for f, i in zip(chk["families"], chk["family_index"])]
+    np.testing.assert_allclose([p["medium"] for p in params], chk["medium"], rtol=1e-12)  # the same seeded samples
+    acts = np.stack([F.make_activation(f, p, t) for f, p in zip(chk["families"], params)])
+    med = np.asarray(chk["medium"])
+    runner = PhysicsRunner.cached(chk["duration_s"], chk["dt_s"], BodySolver(rtol=1e-5, atol=1e-5), jnp.float64,
+                                  batch_size=len(acts))
+    phys = runner(acts, med)
+    assert phys["ok"].all()
+    return sur, t, acts, med, phys, chk
+
+
+def test_shipped_surrogate_reproduces_its_recorded_errors(shipped_check):
+    """Per-sample trajectory errors against freshly computed physics equal the recorded ones."""
+    from owjax.surrogate.evaluate import trajectory_errors
+
+    sur, t, acts, med, phys, chk = shipped_check
+    res = sur.predict(t, acts, med, backend="surrogate")
+    err = trajectory_errors(res.centroid_mm, res.tangent_angle_rad, phys["centroid_mm"],
+                            phys["tangent_angle_rad"])["traj_rmse_body_lengths"]
+    np.testing.assert_allclose(err, chk["traj_rmse_body_lengths"], rtol=0.02, atol=2e-3)
+    # and the recorded test-set metrics are the model's own (body lengths; DD017's bound is 0.15 on OOD)
+    m = sur.settings["metrics"]
+    assert 0 < m["traj_rmse_body_lengths"] < m["ood_traj_rmse_body_lengths"]
+
+
+def test_locomotion_backend_surrogate_gives_the_physics_metrics(shipped_check, tmp_path):
+    """``+scenario=locomotion body.backend=surrogate`` (drive=file) against the physics of the same
+    activation: within the surrogate's error bound on the trajectory, and the same gait (frequency,
+    wavelength within 10 %, speed of the same sign)."""
+    from owjax.body import metrics as M
+    from owjax.body.run import simulate_locomotion
+
+    sur, t, acts, med, phys, chk = shipped_check
+    est = sur.error_estimate(t, acts, med)
+    waves = [i for i, f in enumerate(chk["families"]) if f == "wave" and est[i] <= sur.bound]
+    assert waves, "no wave sample within the bound in the check set"
+    j = waves[0]
+    path = tmp_path / "act.npz"
+    np.savez(path, t_s=t, activation=acts[j])
+    cfg = {"drive": "file", "file": {"path": str(path)}, "duration_s": float(t[-1]), "dt_out_s": float(t[1]),
+           "transient_s": 1.0, "body": {"medium": float(med[j]), "backend": "surrogate"}, "dtype": "float64"}
+    sim = simulate_locomotion(cfg)
+    s = sim["summary"]
+    assert s["body_backend"]["used"] == "surrogate" and s["body_backend"]["error_estimate_body_lengths"] <= sur.bound
+    x, y = skeleton_from_features(phys["centroid_mm"][j], phys["tangent_angle_rad"][j])
+    ref = M.locomotion_summary(t, x, y, None, transient_s=1.0)
+    b = sim["ys"]["body"]
+    traj = np.sqrt(np.mean(np.sum((np.stack([b["x"].mean(-1), b["y"].mean(-1)], -1) - np.stack([x.mean(-1), y.mean(-1)], -1))
+                                  ** 2, -1)))
+    assert traj < sur.bound
+    assert abs(s["frequency_hz"] - ref["frequency_hz"]) < 0.1 * ref["frequency_hz"]
+    assert abs(s["wavelength_body_lengths"] - ref["wavelength_body_lengths"]) < 0.1 * ref["wavelength_body_lengths"]
+    assert np.sign(s["speed_mm_s"]) == np.sign(ref["speed_mm_s"])
+    # auto uses the surrogate here too (no physics run)
+    auto = simulate_locomotion({**cfg, "body": {**cfg["body"], "backend": "auto"}})["summary"]
+    assert auto["body_backend"]["used"] == "surrogate" and auto["speed_mm_s"] == s["speed_mm_s"]
+
+
+def test_locomotion_backend_refusals_are_clear(tmp_path):
+    from owjax.body.run import _surrogate_body, build_scenario, simulate_locomotion, validate_config
+
+    with pytest.raises(ValueError, match=r"body.backend.*allowed"):
+        validate_config({"body": {"backend": "fno"}})
+    with pytest.raises(ValueError, match="closed loop"):
+        simulate_locomotion({"drive": "bbc", "duration_s": 5.0, "body": {"backend": "surrogate"}})
+    with pytest.raises(ValueError, match="duration 10 s differs"):
+        simulate_locomotion({"drive": "wave", "duration_s": 10.0, "body": {"backend": "surrogate"}})
+    with pytest.raises(ValueError, match="water–agar line"):
+        simulate_locomotion({"drive": "wave", "duration_s": 5.0,
+                             "body": {"backend": "surrogate", "medium": {"c_par_total_kg_s": 1e-3, "c_perp_total_kg_s": 1e-2}}})
+    # auto: the same cases run the physics, and say why
+    for cfg in ({"drive": "bbc", "duration_s": 5.0}, {"drive": "wave", "duration_s": 10.0}):
+        c = validate_config({**cfg, "body": {"backend": "auto"}})
+        out, info = _surrogate_body(c, build_scenario(c)[0], c["drive"])
+        assert out is None and info["used"] == "physics" and info["reason"]
+
+
+def test_evaluate_refuses_training_seeds(tmp_path):
+    from owjax.surrogate.evaluate import evaluate_surrogate
+
+    with pytest.raises(ValueError, match="training seed"):
+        evaluate_surrogate(tmp_path, seed=0)
+    with pytest.raises(ValueError, match="scale"):
+        evaluate_surrogate(tmp_path, scale=0.0)
