@@ -22,6 +22,8 @@ For c302 C1 Full and C1 Muscles (1 s each):
 * peak resident memory of each owjax case (each runs in its own process).
 
 A GPU section runs the owjax cases again on the GPU when JAX sees one.
+When jaxley is installed (the ``bench`` extra), :mod:`benchmarks.jaxley_compare` then runs Jaxley side by side
+with owjax and NEURON on C1 Full (``--no-jaxley`` skips it), writing ``jaxley_compare.{json,md}``.
 Writes ``benchmarks/results/bench.json`` and ``benchmarks/results/bench.md``.
 """
 
@@ -119,6 +121,8 @@ def main(argv=None) -> int:
                    help="converged reference: the checked-in Richardson-extrapolated NEURON traces of "
                         "tests/c302_vs_neuron/data (every 3rd cell, 0.5 ms; default, 1 s runs only) or a "
                         f"fresh NEURON run at dt {CONVERGED_DT_MS} ms (about 40 min for C1 Full, then cached)")
+    p.add_argument("--no-jaxley", action="store_true",
+                   help="skip the Jaxley side-by-side run (benchmarks/jaxley_compare.py; 1-s C1 Full only)")
     a = p.parse_args(argv)
 
     from owjax.reference.runner import run_reference
@@ -214,6 +218,16 @@ def main(argv=None) -> int:
     (RESULTS / f"{name}.json").write_text(json.dumps(records, indent=1) + "\n")
     (RESULTS / f"{name}.md").write_text(to_markdown(records))
     print(to_markdown(records))
+    if "Full" in a.configs.split(",") and not a.quick and not a.no_jaxley:
+        try:
+            import jaxley  # noqa: F401
+        except ImportError:
+            print("== Jaxley side by side skipped: jaxley is not installed (the bench extra)", flush=True)
+        else:
+            from benchmarks import jaxley_compare
+
+            print("== Jaxley side by side with owjax and NEURON (benchmarks/results/jaxley_compare.md)", flush=True)
+            jaxley_compare.main(["--reuse-neuron"])
     return 0
 
 
