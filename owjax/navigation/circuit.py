@@ -14,22 +14,29 @@ inhibitory, the rest excitatory).
 parameter set and the one the sensory transducer was coupled to; its graded synapses are what a
 graded reduction keeps exactly.
 
-**The reduction.** Per cell, c302's membrane (leak, k_slow, k_fast, ca_boyle, Ca pool) is replaced
-by its steady-state linearisation at rest: ``V_rest`` (where the steady-state current is zero) and
-the slope conductance ``g_rest`` there, computed from c302's own channel equations
-(:func:`c302_resting_properties`). Synapses keep c302's gradedSynapse law exactly
+**The reduction.** Per cell, c302's gated membrane (leak, k_slow, k_fast, ca_boyle, Ca pool) is
+replaced by its **steady-state current–voltage relation** I∞(V): every gate at x∞(V), Ca at its
+steady state (the quasi-steady-state reduction of the gates), computed from c302's own channel
+equations on a 0.5-mV grid from −100 to +60 mV (:func:`c302_steady_state_iv`) and interpolated
+linearly (continued linearly outside the grid). It keeps c302's resting potential (−58.1 mV for C1's
+GenericNeuronCell) and its strong outward rectification (≈ 6 pA to hold −20 mV) — a linear
+membrane would let recurrent excitation run away. Synapses keep c302's gradedSynapse law exactly
 (``s∞ = σ((V_pre − V_th)/δ)``, ``ds/dt = k (s∞ − s)/(1 − s∞)``, ``I = w g s (E − V)``) and gap
 junctions c302's ``I = w g (V_peer − V)``. So, per cell::
 
-    C dV/dt = g_rest (V_rest − V) + Σ_syn w g s (E − V) + Σ_gap w g (V_peer − V) + I_ext + I_bias
+    C dV/dt = I∞(V) + Σ_syn w g s (E − V) + Σ_gap w g (V_peer − V) + I_ext + I_bias
+
+What is lost: the gates' own kinetics (k_slow 25 ms, the Ca f-gate 150 ms, k_fast q 150 ms), so
+c302's plateau potentials and spikes at strong drive are not reproduced; at small drive the
+reduction follows c302 (tests/test_navigation.py compares them on short runs).
 
 Integration: with Δ = ``dt_ms`` the vector field is written so that **one forward-Euler step of Δ is
-the exact exponential-Euler step** (conductances frozen over the step), like the transducer's GRU
-step: ``dV/dt = (V∞ − V)(1 − exp(−G Δ/C))/Δ`` with G the total conductance and V∞ the conductance-
-weighted mean of the reversal potentials; ``ds/dt = (s∞ − s)(1 − exp(−k_eff Δ))/Δ``. For time
-constants ≫ Δ this is c302's rate; faster ones (a strongly driven synapse, 0.2-ms membrane under
-large conductances) relax within one step instead of making the step unstable. With Δ = 10 ms a
-20-minute run is 120 000 steps, and it stays stable however strong the trained synapses get.
+an exponential (Rosenbrock) Euler step** with the conductance G = max(−dI∞/dV, g_min) + Σ g_syn + Σ g_gap
+frozen over the step, as the transducer's GRU step is exact under Euler:
+``dV/dt = (I_total/G)(1 − exp(−G Δ/C))/Δ``, ``ds/dt = (s∞ − s)(1 − exp(−k_eff Δ))/Δ``. For time
+constants ≫ Δ this is c302's rate; faster ones (a strongly driven synapse, a 0.1-ms membrane at
++20 mV) relax within one step instead of making the step unstable. With Δ = 10 ms a 20-minute run is
+120 000 steps.
 
 **Trainable** (``parameter_info``): the synapse weights (positive; signs are E_rev, fixed), the
 synaptic thresholds ``vth_mV`` and a tonic bias current per cell (``bias_pA``); the rest is c302's
@@ -52,7 +59,13 @@ from owjax.core.component import AbstractComponent, ParameterInfo, StateVariable
 from owjax.core.errors import unknown_name_message
 
 __all__ = ["HEAD_CELLS", "DORSAL_NECK", "VENTRAL_NECK", "REVERSAL_CELLS", "FORWARD_CELLS",
-           "GradedHeadCircuit", "c302_resting_properties", "head_circuit_spec"]
+           "GradedHeadCircuit", "c302_steady_state_iv", "head_circuit_spec", "IV_GRID_MV"]
+
+#: the voltage grid of the steady-state I–V tables, mV
+IV_GRID_MV = np.arange(-100.0, 60.0 + 0.25, 0.5)
+#: floor of the membrane's slope conductance in the exponential-Euler step (nS), where I∞ has a
+#: negative slope (c302's Ca window around −10 … 0 mV)
+G_MIN_NS = 0.002
 
 _PAIRS = ("AFD", "AIY", "AIZ", "AIB", "RIA", "RIB", "RIM", "AVA", "AVB", "SMDD", "SMDV", "RMDD", "RMDV", "RMD")
 #: the head circuit's cells (left/right pairs)
@@ -72,56 +85,49 @@ def head_circuit_spec(parameter_set: str = "C1", cells: Sequence[str] = HEAD_CEL
     return build_spec(parameter_set=parameter_set, network="Full", cells=list(cells), stimulus_mode="none")
 
 
-def c302_resting_properties(spec, cell: str, v_lo_mV: float = -80.0, v_hi_mV: float = -10.0) -> dict:
-    """Resting potential and steady-state slope conductance of one c302 cell, from its channels.
+def c302_steady_state_iv(spec, cell: str, v_grid_mV=IV_GRID_MV) -> dict:
+    """The steady-state current–voltage relation of one c302 cell, from its channels.
 
-    The steady-state membrane current I∞(V) has every gate at x∞(V) and Ca at its steady state
-    (the Ca-dependent inactivation iterated to a fixed point). ``V_rest`` is the zero of I∞ in
-    [v_lo_mV, v_hi_mV] (bisection), ``g_rest_nS = −dI∞/dV`` there (autodiff).
+    I∞(V) has every gate at x∞(V) and Ca at its steady state (ρ I_Ca τ/A + Ca_rest, with the
+    Ca-dependent inactivation iterated to a fixed point).
 
     Returns:
-        ``{"v_rest_mV", "g_rest_nS", "capacitance_pF", "tau_ms"}`` (τ = C / g_rest).
+        ``{"v_mV": grid, "i_pA": I∞ (inward positive), "v_rest_mV": the zero of I∞ (linear
+        interpolation), "g_rest_nS": −dI∞/dV at rest, "capacitance_pF", "tau_ms": C/g_rest}``.
     """
     from owjax.core.units import CA_STATE_SCALE
     from owjax.neural.channels import sigmoid_steady_state
     from owjax.neural.network import NetworkModel
 
-    sub = spec.subset([cell])
-    m = NetworkModel.from_spec(sub, dtype=jnp.float32 if not jax.config.read("jax_enable_x64") else jnp.float64)
+    dtype = jnp.float64 if jax.config.read("jax_enable_x64") else jnp.float32
+    m = NetworkModel.from_spec(spec.subset([cell]), dtype=dtype)
     mb = m.membranes
+    empty = jnp.zeros(0, dtype)
 
     def i_ss(v):
         vv = jnp.reshape(v, (1,))
         gates = sigmoid_steady_state(vv[m.gates.cell], m.gates.midpoint_mV, m.gates.scale_mV, m.gates.rate)
 
-        def ca_step(_, ca):  # Ca fixed point: Ca = ρ I_Ca / A · τ_decay + Ca_rest
-            y = {"V": vv, "Ca": ca * CA_STATE_SCALE, "gates": gates, "s": jnp.zeros(0, vv.dtype),
-                 "s2": jnp.zeros(0, vv.dtype)}
+        def ca_step(_, ca):
+            y = {"V": vv, "Ca": ca * CA_STATE_SCALE, "gates": gates, "s": empty, "s2": empty}
             _, i_ca = m.membrane_currents(y)
             return jnp.maximum(mb.ca_rho * i_ca / mb.area_um2 * mb.ca_decay_ms + mb.ca_resting_mM, 0.0)
 
-        ca = jax.lax.fori_loop(0, 30, ca_step, jnp.zeros((1,), vv.dtype))
-        y = {"V": vv, "Ca": ca * CA_STATE_SCALE, "gates": gates, "s": jnp.zeros(0, vv.dtype),
-             "s2": jnp.zeros(0, vv.dtype)}
-        i_tot, _ = m.membrane_currents(y)
-        return i_tot[0]
+        ca = jax.lax.fori_loop(0, 30, ca_step, jnp.zeros((1,), dtype))
+        y = {"V": vv, "Ca": ca * CA_STATE_SCALE, "gates": gates, "s": empty, "s2": empty}
+        return m.membrane_currents(y)[0][0]
 
-    i_ss = jax.jit(i_ss)
-    lo, hi = float(v_lo_mV), float(v_hi_mV)
-    f_lo, f_hi = float(i_ss(lo)), float(i_ss(hi))
-    if not (f_lo > 0 > f_hi):
-        raise ValueError(f"c302_resting_properties({cell}): no unique rest in [{lo}, {hi}] mV "
-                         f"(I∞ = {f_lo:.3g}, {f_hi:.3g} pA)")
-    for _ in range(60):
-        mid = 0.5 * (lo + hi)
-        if float(i_ss(mid)) > 0:
-            lo = mid
-        else:
-            hi = mid
-    v_rest = 0.5 * (lo + hi)
-    g = -float(jax.jit(jax.grad(i_ss))(jnp.asarray(v_rest, mb.area_um2.dtype)))
+    v = np.asarray(v_grid_mV, np.float64)
+    i = np.asarray(jax.jit(jax.vmap(i_ss))(jnp.asarray(v, dtype)), np.float64)
+    cross = np.nonzero((i[:-1] > 0) & (i[1:] <= 0))[0]
+    if cross.size != 1:
+        raise ValueError(f"c302_steady_state_iv({cell}): {cross.size} resting potentials on the grid; expected one")
+    k = int(cross[0])
+    v_rest = v[k] + (v[k + 1] - v[k]) * i[k] / (i[k] - i[k + 1])
+    g_rest = -float(jax.jit(jax.grad(i_ss))(jnp.asarray(v_rest, dtype)))
     cap = float(mb.capacitance_pF[0])
-    return {"v_rest_mV": v_rest, "g_rest_nS": g, "capacitance_pF": cap, "tau_ms": cap / g}
+    return {"v_mV": v, "i_pA": i, "v_rest_mV": float(v_rest), "g_rest_nS": g_rest, "capacitance_pF": cap,
+            "tau_ms": cap / g_rest}
 
 
 class GradedHeadCircuit(AbstractComponent):
@@ -132,6 +138,8 @@ class GradedHeadCircuit(AbstractComponent):
 
     v_rest_mV: Float[Array, " n"]
     g_rest_nS: Float[Array, " n"]
+    iv_v_mV: Float[Array, " k"]
+    iv_i_pA: Float[Array, "n k"]
     capacitance_pF: Float[Array, " n"]
     bias_pA: Float[Array, " n"]
     weight: Float[Array, " e"]
@@ -171,7 +179,7 @@ class GradedHeadCircuit(AbstractComponent):
         rest_by_type = {}
         for cname, ctype in spec.cells:
             if ctype not in rest_by_type:
-                rest_by_type[ctype] = c302_resting_properties(spec, cname)
+                rest_by_type[ctype] = c302_steady_state_iv(spec, cname)
         rp = [rest_by_type[t] for _, t in spec.cells]
         syn = []
         for c in spec.chemical:
@@ -185,6 +193,7 @@ class GradedHeadCircuit(AbstractComponent):
         n = len(names)
         return cls(
             v_rest_mV=f([r["v_rest_mV"] for r in rp]), g_rest_nS=f([r["g_rest_nS"] for r in rp]),
+            iv_v_mV=f(IV_GRID_MV), iv_i_pA=f(np.stack([r["i_pA"] for r in rp])),
             capacitance_pF=f([r["capacitance_pF"] for r in rp]), bias_pA=f(np.zeros(n)),
             weight=f([c.weight for c, _ in syn]), g_nS=f([sp.get("conductance_nS") for _, sp in syn]),
             erev_mV=f([sp.get("erev_mV") for _, sp in syn]), vth_mV=f([sp.get("vth_mV") for _, sp in syn]),
@@ -232,29 +241,42 @@ class GradedHeadCircuit(AbstractComponent):
     def synapse_steady_state(self, v_mV) -> Array:
         return jax.nn.sigmoid((v_mV[self.pre] - self.vth_mV) / self.delta_mV)
 
+    def membrane_current(self, v_mV) -> tuple[Array, Array]:
+        """c302's steady-state membrane current I∞(V) (pA, inward positive) and its slope dI∞/dV (nS),
+        per cell; linear continuation outside the table's grid."""
+        grid = self.iv_v_mV
+        lo, hi = grid[0], grid[-1]
+        vc = jnp.clip(v_mV, lo, hi)  # the table's range; beyond it the end slopes continue it linearly
+        i_tab = jax.vmap(jnp.interp, in_axes=(0, None, 0))(vc, grid, self.iv_i_pA)
+        dv = grid[1] - grid[0]
+        slope_tab = jnp.diff(self.iv_i_pA, axis=1) / dv
+        k = jnp.clip(jnp.floor((vc - lo) / dv).astype(jnp.int32), 0, grid.shape[0] - 2)
+        slope = jnp.take_along_axis(slope_tab, k[:, None], axis=1)[:, 0]
+        return i_tab + slope * (v_mV - vc), slope
+
     def currents(self, state, i_ext_pA=None) -> tuple[Array, Array]:
-        """Total conductance G (nS) and G·V∞ (pA) per cell: the membrane equation is C dV/dt = G·V∞ − G·V."""
+        """Total current (pA, inward positive) and the conductance G (nS) of the exponential-Euler step."""
         v, s = state["V"], state["s"]
         n = self.n_cells
+        i_mem, slope = self.membrane_current(v)
         live_syn = (self.alive[self.pre] & self.alive[self.post]).astype(v.dtype)
         g_syn = self.weight * self.g_nS * s * live_syn
-        g = self.g_rest_nS + jax.ops.segment_sum(g_syn, self.post, n)
-        gv = self.g_rest_nS * self.v_rest_mV + jax.ops.segment_sum(g_syn * self.erev_mV, self.post, n)
+        i = i_mem + jax.ops.segment_sum(g_syn * (self.erev_mV - v[self.post]), self.post, n)
+        g = jnp.maximum(-slope, G_MIN_NS) + jax.ops.segment_sum(g_syn, self.post, n)
         live_gap = (self.alive[self.gap_pre] & self.alive[self.gap_post]).astype(v.dtype)
         g_gap = self.gap_weight * self.gap_g_nS * live_gap
+        i = i + jax.ops.segment_sum(g_gap * (v[self.gap_pre] - v[self.gap_post]), self.gap_post, n)
         g = g + jax.ops.segment_sum(g_gap, self.gap_post, n)
-        gv = gv + jax.ops.segment_sum(g_gap * v[self.gap_pre], self.gap_post, n)
-        i = self.bias_pA + (0.0 if i_ext_pA is None else i_ext_pA)
-        return g, gv + i
+        i = i + self.bias_pA + (0.0 if i_ext_pA is None else i_ext_pA)
+        return i, g
 
     def vector_field(self, t, state, inputs=None) -> dict:
-        """dV/dt (mV/ms), ds/dt (1/ms): exponential Euler at Δ = ``dt_ms`` when stepped by Euler at Δ."""
+        """dV/dt (mV/ms), ds/dt (1/ms): an exponential-Euler step of Δ = ``dt_ms`` when stepped by Euler at Δ."""
         i_ext = None if not inputs else inputs.get("i_ext_pA")
         v, s = state["V"], state["s"]
-        g, gv = self.currents(state, i_ext)
-        v_inf = gv / g
+        i, g = self.currents(state, i_ext)
         dt = self.dt_ms
-        dv = (v_inf - v) * (-jnp.expm1(-g * dt / self.capacitance_pF)) / dt
+        dv = (i / g) * (-jnp.expm1(-g * dt / self.capacitance_pF)) / dt
         dv = jnp.where(self.alive, dv, 0.0)
         x = (v[self.pre] - self.vth_mV) / self.delta_mV
         s_inf = jax.nn.sigmoid(x)
@@ -277,6 +299,10 @@ class GradedHeadCircuit(AbstractComponent):
                                        trainable=False),
             "g_rest_nS": ParameterInfo("g_rest_nS", "nS", None, "cell", "steady-state slope conductance at rest",
                                        c302, trainable=False),
+            "iv_v_mV": ParameterInfo("iv_v_mV", "mV", None, "grid", "voltage grid of the I∞ table", "choice",
+                                     trainable=False),
+            "iv_i_pA": ParameterInfo("iv_i_pA", "pA", None, "cell", "c302's steady-state membrane current I∞(V)",
+                                     c302, trainable=False),
             "capacitance_pF": ParameterInfo("capacitance_pF", "pF", None, "cell", "membrane capacitance", c302,
                                             trainable=False),
             "bias_pA": ParameterInfo("bias_pA", "pA", (-5.0, 5.0), "cell", "tonic bias current (trained)", "choice"),

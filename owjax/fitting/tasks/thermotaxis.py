@@ -1,0 +1,256 @@
+"""``thermotaxis``: train the c302 head circuit, closed loop, so that worms migrate to and track
+their cultivation temperature (issue 17).
+
+Model (:mod:`owjax.navigation`): arena (a linear thermal gradient) → the shipped AFD GRU transducer
+(its slow adaptation filter starts at the cultivation temperature T_c) → current into AFDL/R → the
+graded reduction of c302 C1's head circuit (:data:`~owjax.navigation.circuit.HEAD_CELLS`) → neck
+steering (SMD/RMD dorsal − ventral) and pirouette drive (AVA − AVB) → navigation body → position.
+One :func:`owjax.core.solve.solve_ys` (forward Euler at the circuit's Δ, i.e. exponential Euler for
+the circuit), vmapped over a batch of worms; gradients by backpropagation through the whole episode
+(diffrax's recursive checkpointing: memory ∝ log of the steps).
+
+Trained (:mod:`owjax.navigation.params`): every existing c302 connection's weight (positive,
+≤ ``weight_max_factor`` × c302's; sign = c302's reversal potential, held), every connection's
+threshold ``vth_mV`` in (−70, 0) mV, a tonic bias per cell in ±``bias_max_pA``, the AFD drive's
+gain/offset and the two motor read-outs. Per step: ``n_worms`` worms, random start positions on the
+plate and headings, T_c cycling through ``cultivation_temps_c``, fresh body noise.
+
+Loss: ``track`` = mean over worms and over t ≥ ``score_after_s`` of log cosh((T(t) − T_c)/``band_c``)
+(T at the centroid); ``reg`` = mean ρ² (log-weight change, pulls towards c302's weights).
+
+Report (``metrics.json``): for the initial and the trained circuit, on the held-out evaluation field
+(another gradient, other start positions and noise), per T_c: thermotaxis index, isothermal
+fraction, mean/sd final temperature; for the trained circuit the same with AFD, AIY and AIZ killed
+(never trained on); weight movement (per-connection factor w/w_c302) and the connections that
+moved most; figures of the tracks. ``ship=true`` copies the trained values to
+``owjax/data/thermotaxis/head_circuit.{npz,json}`` (what ``+scenario=thermotaxis`` loads).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from owjax.fitting.task import AbstractFitTask
+from owjax.fitting.tasks.base import AbstractExperiment, section
+
+log = logging.getLogger("owjax.thermotaxis")
+
+__all__ = ["Thermotaxis", "ThermotaxisTask", "ABLATIONS"]
+
+#: the 1995 ablations (Mori & Ohshima): AFD → athermotactic, AIY → cryophilic, AIZ → thermophilic
+ABLATIONS = {"AFD": ("AFDL", "AFDR"), "AIY": ("AIYL", "AIYR"), "AIZ": ("AIZL", "AIZR")}
+
+_CIRCUIT = ("parameter_set", "dt_ms", "weight_max_factor", "bias_max_pA", "vth_init_mV")
+_READOUT = ("afd_gain_pA", "afd_offset_pA", "steer_gain", "reversal_gain", "reversal_threshold_mV")
+_EPISODE = ("duration_s", "dt_out_s", "n_worms", "cultivation_temps_c", "score_after_s", "band_c")
+_EVAL = ("n_worms", "duration_s", "seed", "window_s", "ablations", "fields")
+
+
+class ThermotaxisTask(AbstractFitTask):
+    """The minibatch BPTT task (see the module docstring)."""
+
+    def __init__(self, cfg: Mapping, seed: int):
+        from owjax.navigation.setup import BODY_KEYS, field_from_config, make_loop
+
+        self.circuit_cfg = section(cfg, "circuit", _CIRCUIT, _CIRCUIT)
+        self.readout = section(cfg, "readout", _READOUT, _READOUT)
+        self.episode = section(cfg, "episode", _EPISODE, _EPISODE)
+        self.evaluation = section(cfg, "evaluation", _EVAL, _EVAL)
+        self.body = section(cfg, "body", (), BODY_KEYS)
+        arena = section(cfg, "arena", ("train",), ("train",))
+        self.weights = {k: float(v) for k, v in ((cfg.get("loss") or {}).get("weights") or {}).items()}
+        bad = sorted(set(self.weights) - {"track", "reg"})
+        if bad:
+            raise ValueError(f"loss.weights: unknown term(s) {bad}; terms are ['reg', 'track']")
+        self.dtype = str(cfg.get("dtype", "float32"))
+        self.ship = bool(cfg.get("ship", False))
+        self.seed = int(seed)
+        self.field = field_from_config(arena["train"])
+        e = self.episode
+        if float(e["score_after_s"]) >= float(e["duration_s"]):
+            raise ValueError(f"episode.score_after_s ({e['score_after_s']}) must be < duration_s ({e['duration_s']})")
+        c = self.circuit_cfg
+        self.loop = make_loop(self.field, self.body, None, str(c["parameter_set"]), float(c["dt_ms"]), self.dtype,
+                              duration_s=float(e["duration_s"]))
+        circ = self.loop["circuit"]
+        self.w_c302 = circ.weight
+        self.synapse_names, self.cell_names = circ.synapse_names, circ.cell_names
+        self.data_description = (f"closed-loop episodes on {type(self.field).__name__} "
+                                 f"({dict(arena['train'])}), T_c in {list(e['cultivation_temps_c'])}")
+        self.loss_description = ("mean log cosh((T_centroid − T_c)/band) after score_after_s + reg · mean ρ² "
+                                 "(log-weight change)")
+        self.info = {"cells": list(self.cell_names), "n_connections": len(self.synapse_names),
+                     "n_gap_junctions": len(circ.gap_names), "circuit": f"graded reduction of c302 "
+                     f"{c['parameter_set']}, Δ = {c['dt_ms']} ms"}
+
+    def describe(self) -> str:
+        return (f"thermotaxis: {len(self.synapse_names)} c302 connections (weights, thresholds), "
+                f"{len(self.cell_names)} cell biases, AFD drive and motor read-outs")
+
+    # ------------------------------------------------------------------ protocol
+    def init(self, key):
+        from owjax.navigation.params import init_raw
+
+        c, r = self.circuit_cfg, self.readout
+        return init_raw(len(self.cell_names), len(self.synapse_names), float(c["vth_init_mV"]),
+                        float(r["afd_gain_pA"]), float(r["afd_offset_pA"]), float(r["steer_gain"]),
+                        float(r["reversal_gain"]), float(r["reversal_threshold_mV"]), float(c["bias_max_pA"]),
+                        dtype=jnp.dtype(self.dtype))
+
+    def values(self, params) -> dict:
+        from owjax.navigation.params import values_from_raw
+
+        return values_from_raw(params, self.w_c302, float(self.circuit_cfg["weight_max_factor"]),
+                               float(self.circuit_cfg["bias_max_pA"]))
+
+    def batches(self, step, key):
+        from owjax.navigation.setup import draw_worms
+
+        e = self.episode
+        return draw_worms(key, int(e["n_worms"]), self.field, list(e["cultivation_temps_c"]), float(e["duration_s"]),
+                          float(self.body.get("noise_dt_s", 1.0)), dtype=self.dtype)
+
+    def loss(self, params, batch, key):
+        from owjax.navigation.loop import simulate_worms
+        from owjax.navigation.params import apply_values
+
+        e = self.episode
+        loop = apply_values(self.loop, self.values(params))
+        sol = simulate_worms(loop, batch["xy"], batch["heading"], batch["noise"], batch["tc"], float(e["duration_s"]),
+                             float(e["dt_out_s"]), save=("body.pos",))
+        pos = sol.ys["body"]["pos"]
+        temp = self.field(pos[..., 0], pos[..., 1])
+        t = jnp.arange(temp.shape[1]) * float(e["dt_out_s"])
+        mask = (t >= float(e["score_after_s"])).astype(temp.dtype)
+        err = (temp - batch["tc"][:, None]) / float(e["band_c"])
+        logcosh = jnp.abs(err) + jnp.log1p(jnp.exp(-2.0 * jnp.abs(err))) - jnp.log(2.0)
+        track = jnp.sum(logcosh * mask[None, :]) / (jnp.sum(mask) * temp.shape[0])
+        reg = jnp.mean(params["rho"] ** 2)
+        terms = {"track": track, "reg": reg}
+        value = sum(self.weights.get(k, 1.0) * v for k, v in terms.items())
+        return value, terms
+
+    # ------------------------------------------------------------------ report
+    def evaluate(self, values: Mapping | None, run_dir: Path | None, figures: bool, label: str,
+                 ablations: Mapping | None = None) -> dict:
+        """Per evaluation field and T_c: metrics of the circuit (and of each ablation)."""
+        from owjax.navigation.evaluate import evaluate_thermotaxis
+        from owjax.navigation.plots import plot_tracks
+        from owjax.navigation.setup import field_from_config
+
+        ev, c = self.evaluation, self.circuit_cfg
+        out = {}
+        cases = {"wild_type": ()} | {k: tuple(v) for k, v in (ablations or {}).items()}
+        for fname, fcfg in self.eval_fields().items():
+            field = field_from_config(fcfg)
+            for case, cells in cases.items():
+                for tc in self.episode["cultivation_temps_c"]:
+                    s, tr = evaluate_thermotaxis(field, self.body, values, float(tc), int(ev["n_worms"]),
+                                                 float(ev["duration_s"]), int(ev["seed"]), cells,
+                                                 float(self.episode["dt_out_s"]), str(c["parameter_set"]),
+                                                 float(c["dt_ms"]), self.dtype, window_s=float(ev["window_s"]))
+                    out[f"{fname}/{case}/{tc:g}C"] = s
+                    log.info("%s %s %s T_c=%g: final %.2f ± %.2f °C, isothermal %.2f, index %.2f", label, fname, case,
+                             tc, s["mean_final_temp_c"], s["sd_final_temp_c"], s["isothermal_fraction"],
+                             s["thermotaxis_index"])
+                    if figures and run_dir is not None:
+                        plot_tracks(run_dir / f"tracks_{label}_{fname}_{case}_{tc:g}C.png", field, tr["pos_cm"],
+                                    f"{label}, {case}, T_c = {tc:g} °C: final {s['mean_final_temp_c']:.1f} ± "
+                                    f"{s['sd_final_temp_c']:.1f} °C, isothermal {s['isothermal_fraction']:.2f}",
+                                    isotherm=float(tc), max_tracks=32)
+        return out
+
+    def eval_fields(self) -> dict:
+        """The evaluation fields (a field set to null is left out: how ``run=ci`` keeps one)."""
+        fields = {k: v for k, v in dict(self.evaluation["fields"]).items() if v is not None}
+        if not fields:
+            raise ValueError("evaluation.fields: no field to evaluate on")
+        return fields
+
+    def weight_movement(self, values) -> dict:
+        """How far the trained circuit moved from c302's."""
+        f = np.asarray(values["weight"], float) / np.asarray(self.w_c302, float)
+        order = np.argsort(-np.abs(np.log(f)))
+        return {"factor_median": float(np.median(f)), "factor_min": float(f.min()), "factor_max": float(f.max()),
+                "abs_log2_factor_mean": float(np.mean(np.abs(np.log2(f)))),
+                "fraction_within_2x": float(np.mean((f >= 0.5) & (f <= 2.0))),
+                "most_moved": {self.synapse_names[i]: round(float(f[i]), 3) for i in order[:10]},
+                "vth_mV_median": float(np.median(np.asarray(values["vth_mV"]))),
+                "bias_pA": {c: round(float(b), 3) for c, b in zip(self.cell_names, np.asarray(values["bias_pA"]))}}
+
+    def report(self, params_init, params, run_dir, figures):
+        t0 = time.perf_counter()
+        v0, v1 = self.values(params_init), self.values(params)
+        out = {"evaluation_initial": self.evaluate(v0, run_dir, figures, "initial"),
+               "evaluation_trained": self.evaluate(v1, run_dir, figures, "trained",
+                                                   {k: v for k, v in ABLATIONS.items()
+                                                    if k in set(self.evaluation["ablations"])}),
+               "weights": self.weight_movement(v1),
+               "readout_trained": {k: float(v1[k]) for k in _READOUT}}
+        out["targets"] = self.targets(out["evaluation_trained"])
+        out["report_wall_time_s"] = round(time.perf_counter() - t0, 2)
+        return out
+
+    def targets(self, ev: Mapping) -> dict:
+        """The issue's targets, per evaluation field, from the trained evaluation."""
+        res = {}
+        for fname in self.eval_fields():
+            wt = {k: v for k, v in ev.items() if k.startswith(f"{fname}/wild_type/")}
+            r = {"wild_type_within_1C": all(abs(s["mean_final_temp_c"] - s["cultivation_temp_c"]) <= 1.0
+                                            for s in wt.values()),
+                 "wild_type_isothermal_ge_0.5": all(s["isothermal_fraction"] >= 0.5 for s in wt.values())}
+            for case, test in (("AFD", lambda s: abs(s["thermotaxis_index"]) < 0.2),
+                               ("AIY", lambda s: s["mean_final_temp_c"] <= s["cultivation_temp_c"] - 2.0),
+                               ("AIZ", lambda s: s["mean_final_temp_c"] >= s["cultivation_temp_c"] + 2.0)):
+                sel = [s for k, s in ev.items() if k.startswith(f"{fname}/{case}/")]
+                if sel:
+                    r[f"{case}_ablation_phenotype"] = all(test(s) for s in sel)
+            res[fname] = r
+        return res
+
+    def save_outputs(self, params, run_dir, provenance, metadata):
+        from owjax.navigation.params import DEFAULT_DATA, save_values
+
+        import dataclasses
+
+        if dataclasses.is_dataclass(provenance):
+            provenance = dataclasses.asdict(provenance)
+        prov = {"experiment": metadata.get("experiment"), "final_loss": metadata.get("final_loss"),
+                "n_steps": metadata.get("n_steps"), "provenance": provenance,
+                "command": "python -m owjax.fit +experiment=thermotaxis ship=true",
+                "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        path = save_values(Path(run_dir) / "head_circuit.npz", self.values(params), self.synapse_names,
+                           self.cell_names, prov)
+        if self.ship:
+            DEFAULT_DATA.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, DEFAULT_DATA)
+            shutil.copyfile(path.with_suffix(".json"), DEFAULT_DATA.with_suffix(".json"))
+            log.info("shipped the trained head circuit to %s", DEFAULT_DATA)
+
+
+class Thermotaxis(AbstractExperiment):
+    """``owjax.fit`` experiment kind ``thermotaxis`` (its own parametrisation: no ``parameters:`` block)."""
+
+    kind: ClassVar[str] = "thermotaxis"
+    requires_parameters_block: ClassVar[bool] = False
+
+    def build(self, cfg: Mapping, seed: int, run_dir: Path | None = None):
+        lbfgs = int(((cfg.get("optim") or {}).get("lbfgs") or {}).get("steps", 0) or 0)
+        if lbfgs:
+            raise ValueError("thermotaxis draws new worms every step; L-BFGS needs one objective: set optim.lbfgs.steps=0")
+        if cfg.get("parameters"):
+            raise ValueError("thermotaxis has its own parametrisation (owjax.navigation.params): remove parameters:")
+        return ThermotaxisTask(cfg, seed)
+
+
+# the loop's key derivation needs nothing else; jax is imported for users of values() under jit
+_ = jax

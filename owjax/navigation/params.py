@@ -1,0 +1,132 @@
+"""The trainable parameters of the thermotaxis loop: bounded, sign-preserving parametrisation, and files.
+
+Raw (unconstrained) parameters → values (:func:`values_from_raw`):
+
+* ``weight`` (one per c302 chemical connection of the head circuit) = ``w_c302 · M · σ(ρ + logit(1/M))``
+  — positive and at most ``M`` times c302's (``weight_max_factor``); ρ = 0 is c302's weight. The sign
+  is the connection's reversal potential, c302's, never trained. Only existing connections exist.
+* ``vth_mV`` (per connection) = ``−70 + 70 · σ(raw)`` mV, bounded in (−70, 0) mV;
+* ``bias_pA`` (per cell) = ``B · tanh(raw)``, bounded in (−B, B) pA (``bias_max_pA``);
+* ``afd_gain_pA`` = ``5 σ(raw)`` in (0, 5) pA, ``afd_offset_pA`` = ``2 tanh(raw)`` in (−2, 2) pA;
+* ``steer_gain`` = ``20 σ(raw)``, ``reversal_gain`` = ``20 σ(raw)`` in (0, 20),
+  ``reversal_threshold_mV`` = ``30 tanh(raw)`` in (−30, 30) mV.
+
+:func:`apply_values` writes the values into a loop built by :func:`owjax.navigation.loop.build_loop`;
+:func:`save_values` / :func:`load_values` store them (``.npz`` + ``.json`` with provenance, the
+connection names checked on load).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from owjax.core.component import Composite
+
+__all__ = ["init_raw", "values_from_raw", "apply_values", "save_values", "load_values", "SCALAR_KEYS",
+           "DEFAULT_DATA"]
+
+#: the loop-level (coupling) parameters
+SCALAR_KEYS = ("afd_gain_pA", "afd_offset_pA", "steer_gain", "reversal_gain", "reversal_threshold_mV")
+#: the shipped trained parameters
+DEFAULT_DATA = Path(__file__).resolve().parents[1] / "data" / "thermotaxis" / "head_circuit.npz"
+
+
+def _logit(p):
+    p = np.clip(np.asarray(p, np.float64), 1e-6, 1 - 1e-6)
+    return np.log(p) - np.log1p(-p)
+
+
+def init_raw(n_cells: int, n_syn: int, vth_init_mV: float, afd_gain_pA: float, afd_offset_pA: float,
+             steer_gain: float, reversal_gain: float, reversal_threshold_mV: float, bias_max_pA: float,
+             dtype=jnp.float32) -> dict:
+    """Raw parameters whose values are c302's weights, thresholds at ``vth_init_mV``, zero bias and
+    the given read-outs."""
+    f = lambda x: jnp.asarray(x, dtype)  # noqa: E731
+    if not -70.0 < vth_init_mV < 0.0:
+        raise ValueError(f"vth_init_mV={vth_init_mV} must lie in (−70, 0) mV")
+    checks = {"afd_gain_pA": (afd_gain_pA, 0, 5), "afd_offset_pA": (afd_offset_pA, -2, 2), "steer_gain": (steer_gain, 0, 20),
+              "reversal_gain": (reversal_gain, 0, 20), "reversal_threshold_mV": (reversal_threshold_mV, -30, 30)}
+    for k, (v, lo, hi) in checks.items():
+        if not lo < float(v) < hi:
+            raise ValueError(f"{k}={v} outside its bounds ({lo}, {hi})")
+    return {
+        "rho": f(np.zeros(n_syn)),
+        "vth": f(np.full(n_syn, _logit((vth_init_mV + 70.0) / 70.0))),
+        "bias": f(np.zeros(n_cells)),
+        "afd_gain_pA": f(_logit(afd_gain_pA / 5.0)), "afd_offset_pA": f(np.arctanh(afd_offset_pA / 2.0)),
+        "steer_gain": f(_logit(steer_gain / 20.0)), "reversal_gain": f(_logit(reversal_gain / 20.0)),
+        "reversal_threshold_mV": f(np.arctanh(reversal_threshold_mV / 30.0)),
+    }
+
+
+def values_from_raw(raw: dict, weight_c302, weight_max_factor: float, bias_max_pA: float) -> dict:
+    """Physical values from raw parameters (see the module docstring)."""
+    m = float(weight_max_factor)
+    if not m > 1.0:
+        raise ValueError(f"weight_max_factor must be > 1 (c302's weight must be reachable), got {m}")
+    shift = float(_logit(1.0 / m))
+    return {
+        "weight": jnp.asarray(weight_c302) * m * jax.nn.sigmoid(raw["rho"] + shift),
+        "vth_mV": -70.0 + 70.0 * jax.nn.sigmoid(raw["vth"]),
+        "bias_pA": bias_max_pA * jnp.tanh(raw["bias"]),
+        "afd_gain_pA": 5.0 * jax.nn.sigmoid(raw["afd_gain_pA"]),
+        "afd_offset_pA": 2.0 * jnp.tanh(raw["afd_offset_pA"]),
+        "steer_gain": 20.0 * jax.nn.sigmoid(raw["steer_gain"]),
+        "reversal_gain": 20.0 * jax.nn.sigmoid(raw["reversal_gain"]),
+        "reversal_threshold_mV": 30.0 * jnp.tanh(raw["reversal_threshold_mV"]),
+    }
+
+
+def apply_values(loop: Composite, values: dict) -> Composite:
+    """The loop with ``values`` (from :func:`values_from_raw` or :func:`load_values`) written in."""
+    from owjax.navigation.loop import NeckSteering, ReversalCommand
+    from owjax.sensory.component import TransducerDrive
+
+    ci = {type(c): i for i, c in enumerate(loop.couplings)}
+    for cls in (TransducerDrive, NeckSteering, ReversalCommand):
+        if cls not in ci:
+            raise ValueError(f"apply_values: the loop has no {cls.__name__} coupling")
+    c = loop.components["circuit"]
+    dt = c.dtype
+    a = lambda k: jnp.asarray(values[k], dt)  # noqa: E731
+    if np.shape(values["weight"]) != c.weight.shape or np.shape(values["bias_pA"]) != c.bias_pA.shape:
+        raise ValueError(f"apply_values: weight {np.shape(values['weight'])} / bias {np.shape(values['bias_pA'])} "
+                         f"do not match the circuit ({c.weight.shape}, {c.bias_pA.shape})")
+    td, ns, rc = ci[TransducerDrive], ci[NeckSteering], ci[ReversalCommand]
+    return eqx.tree_at(
+        lambda m: (m.components["circuit"].weight, m.components["circuit"].vth_mV, m.components["circuit"].bias_pA,
+                   m.couplings[td].gain_pA, m.couplings[td].offset_pA, m.couplings[ns].gain, m.couplings[rc].gain,
+                   m.couplings[rc].threshold_mV),
+        loop, (a("weight"), a("vth_mV"), a("bias_pA"), a("afd_gain_pA"), a("afd_offset_pA"), a("steer_gain"),
+               a("reversal_gain"), a("reversal_threshold_mV")))
+
+
+def save_values(path: str | Path, values: dict, synapse_names, cell_names, provenance: dict) -> Path:
+    """Write ``values`` to ``path`` (.npz) and ``path.with_suffix('.json')`` (names + provenance)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **{k: np.asarray(v, np.float64) for k, v in values.items()})
+    meta = {"synapses": list(synapse_names), "cells": list(cell_names), "provenance": provenance,
+            "values": {k: np.asarray(v).tolist() for k, v in values.items() if np.ndim(v) == 0}}
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=1, default=float) + "\n")
+    return path
+
+
+def load_values(path: str | Path, synapse_names=None, cell_names=None) -> dict:
+    """Read values written by :func:`save_values`; with names given, they must match the circuit's."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no thermotaxis parameter file (train one with "
+                                "python -m owjax.fit +experiment=thermotaxis)")
+    meta = json.loads(path.with_suffix(".json").read_text())
+    for what, names in (("synapses", synapse_names), ("cells", cell_names)):
+        if names is not None and list(names) != meta[what]:
+            raise ValueError(f"{path}: its {what} differ from the circuit's (it was trained on another circuit)")
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}

@@ -1,0 +1,110 @@
+"""Building the thermotaxis loop from plain settings (shared by the fit task and the simulate scenarios).
+
+:func:`make_loop` builds the head circuit (c302 C1 restricted to :data:`~owjax.navigation.circuit.HEAD_CELLS`,
+cached per process: the rest properties take a few seconds), the shipped AFD transducer, a body and a
+field, and applies parameter values. :func:`draw_worms` draws start positions, headings, noise and
+cultivation temperatures for a batch.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from owjax.navigation.arena import AbstractField, make_field
+
+__all__ = ["head_circuit", "make_loop", "draw_worms", "BODY_KEYS", "field_from_config"]
+
+BODY_KEYS = ("speed_cm_s", "sweep_period_s", "head_amplitude_rad", "head_length_cm", "steer_rate_rad_s",
+             "pirouette_rate_rad_s", "wander_rate_rad_s", "noise_dt_s")
+
+
+@functools.lru_cache(maxsize=4)
+def head_circuit(parameter_set: str = "C1", dt_ms: float = 10.0, dtype: str = "float32"):
+    """The graded head circuit (cached)."""
+    from owjax.navigation.circuit import GradedHeadCircuit, head_circuit_spec
+
+    return GradedHeadCircuit.from_spec(head_circuit_spec(parameter_set), dt_ms=dt_ms, dtype=jnp.dtype(dtype),
+                                       parameter_set=parameter_set)
+
+
+def field_from_config(d: Mapping) -> AbstractField:
+    """A field from ``{kind: …, <its arguments>}``."""
+    d = dict(d)
+    if "kind" not in d:
+        raise ValueError(f"arena field {d}: needs a 'kind' (linear_temperature, radial_temperature, …)")
+    return make_field(d.pop("kind"), **d)
+
+
+def make_loop(field: AbstractField, body: Mapping, values: Mapping | None = None, parameter_set: str = "C1",
+              dt_ms: float = 10.0, dtype: str = "float32", ablate: Sequence[str] = (), transducer_path=None,
+              duration_s: float = 60.0):
+    """The loop (:func:`owjax.navigation.loop.build_loop`) with ``values`` applied and ``ablate`` killed.
+
+    Arguments:
+        field: the arena field. body: NavigationBody settings (:data:`BODY_KEYS`).
+        values: parameter values (:mod:`owjax.navigation.params`); ``None``: c302's circuit with
+            unit read-outs.
+        parameter_set, dt_ms, dtype: circuit settings. ablate: cells to kill.
+        transducer_path: AFD transducer file (default: the shipped one).
+        duration_s: length the body's placeholder noise table covers (replaced per worm).
+    """
+    from owjax.navigation.body import NavigationBody
+    from owjax.navigation.loop import build_loop
+    from owjax.navigation.params import apply_values
+    from owjax.sensory.component import GRUTransducer
+    from owjax.sensory.loaders import DATA_DIR
+    from owjax.sensory.transducer import load_transducer
+
+    bad = sorted(set(body) - set(BODY_KEYS))
+    if bad:
+        raise ValueError(f"body: unknown key(s) {bad}; allowed: {list(BODY_KEYS)}")
+    circuit = head_circuit(parameter_set, float(dt_ms), str(dtype))
+    if ablate:
+        circuit = circuit.ablate(list(ablate))
+    spec, params = load_transducer(transducer_path or DATA_DIR / "afd_transducer.npz", dtype=jnp.dtype(dtype))
+    nd = float(body.get("noise_dt_s", 1.0))
+    bod = NavigationBody(jnp.zeros((int(duration_s / nd) + 2, 2), jnp.dtype(dtype)), **dict(body))
+    loop = build_loop(circuit, GRUTransducer(spec, params), bod, field)
+    if values is not None:
+        loop = apply_values(loop, values)
+    return loop
+
+
+def draw_worms(key, n_worms: int, field: AbstractField, cultivation_temps_c: Sequence[float], duration_s: float,
+               noise_dt_s: float = 1.0, margin_cm: float = 0.5, start_xy_cm=None, dtype="float32") -> dict:
+    """A batch of worms: start positions uniform on the plate (``margin_cm`` from the edge; or all at
+    ``start_xy_cm``), headings uniform, noise tables, and cultivation temperatures cycling through
+    ``cultivation_temps_c``.
+
+    Returns:
+        ``{"xy": (B, 2), "heading": (B,), "noise": (B, K, 2), "tc": (B,)}``.
+    """
+    from owjax.navigation.body import body_noise
+
+    if n_worms < 1:
+        raise ValueError(f"n_worms must be >= 1, got {n_worms}")
+    dt = jnp.dtype(dtype)
+    k1, k2, k3, k4 = jax.random.split(key, 4)
+    x0, x1, y0, y1 = field.extent_cm()
+    if start_xy_cm is not None:
+        xy = jnp.tile(jnp.asarray(start_xy_cm, dt).reshape(1, 2), (n_worms, 1))
+    else:
+        lo = jnp.asarray([x0 + margin_cm, y0 + margin_cm], dt)
+        hi = jnp.asarray([x1 - margin_cm, y1 - margin_cm], dt)
+        xy = lo + (hi - lo) * jax.random.uniform(k1, (n_worms, 2), dt)
+        if hasattr(field, "radius_cm"):  # a round plate: uniform in the disc
+            r = (field.radius_cm - margin_cm) * jnp.sqrt(jax.random.uniform(k1, (n_worms,), dt))
+            a = 2 * jnp.pi * jax.random.uniform(k4, (n_worms,), dt)
+            xy = jnp.stack([r * jnp.cos(a), r * jnp.sin(a)], 1)
+    heading = 2 * jnp.pi * jax.random.uniform(k2, (n_worms,), dt)
+    noise = jax.vmap(lambda k: body_noise(k, duration_s, noise_dt_s, dt))(jax.random.split(k3, n_worms))
+    tcs = np.asarray(list(cultivation_temps_c), float)
+    if tcs.size == 0:
+        raise ValueError("cultivation_temps_c is empty")
+    tc = jnp.asarray(np.resize(tcs, n_worms), dt)
+    return {"xy": xy, "heading": heading, "noise": noise, "tc": tc}
