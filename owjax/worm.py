@@ -28,6 +28,12 @@ strategies are provided (:func:`solve_worm`):
   the strategy to use when the intestine alone is wanted on its own grid or solver.
   If a feedback path is added later (e.g. the DMP motor output acting on the intestine), only
   ``"coupled"`` is valid.
+* ``"multirate"`` — as ``"sequential"`` (the intestine on its own step sequence, seconds), but the
+  network reads the int1 trigger current from a uniform grid (``coupling_dt_ms``, default 1 ms)
+  with linear interpolation, which costs one index computation per network evaluation. With the
+  ``exponential`` preset the network at rest takes steps of seconds, so the worm's cost is the
+  cost of its activity. The grid adds an interpolation error of order (grid step / intestinal
+  time scale)²; measured against ``"coupled"`` in ``docs/speed.md``.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Int
+from jaxtyping import Array, Float, Int
 
 from owjax.core.component import AbstractComponent, AbstractSource, AbstractCoupling, Composite, ParameterInfo, StateVariable
 from owjax.core.solve import SolverConfig, get_solver, solve, solve_ys
@@ -47,7 +53,8 @@ from owjax.organs.intestine import IntestineOscillator
 from owjax.organs.muscles import MuscleActivation
 from owjax.neural.network import NetworkModel
 
-__all__ = ["DifferentiableWorm", "IntestinalTrigger", "IntestineTrace", "solve_worm", "WormSolution", "TRIGGER_CELLS"]
+__all__ = ["DifferentiableWorm", "IntestinalTrigger", "IntestineTrace", "SampledTrigger", "solve_worm", "WormSolution",
+           "TRIGGER_CELLS"]
 
 #: neurons receiving the intestinal trigger (DD009: the DMP starts from DVB and AVL)
 TRIGGER_CELLS = ("DVB", "AVL")
@@ -86,6 +93,30 @@ class IntestineTrace(AbstractSource):
     def outputs(self, t, state) -> dict[str, Array]:
         ca = self.solution.evaluate(t)["Ca"]
         return {"Ca_uM": ca, "trigger_pA": self.intestine.trigger_current(ca[0])}
+
+    def parameter_info(self) -> dict[str, ParameterInfo]:
+        return {}
+
+
+class SampledTrigger(AbstractSource):
+    """The intestine's trigger current sampled on a uniform time grid, replayed by linear
+    interpolation (the ``multirate`` strategy): output ``trigger_pA`` at any time (ms).
+
+    Arguments:
+        trigger_pA: the current at ``t0_ms + k·dt_ms``, k = 0…K−1 (pA).
+        t0_ms, dt_ms: the grid (ms); times outside it are clamped to its ends.
+    """
+
+    trigger_pA: Float[Array, " k"]
+    t0_ms: float = eqx.field(static=True)
+    dt_ms: float = eqx.field(static=True)
+
+    def outputs(self, t, state) -> dict[str, Array]:
+        n = self.trigger_pA.shape[0]
+        x = jnp.clip((t - self.t0_ms) / self.dt_ms, 0.0, n - 1.0)
+        k = jnp.clip(jnp.floor(x).astype(jnp.int32), 0, n - 2)
+        w = x - k
+        return {"trigger_pA": (1.0 - w) * self.trigger_pA[k] + w * self.trigger_pA[k + 1]}
 
     def parameter_info(self) -> dict[str, ParameterInfo]:
         return {}
@@ -220,7 +251,7 @@ class WormSolution:
 
 
 #: the intestine's own solve in the sequential strategy (its time scale is seconds)
-INTESTINE_SOLVER = SolverConfig("tsit5", rtol=1e-6, atol=1e-8, dt_ms=10.0, max_steps=1_000_000)
+INTESTINE_SOLVER = SolverConfig("tsit5", rtol=1e-6, atol=1e-8, dt_ms=10.0, max_steps=20_000)
 
 
 def _saved(worm: DifferentiableWorm) -> tuple[str, ...]:
@@ -244,6 +275,7 @@ def solve_worm(
     strategy: str = "coupled",
     intestine_dt_out_ms: float | None = None,
     progress: bool = False,
+    coupling_dt_ms: float = 1.0,
 ) -> WormSolution:
     """Simulate the whole worm (NumPy traces; for gradients use :func:`owjax.core.solve.solve_ys`).
 
@@ -253,26 +285,35 @@ def solve_worm(
         dt_out_ms: output interval (ms).
         solver: preset or :class:`~owjax.core.solve.SolverConfig`, used exactly as named for the
             whole worm (``coupled``) or the network (``sequential``).
-        strategy: ``"coupled"`` (default) or ``"sequential"`` (exact for the one-way coupling).
+        strategy: ``"coupled"`` (default), ``"sequential"`` (exact for the one-way coupling) or
+            ``"multirate"`` (intestine on its own steps, trigger replayed from a grid; see the
+            module docstring).
         intestine_dt_out_ms: output interval of the intestine's own solve in ``sequential``
             (default ``max(dt_out_ms, 100)``).
         progress: progress bar.
+        coupling_dt_ms: grid step of the trigger current in ``multirate`` (ms); the output
+            interval must be a multiple of it.
 
     Returns:
         A :class:`WormSolution`.
     """
-    if strategy not in ("sequential", "coupled"):
-        raise ValueError(f"strategy must be 'sequential' or 'coupled', got {strategy!r}")
+    if strategy not in ("sequential", "coupled", "multirate"):
+        raise ValueError(f"strategy must be 'coupled', 'sequential' or 'multirate', got {strategy!r}")
+    if not (np.isfinite(coupling_dt_ms) and coupling_dt_ms > 0):
+        raise ValueError(f"coupling_dt_ms must be a positive number of ms, got {coupling_dt_ms!r}")
     cfg = get_solver(solver)
     t0 = time.perf_counter()
     both = worm.network is not None and worm.intestine is not None
-    if strategy == "sequential" and worm.body is not None:
-        raise ValueError("strategy='sequential' replays the intestine into the network only; with a body use 'coupled'")
+    if strategy in ("sequential", "multirate") and worm.body is not None:
+        raise ValueError(f"strategy={strategy!r} replays the intestine into the network only; with a body use 'coupled'")
     if strategy == "coupled" or not both:
         sol = solve(worm, duration_ms, dt_out_ms, cfg, progress=progress, save=_saved(worm))
         return WormSolution(sol.t_ms, sol.ys.get("network"), sol.ys.get("intestine"),
                             {"num_steps": int(sol.stats["num_steps"])}, time.perf_counter() - t0,
                             strategy if both else "single", sol.compile_time_s, sol.ys.get("body"))
+
+    if strategy == "multirate":
+        return _solve_multirate(worm, duration_ms, dt_out_ms, cfg, coupling_dt_ms, progress, t0)
 
     # ---- sequential: intestine first (its own time scale), then the network with the trigger input
     idt = intestine_dt_out_ms or max(dt_out_ms, 100.0)
@@ -287,4 +328,30 @@ def solve_worm(
     intest = {k: np.asarray(v) for k, v in jax.vmap(isol.evaluate)(ts).items()}
     stats = {"intestine_num_steps": int(isol.stats["num_steps"]), "network_num_steps": int(nsol.stats["num_steps"])}
     return WormSolution(nsol.t_ms, nsol.ys["network"], intest, stats, time.perf_counter() - t0, "sequential",
+                        nsol.compile_time_s)
+
+
+def _solve_multirate(worm, duration_ms, dt_out_ms, cfg, coupling_dt_ms, progress, t_start):
+    """Intestine on its own step sequence; network with the trigger read from a uniform grid."""
+    n_grid = int(round(duration_ms / coupling_dt_ms))
+    per_out = int(round(dt_out_ms / coupling_dt_ms))
+    if not (np.isclose(n_grid * coupling_dt_ms, duration_ms) and np.isclose(per_out * coupling_dt_ms, dt_out_ms)):
+        raise ValueError(f"multirate: duration_ms={duration_ms} and dt_out_ms={dt_out_ms} must be multiples of "
+                         f"coupling_dt_ms={coupling_dt_ms}")
+    intestine = worm.intestine
+
+    @eqx.filter_jit
+    def intestine_solve(m):
+        fine = solve_ys(m, duration_ms, coupling_dt_ms, INTESTINE_SOLVER, throw=True, save=("Ca",))
+        out = solve_ys(m, duration_ms, dt_out_ms, INTESTINE_SOLVER, throw=True)
+        return out.ys, m.trigger_current(fine.ys["Ca"][:, 0]), fine.stats["num_steps"]
+
+    iys, trig, isteps = intestine_solve(intestine)
+    trace = SampledTrigger(trig, 0.0, float(coupling_dt_ms))
+    replay = Composite({"network": worm.network, "intestine": trace}, worm.organs.couplings)
+    nsol = solve(replay, duration_ms, dt_out_ms, cfg, progress=progress, save=("network.V", "network.Ca"))
+    intest = {k: np.asarray(v) for k, v in iys.items()}
+    stats = {"intestine_num_steps": int(isteps), "network_num_steps": int(nsol.stats["num_steps"]),
+             "num_steps": int(nsol.stats["num_steps"])}
+    return WormSolution(nsol.t_ms, nsol.ys["network"], intest, stats, time.perf_counter() - t_start, "multirate",
                         nsol.compile_time_s)

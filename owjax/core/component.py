@@ -151,6 +151,17 @@ class AbstractComponent(eqx.Module):
         """``(explicit, implicit)`` vector fields for IMEX solvers, or ``None`` if not supported."""
         return None
 
+    def field_and_decay(self, t: Float[ArrayLike, ""], state: PyTree[Array],
+                        inputs: Mapping[str, Array] | None = None) -> tuple[PyTree[Array], PyTree[Array]]:
+        """``(d state/dt, λ)``: the field and, per state entry, its own decay rate λ = −∂f_i/∂y_i.
+
+        Used by the exponential integrator (:mod:`owjax.core.exponential`), which integrates the
+        ``−λ·y`` part exactly. λ is in 1/(time unit); the default, λ = 0, makes that integrator
+        Heun's method. Components whose variables relax towards targets set by other variables
+        (gates, synapses, membrane potential) override it.
+        """
+        return self.vector_field(t, state, inputs), jax.tree_util.tree_map(jnp.zeros_like, state)
+
 
 class AbstractSource(AbstractComponent):
     """A component without state whose outputs are a function of time only (a prescribed drive, a
@@ -195,6 +206,19 @@ def field_per_ms(component: AbstractComponent):
         return jax.tree_util.tree_map(lambda v: v / scale, d)
 
     return f
+
+
+def field_and_decay_per_ms(component: AbstractComponent):
+    """``(t_ms, state, inputs) -> (f, λ)`` of :meth:`AbstractComponent.field_and_decay`, both per ms."""
+    scale = float(component.time_unit_ms)
+    if scale == 1.0:
+        return component.field_and_decay
+
+    def fd(t, state, inputs=None):
+        f, lam = component.field_and_decay(t / scale, state, inputs)
+        return jax.tree_util.tree_map(lambda v: v / scale, (f, lam))
+
+    return fd
 
 
 class AbstractCoupling(eqx.Module):
@@ -303,3 +327,9 @@ class Composite(AbstractComponent):
     def vector_field(self, t, state, inputs=None) -> dict:
         ins = self.component_inputs(t, state, inputs)
         return {k: field_per_ms(c)(t, state[k], ins[k] or None) for k, c in self.components.items()}
+
+    def field_and_decay(self, t, state, inputs=None) -> tuple[dict, dict]:
+        """Each component's field and decay rates (per ms), with the couplings' inputs."""
+        ins = self.component_inputs(t, state, inputs)
+        both = {k: field_and_decay_per_ms(c)(t, state[k], ins[k] or None) for k, c in self.components.items()}
+        return {k: v[0] for k, v in both.items()}, {k: v[1] for k, v in both.items()}

@@ -134,7 +134,7 @@ _EXPLICIT = {
     "euler": dfx.Euler,
     "heun": dfx.Heun,
 }
-_METHODS = tuple(_EXPLICIT) + ("kvaerno5", "kencarp4")
+_METHODS = tuple(_EXPLICIT) + ("kvaerno5", "kencarp4", "etd2")
 
 
 def get_solver(config: SolverConfig | str | dict) -> SolverConfig:
@@ -179,6 +179,11 @@ def get_solver(config: SolverConfig | str | dict) -> SolverConfig:
 
 
 def _build(component: AbstractComponent, cfg: SolverConfig):
+    if cfg.method == "etd2":
+        from owjax.core.component import field_and_decay_per_ms
+        from owjax.core.exponential import ExponentialRK2, LinearDecayTerm
+
+        return LinearDecayTerm(field_and_decay_per_ms(component)), ExponentialRK2()
     f = field_per_ms(component)
     if cfg.method in _EXPLICIT:
         return dfx.ODETerm(f), _EXPLICIT[cfg.method]()

@@ -41,8 +41,9 @@ from owjax.neural.channels import (
 from owjax.neural.spec import NetworkSpec, is_body_wall_muscle
 from owjax.neural.synapses import (
     gap_junction_current,
+    graded_synapse2_decay,
     graded_synapse2_rate,
-    graded_synapse_current,
+    graded_synapse_decay,
     graded_synapse_rate,
 )
 from owjax.core.component import AbstractComponent, ParameterInfo, StateVariable
@@ -380,6 +381,11 @@ class NetworkModel(AbstractNetworkModel):
 
     def membrane_currents(self, y: State) -> tuple[Array, Array]:
         """Total channel current and Ca current per cell (pA, inward positive)."""
+        i_total, i_ca, _ = self._channel_currents(y)
+        return i_total, i_ca
+
+    def _channel_currents(self, y: State) -> tuple[Array, Array, Array]:
+        """Channel current, Ca current (pA) and total channel conductance (nS) per cell."""
         v = y["V"]
         ca_mM = y["Ca"] / CA_STATE_SCALE
         n = self.n_cells
@@ -393,18 +399,27 @@ class NetworkModel(AbstractNetworkModel):
         i_ch = ohmic_current(g, self.channels.erev_mV, v[self.channels.cell])
         i_total = _segment_sum(i_ch, self.channels.cell, n)
         i_ca = _segment_sum(jnp.where(self.channels.is_ca, i_ch, 0.0), self.channels.cell, n)
-        return i_total, i_ca
+        return i_total, i_ca, _segment_sum(g, self.channels.cell, n)
 
     def synaptic_currents(self, y: State) -> Array:
         """Chemical + electrical synaptic current per cell (pA)."""
+        return self._synaptic_currents(y)[0]
+
+    def _synaptic_currents(self, y: State) -> tuple[Array, Array]:
+        """Synaptic current (pA) and the total synaptic conductance (nS) seen by each cell."""
         v = y["V"]
         n = self.n_cells
         gs, g2, gj = self.graded, self.graded2, self.gaps
-        i = _segment_sum(graded_synapse_current(y["s"], gs.weight, gs.g_nS, gs.erev_mV, v[gs.post]), gs.post, n)
-        i += _segment_sum(graded_synapse_current(y["s2"], g2.weight, g2.g_nS, g2.erev_mV, v[g2.post]), g2.post, n)
+        g_chem = gs.weight * gs.g_nS * y["s"]
+        g_chem2 = g2.weight * g2.g_nS * y["s2"]
+        i = _segment_sum(ohmic_current(g_chem, gs.erev_mV, v[gs.post]), gs.post, n)
+        i += _segment_sum(ohmic_current(g_chem2, g2.erev_mV, v[g2.post]), g2.post, n)
         i_gap = gap_junction_current(gj.weight, gj.g_nS, v[gj.post], v[gj.pre])
         i += _segment_sum(i_gap, gj.post, n) - _segment_sum(i_gap, gj.pre, n)
-        return i
+        g_gap = gj.weight * gj.g_nS
+        g = (_segment_sum(g_chem, gs.post, n) + _segment_sum(g_chem2, g2.post, n)
+             + _segment_sum(g_gap, gj.post, n) + _segment_sum(g_gap, gj.pre, n))
+        return i, g
 
     # ------------------------------------------------------------------ component protocol
     def jump_times(self) -> tuple[float, ...]:
@@ -448,24 +463,42 @@ class NetworkModel(AbstractNetworkModel):
         ``args`` (the component's inputs) may hold ``"i_ext_pA"``: an extra current per cell (pA,
         inward positive) injected by a coupled component (e.g. the intestine's trigger into DVB/AVL).
         """
+        return self.field_and_decay(t, y, args)[0]
+
+    def field_and_decay(self, t, y: State, args=None) -> tuple[State, State]:
+        """dy/dt (as :meth:`vector_field`) and each variable's own decay rate λ = −∂f_i/∂y_i (1/ms).
+
+        Every variable of the network relaxes linearly in itself: V with g_total/C (channels,
+        chemical synapses and gap junctions), a gate with 1/τ, a gradedSynapse with k/(1 − s∞),
+        a gradedSynapse2 with a_r·φ + a_d, Ca with 1/τ_decay (the Ca-dependent inactivation's
+        dependence on Ca itself is left to the explicit part). The exponential integrator
+        (:mod:`owjax.core.exponential`) integrates these parts exactly.
+        """
         v = y["V"]
         n = self.n_cells
-        i_mem, i_ca = self.membrane_currents(y)
-        i_syn = self.synaptic_currents(y)
+        i_mem, i_ca, g_mem = self._channel_currents(y)
+        i_syn, g_syn = self._synaptic_currents(y)
         i_stim = self.stimuli.current(t, n)
         if isinstance(args, dict) and "i_ext_pA" in args:
             i_stim = i_stim + args["i_ext_pA"]
-        dv = (i_mem + i_syn + i_stim) / self.membranes.capacitance_pF
         mb = self.membranes
+        dv = (i_mem + i_syn + i_stim) / mb.capacitance_pF
+        lam_v = (g_mem + g_syn) / mb.capacitance_pF
         dca = (
             ca_pool_rate(y["Ca"] / CA_STATE_SCALE, i_ca, mb.area_um2, mb.ca_rho, mb.ca_decay_ms, mb.ca_resting_mM)
             * CA_STATE_SCALE
         )
+        lam_ca = 1.0 / mb.ca_decay_ms
         gt = self.gates
         x_inf = sigmoid_steady_state(v[gt.cell], gt.midpoint_mV, gt.scale_mV, gt.rate)
         dgates = gate_rate(y["gates"], x_inf, gt.tau_ms)
+        lam_gates = 1.0 / gt.tau_ms
         gs = self.graded
         ds = graded_synapse_rate(y["s"], v[gs.pre], gs.vth_mV, gs.delta_mV, gs.k_per_ms)
+        lam_s = graded_synapse_decay(v[gs.pre], gs.vth_mV, gs.delta_mV, gs.k_per_ms)
         g2 = self.graded2
         ds2 = graded_synapse2_rate(y["s2"], v[g2.pre], g2.vth_mV, g2.beta_per_mV, g2.ar_per_ms, g2.ad_per_ms)
-        return {"V": dv, "Ca": dca, "gates": dgates, "s": ds, "s2": ds2}
+        lam_s2 = graded_synapse2_decay(v[g2.pre], g2.vth_mV, g2.beta_per_mV, g2.ar_per_ms, g2.ad_per_ms)
+        field = {"V": dv, "Ca": dca, "gates": dgates, "s": ds, "s2": ds2}
+        decay = {"V": lam_v, "Ca": lam_ca, "gates": lam_gates, "s": lam_s, "s2": lam_s2}
+        return field, decay

@@ -12,6 +12,8 @@ from jaxtyping import Array, Float
 __all__ = [
     "graded_synapse_rate",
     "graded_synapse2_rate",
+    "graded_synapse_decay",
+    "graded_synapse2_decay",
     "graded_synapse_current",
     "gap_junction_current",
     "GRADED_TAU_GUARD",
@@ -47,6 +49,41 @@ def graded_synapse_rate(
     s_inf = jax.nn.sigmoid(x)
     one_minus = jax.nn.sigmoid(-x)  # 1 − s∞ without cancellation
     return k_per_ms * (s_inf - s) / jnp.maximum(one_minus, GRADED_TAU_GUARD)
+
+
+def graded_synapse_decay(
+    v_pre_mV: Float[Array, "*e"],
+    vth_mV: Float[Array, "*e"],
+    delta_mV: Float[Array, "*e"],
+    k_per_ms: Float[Array, "*e"],
+) -> Float[Array, "*e"]:
+    """Relaxation rate of a ``gradedSynapse``, 1/τ = k/(1 − s∞) in 1/ms (−∂/∂s of :func:`graded_synapse_rate`).
+
+    Arguments: as :func:`graded_synapse_rate`.
+
+    Returns:
+        The rate in 1/ms (≥ k).
+    """
+    one_minus = jax.nn.sigmoid(-(v_pre_mV - vth_mV) / delta_mV)
+    return k_per_ms / jnp.maximum(one_minus, GRADED_TAU_GUARD)
+
+
+def graded_synapse2_decay(
+    v_pre_mV: Float[Array, "*e"],
+    vth_mV: Float[Array, "*e"],
+    beta_per_mV: Float[Array, "*e"],
+    ar_per_ms: Float[Array, "*e"],
+    ad_per_ms: Float[Array, "*e"],
+) -> Float[Array, "*e"]:
+    """Relaxation rate of a ``gradedSynapse2``, a_r·φ + a_d in 1/ms (−∂/∂s of :func:`graded_synapse2_rate`).
+
+    Arguments: as :func:`graded_synapse2_rate`.
+
+    Returns:
+        The rate in 1/ms.
+    """
+    phi = jax.nn.sigmoid(beta_per_mV * (v_pre_mV - vth_mV))
+    return ar_per_ms * phi + ad_per_ms
 
 
 def graded_synapse2_rate(
