@@ -72,6 +72,10 @@ def run_simulation(cfg: DictConfig | dict, outdir: str | Path) -> dict:
         from owjax.sensory.scenario import run_sensory
 
         return run_sensory(cfg, outdir)
+    if scenario in ("thermotaxis", "klinotaxis"):  # the closed loop arena → transducer → circuit → body
+        from owjax.navigation.run import run_navigation
+
+        return run_navigation(cfg, outdir)
     t_start = time.perf_counter()
     net = cfg.network
     with_intestine = bool(cfg.model.get("intestine", False))
@@ -239,6 +243,12 @@ def main(cfg: DictConfig) -> None:
         print(f"\nowjax sensory ({s['modality']}): stimulus {s['stimulus_range']}, transducer response "
               f"{s['response_range']}, driven {s['driven_cells']}, peak Ca {s['driven_cell_peak_ca_mM']}\n"
               f"  outputs in {outdir}")
+        return
+    if s.get("scenario") in ("thermotaxis", "klinotaxis"):
+        keys = ("thermotaxis_index", "isothermal_fraction", "mean_final_temp_c", "sd_final_temp_c",
+                "chemotaxis_index", "left_plate_fraction")
+        print(f"\nowjax {s['scenario']} ({s['n_worms']} worms, {s['duration_s']:g} s, ablated {s['ablated']}): "
+              + ", ".join(f"{k} {s[k]:.3g}" for k in keys if k in s) + f"\n  outputs in {outdir}")
         return
     if "speed_mm_s" in s:  # the locomotion scenario (owjax.body)
         print(f"\nowjax locomotion: speed {s['speed_mm_s']:.3g} mm/s ({s.get('direction')}), frequency "

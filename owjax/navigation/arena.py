@@ -23,7 +23,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-__all__ = ["AbstractField", "LinearTemperature", "RadialTemperature", "LinearOxygen", "NaClPeak",
+__all__ = ["AbstractField", "LinearTemperature", "RadialTemperature", "LinearOxygen", "NaClPeak", "ScaledField",
            "make_field", "FIELD_KINDS"]
 
 
@@ -206,3 +206,34 @@ def make_field(kind: str, **kw) -> AbstractField:
     if bad:
         raise ValueError(f"arena field {kind}: unknown argument(s) {bad}; allowed: {allowed}")
     return cls(**kw)
+
+
+class ScaledField(AbstractField):
+    """``offset + scale · base(x, y)``: a field re-expressed in another sensor's units (e.g. the NaCl
+    peak as the °C-equivalent input of the AFD transducer, standing in for an ASE transducer that
+    owjax does not have).
+
+    Arguments:
+        base: the field. offset, scale: the affine map (``unit`` per base unit). unit_name: the new unit.
+    """
+
+    base: AbstractField
+    offset: float = eqx.field(static=True)
+    scale: float = eqx.field(static=True)
+    unit_name: str = eqx.field(static=True)
+    unit: ClassVar[str] = "degC-equivalent"
+    quantity: ClassVar[str] = "scaled stimulus"
+
+    def __init__(self, base: AbstractField, offset: float, scale: float, unit_name: str = "degC-equivalent"):
+        if not float(scale) != 0.0:
+            raise ValueError("ScaledField: scale must be non-zero")
+        self.base, self.offset, self.scale, self.unit_name = base, float(offset), float(scale), str(unit_name)
+
+    def __call__(self, x_cm, y_cm):
+        return self.offset + self.scale * self.base(x_cm, y_cm)
+
+    def extent_cm(self):
+        return self.base.extent_cm()
+
+    def on_plate(self, x_cm, y_cm):
+        return self.base.on_plate(x_cm, y_cm)
