@@ -141,6 +141,28 @@ class NoveltyEstimator:
         return {"coef": list(self.coef), "sigma_log": self.sigma, "quantile": self.quantile,
                 "r2_log": float(1 - np.var(resid) / max(np.var(y), 1e-12)), "n": int(len(y))}
 
+    def estimate_differentiable(self, model, t_s, activation, medium):
+        """The same estimate for one input (T, 2, 24), written in JAX so that it can be differentiated
+        with respect to the activation (e.g. to keep an optimisation within the error bound).
+
+        Returns:
+            A scalar: estimated trajectory error (body lengths).
+        """
+        import jax.numpy as jnp
+        from statistics import NormalDist
+
+        feat = model.latent(t_s, activation, medium)
+        z = (feat - jnp.asarray(self.mean, feat.dtype)) / jnp.asarray(self.std, feat.dtype)
+        tr = jnp.asarray(self.train_features, feat.dtype)
+        d = jnp.sqrt(jnp.maximum(jnp.sum((tr - z[None]) ** 2, -1), 1e-12))
+        d = -jax.lax.top_k(-d, self.k)[0].mean()
+        c, _ = model(t_s, activation, medium)
+        cm, _ = model(t_s, activation[:, ::-1], medium)
+        g = jnp.sqrt(jnp.mean(jnp.sum((c - cm * jnp.array([1.0, -1.0], c.dtype)) ** 2, -1)))
+        a, b, cc = self.coef
+        zq = NormalDist().inv_cdf(self.quantile)
+        return jnp.exp(a + b * jnp.log(jnp.maximum(d, 1e-6)) + cc * jnp.log(jnp.maximum(g, 1e-5)) + zq * self.sigma)
+
     def estimate(self, features: np.ndarray, gap_mm: np.ndarray) -> np.ndarray:
         """Estimated trajectory error (body lengths) per input (B,)."""
         from statistics import NormalDist
