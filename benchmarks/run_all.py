@@ -21,7 +21,10 @@ For c302 C1 Full and C1 Muscles (1 s each):
   the default in float64 with diffrax's checkpoints and with every step kept, and ``fast`` in float32;
 * peak resident memory of each owjax case (each runs in its own process).
 
-A GPU section runs the owjax cases again on the GPU when JAX sees one.
+Then :mod:`benchmarks.devices` (``--no-devices`` skips it): sharded batches on 1, 2 and 4 forced CPU
+devices (``devices.{json,md}``) and, when JAX sees an accelerator, the GPU section — forward, batches
+of 1…10 000 worms over all accelerators, gradient, peak device memory (``devices_gpu.{json,md}``);
+without an accelerator it prints that it is skipped.
 When jaxley is installed (the ``bench`` extra), :mod:`benchmarks.jaxley_compare` then runs Jaxley side by side
 with owjax and NEURON on C1 Full (``--no-jaxley`` skips it), writing ``jaxley_compare.{json,md}``.
 Writes ``benchmarks/results/bench.json`` and ``benchmarks/results/bench.md``.
@@ -121,6 +124,8 @@ def main(argv=None) -> int:
                    help="converged reference: the checked-in Richardson-extrapolated NEURON traces of "
                         "tests/c302_vs_neuron/data (every 3rd cell, 0.5 ms; default, 1 s runs only) or a "
                         f"fresh NEURON run at dt {CONVERGED_DT_MS} ms (about 40 min for C1 Full, then cached)")
+    p.add_argument("--no-devices", action="store_true",
+                   help="skip the sharded-batch section (benchmarks/devices.py: forced CPU devices, GPU section)")
     p.add_argument("--no-jaxley", action="store_true",
                    help="skip the Jaxley side-by-side run (benchmarks/jaxley_compare.py; 1-s C1 Full only)")
     a = p.parse_args(argv)
@@ -198,20 +203,20 @@ def main(argv=None) -> int:
                          gradient_over_forward=r["gradient_over_forward"], checkpoints=ck,
                          compile_s=r["gradient_compile_s"], peak_rss_mb=r["peak_rss_mb"], max_rel_err_vs_converged=None))
 
-    try:
-        import jax
+    # sharded batches (benchmarks/devices.py): throughput per device on 1, 2 and 4 forced CPU devices,
+    # and the GPU section when JAX sees an accelerator (forward, batches of 1…10 000 worms sharded over
+    # all accelerators, gradient, peak device memory); on a CPU-only machine it says so and is skipped
+    if not a.no_devices:
+        from benchmarks import devices
 
-        gpus = [d for d in jax.devices() if d.platform == "gpu"]
-    except Exception:  # noqa: BLE001
-        gpus = []
-    if gpus:
-        print("== GPU section", flush=True)
-        for b in batches:
-            r = run_case("batch", "--config", "Full", "--duration-ms", dur, "--batch", b, "--dtype", "float32",
-                         "--preset", "fast", "--dt-out-ms", 10.0, device="gpu")
-            add(dict(case=f"C1_Full_{int(dur)}ms_vmap_batch{b}_f32_fast_gpu", owjax_s=r["run_s"], neuron_s=None,
-                     speedup_vs_neuron=None, per_member_s=r["per_member_s"], device=r["device"],
-                     max_rel_err_vs_converged=None))
+        print("== sharded batches on 1, 2, 4 forced CPU devices (benchmarks/results/devices.md)", flush=True)
+        cpu = devices.cpu_section(batch=8 if a.quick else 16, duration_ms=50.0 if a.quick else 200.0)
+        devices.write(cpu, "devices_quick" if a.quick else "devices")
+        print("== GPU section (benchmarks/results/devices_gpu.md)", flush=True)
+        gpu = devices.gpu_section(tuple(b for b in devices.GPU_BATCHES if b <= 1000) if a.quick
+                                  else devices.GPU_BATCHES, duration_ms=dur)
+        if gpu is not None:
+            devices.write(gpu, "devices_gpu_quick" if a.quick else "devices_gpu")
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "bench_quick" if a.quick else "bench"
