@@ -228,8 +228,10 @@ def evaluate_surrogate(out_dir, model_stem=None, seed: int = EVAL_SEED, scale: f
     # resolution: the test set on the training (coarse) grid
     ds = sets["test"]
     c, th = predict_batch(sur.model, t[::stride], ds["activation"][:, ::stride], ds["medium"])
+    fams = per["test"]["fams"]
     res["test_coarse"] = {k: v for k, v in compare(t[::stride], c, th, ds["centroid_mm"][:, ::stride],
-                                                   ds["tangent_angle_rad"][:, ::stride]).items() if k != "_per_sample"}
+                                                   ds["tangent_angle_rad"][:, ::stride], fams,
+                                                   np.isin(fams, _GAIT)).items() if k != "_per_sample"}
     err_all = np.concatenate([per[s]["err"] for s in per])
     est_all = np.concatenate([per[s]["est"] for s in per])
     fb_all = _fallback(est_all, err_all, sur.bound)
