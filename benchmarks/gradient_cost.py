@@ -9,7 +9,11 @@ not count):
 * ``vjp_us``: one vector–Jacobian product of it with respect to (parameters, state), forward included;
 * ``linear_forward_us_per_step`` / ``linear_gradient_us_per_step``: a Tsit5 solve of dy/dt = a·y with a
   state as large as C1 Full's (5 610 numbers, fixed step, ``--steps`` steps, output every 4 steps):
-  diffrax's own per-step cost forward and in reverse mode, whatever the vector field.
+  diffrax's own per-step cost forward and in reverse mode, whatever the vector field; the same
+  for the exponential integrator (``etd2``, two evaluations per step instead of six);
+* ``network``: the real thing, per ``--network-presets``: a 1-s C1 Full solve (V saved every ms)
+  and the gradient of the mean V with respect to every parameter, each timed after compilation
+  (best of two), with their ratio.
 
 Writes ``benchmarks/results/gradient_cost.json`` and ``.md``.
 """
@@ -41,6 +45,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--steps", type=int, default=4092, help="steps of the linear test solve (C1 Full 1 s: 4092)")
     p.add_argument("--loops", type=int, default=2000, help="vector-field evaluations per timing")
+    p.add_argument("--network-presets", default="tsit5,exponential",
+                   help="solver presets for the whole-network gradient/forward ratio ('' to skip)")
+    p.add_argument("--network-duration-ms", type=float, default=1000.0)
     a = p.parse_args(argv)
 
     import jax
@@ -94,11 +101,46 @@ def main(argv=None) -> int:
 
     lin_f = _best(jax.jit(linear_loss), rate) / a.steps * 1e6
     lin_g = _best(jax.jit(jax.grad(linear_loss)), rate) / a.steps * 1e6
+
+    from owjax.core.exponential import ExponentialRK2, LinearDecayTerm
+
+    def linear_loss_etd2(r):
+        sol = dfx.diffeqsolve(
+            LinearDecayTerm(lambda t, y, r: (r * y, -r)), ExponentialRK2(), 0.0, t1, 0.05, jnp.ones(n_state), args=r,
+            saveat=dfx.SaveAt(ts=jnp.linspace(0.0, t1, a.steps // 4 + 1)),
+            stepsize_controller=dfx.ConstantStepSize(), max_steps=2 * a.steps,
+        )
+        return jnp.mean(sol.ys)
+
+    exp_f = _best(jax.jit(linear_loss_etd2), rate) / a.steps * 1e6
+    exp_g = _best(jax.jit(jax.grad(linear_loss_etd2)), rate) / a.steps * 1e6
+
+    from owjax.core.solve import get_solver, solve_ys
+
+    network = []
+    for preset in [x for x in a.network_presets.split(",") if x]:
+        cfg = get_solver(preset)
+
+        def net_loss(m, cfg=cfg):
+            sol = solve_ys(m, a.network_duration_ms, 1.0, cfg, save=("V",))
+            return jnp.mean(sol.ys["V"]), sol.stats["num_steps"]
+
+        fwd = eqx.filter_jit(net_loss)
+        grad = eqx.filter_jit(eqx.filter_grad(lambda m: net_loss(m)[0]))
+        steps = int(fwd(model)[1])
+        t_f = _best(lambda m: fwd(m)[0], model, repeats=2)
+        t_g = _best(lambda m: jax.tree.leaves(grad(m)), model, repeats=2)
+        row = dict(preset=preset, method=cfg.method, rtol=cfg.rtol, duration_ms=a.network_duration_ms, steps=steps,
+                   forward_s=t_f, gradient_s=t_g, gradient_over_forward=t_g / t_f)
+        print(json.dumps(row), flush=True)
+        network.append(row)
     rec = dict(
         case="gradient_cost_C1_Full_f64", machine=machine(), n_state=n_state,
         vector_field_us=vf_us, vjp_us=vjp_us, vjp_over_vector_field=vjp_us / vf_us,
         linear_forward_us_per_step=lin_f, linear_gradient_us_per_step=lin_g,
-        linear_gradient_over_forward=lin_g / lin_f, linear_steps=a.steps, jax_version=jax.__version__,
+        linear_gradient_over_forward=lin_g / lin_f, linear_steps=a.steps,
+        etd2_linear_forward_us_per_step=exp_f, etd2_linear_gradient_us_per_step=exp_g,
+        etd2_linear_gradient_over_forward=exp_g / exp_f, network=network, jax_version=jax.__version__,
         diffrax_version=dfx.__version__ if hasattr(dfx, "__version__") else "?",
     )
     print(json.dumps(rec, indent=1))
@@ -112,6 +154,13 @@ def main(argv=None) -> int:
         f"| its VJP (forward included) | {vjp_us:.1f} µs ({vjp_us / vf_us:.2f}×) |\n"
         f"| Tsit5 on dy/dt = a·y (same state size), forward | {lin_f:.1f} µs per step |\n"
         f"| the same, reverse mode (`RecursiveCheckpointAdjoint`) | {lin_g:.1f} µs per step ({lin_g / lin_f:.1f}×) |\n"
+        f"| exponential RK2 (`etd2`) on the same problem, forward | {exp_f:.1f} µs per step |\n"
+        f"| the same, reverse mode | {exp_g:.1f} µs per step ({exp_g / exp_f:.1f}×) |\n"
+        + ("\nWhole network: C1 Full, gradient of the mean V (saved every ms) with respect to every parameter.\n\n"
+           "| preset | method | simulated (ms) | steps | forward (s) | gradient (s) | gradient / forward |\n"
+           "|---|---|---|---|---|---|---|\n" if network else "")
+        + "".join(f"| {r['preset']} | {r['method']} rtol {r['rtol']:g} | {r['duration_ms']:g} | {r['steps']} | "
+                  f"{r['forward_s']:.2f} | {r['gradient_s']:.2f} | {r['gradient_over_forward']:.1f}× |\n" for r in network)
     )
     return 0
 

@@ -44,7 +44,7 @@ from jaxtyping import Array, ArrayLike, Float, PyTree
 
 __all__ = ["LinearDecayTerm", "ExponentialRK2", "phi_functions"]
 
-#: below |z| = λh of this size φ₁ and φ₂ are taken from their Taylor series (relative error < 1e-12)
+#: below |z| = λh of this size φ₁ and φ₂ are taken from their Taylor series (relative error < 1e-13)
 _SERIES_BELOW = 0.05
 
 
@@ -63,9 +63,9 @@ def phi_functions(z: Float[ArrayLike, "*n"]) -> tuple[Float[Array, "*n"], Float[
     em1 = jnp.expm1(-zs)  # e^{−z} − 1
     p1_direct = -em1 / zs
     p2_direct = (zs + em1) / (zs * zs)
-    # Σ (−z)^k/(k+1)!  and  Σ (−z)^k/(k+2)!, k = 0…5
-    p1_series = 1 + z * (-1 / 2 + z * (1 / 6 + z * (-1 / 24 + z * (1 / 120 - z / 720))))
-    p2_series = 1 / 2 + z * (-1 / 6 + z * (1 / 24 + z * (-1 / 120 + z * (1 / 720 - z / 5040))))
+    # Σ (−z)^k/(k+1)!  and  Σ (−z)^k/(k+2)!, k = 0…6
+    p1_series = 1 + z * (-1 / 2 + z * (1 / 6 + z * (-1 / 24 + z * (1 / 120 + z * (-1 / 720 + z / 5040)))))
+    p2_series = 1 / 2 + z * (-1 / 6 + z * (1 / 24 + z * (-1 / 120 + z * (1 / 720 + z * (-1 / 5040 + z / 40320)))))
     return jnp.where(small, p1_series, p1_direct), jnp.where(small, p2_series, p2_direct)
 
 

@@ -26,6 +26,12 @@ name            what it is
                 longest, so at this tolerance it is the cheapest accurate explicit choice
                 (C1 Full 1 s: about 2.5e-3 of each trace's range from converged NEURON, the same
                 as ``tsit5`` at 1e-6; benchmarks/results/bench.md)
+``exponential`` adaptive exponential Runge–Kutta 2(1) (ETD2RK, :mod:`owjax.core.exponential`),
+                rtol = atol = 1e-6: every variable's own linear decay (gates, synapses, Ca, V)
+                is integrated exactly, so the stiffness that caps explicit steps near 0.25 ms is
+                gone and a network at rest takes steps of seconds; during spiking it is a
+                second-order method and takes more (cheaper) steps than ``tsit5``. For long,
+                mostly quiet runs (the 200-s worm); docs/speed.md
 ==============  ==========================================================================
 
 Pulse on/off times are passed to the step-size controller as jump times, so adaptive steps land on
@@ -83,7 +89,7 @@ class SolverConfig:
 
     Attributes:
         method: ``tsit5``, ``dopri5``, ``dopri8``, ``ralston``, ``bosh3``, ``kvaerno5``, ``kencarp4``,
-            ``euler``, ``heun``.
+            ``euler``, ``heun``, ``etd2`` (exponential, :mod:`owjax.core.exponential`).
         rtol, atol: PID controller tolerances (adaptive methods). ``atol`` applies to every state
             variable in its own unit: mV, nM (Ca), dimensionless gates/activations.
         dt_ms: fixed step (fixed-step methods) or the first step (adaptive).
@@ -123,6 +129,7 @@ SOLVER_PRESETS: dict[str, SolverConfig] = {
     "euler": SolverConfig("euler", dt_ms=0.05, max_steps=10_000_000),
     "heun": SolverConfig("heun", dt_ms=0.05, max_steps=10_000_000),
     "fast": SolverConfig("ralston", rtol=1e-4, atol=1e-4),
+    "exponential": SolverConfig("etd2", rtol=1e-6, atol=1e-6, max_steps=2_000_000),
 }
 
 _EXPLICIT = {
