@@ -54,16 +54,13 @@ def full_model():
 
 
 # ---------------------------------------------------------------------------- the pipeline
-@pytest.fixture(scope="module")
-def ci_run(tmp_path_factory):
-    """The CI-sized experiment through the one-line entry point (a real subprocess)."""
+def _run_ci(out: Path, *overrides: str) -> tuple[Path, dict]:
     import subprocess
     import sys
 
-    out = tmp_path_factory.mktemp("synapse_polarity_ci")
     proc = subprocess.run(
         [sys.executable, "-m", "owjax.fit", "+experiment=synapse_polarity", "run=ci", "progress=false",
-         f"hydra.run.dir={out}"],
+         f"hydra.run.dir={out}", *overrides],
         capture_output=True, text=True, cwd=Path(__file__).parents[1],
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -71,14 +68,31 @@ def ci_run(tmp_path_factory):
     return out, json.loads((out / "metrics.json").read_text())
 
 
-def _yaml_ci_config() -> dict:
-    """``conf/experiment/synapse_polarity.yaml`` at ``run=ci``, as owjax.fit composes it."""
+@pytest.fixture(scope="module")
+def ci_run(tmp_path_factory):
+    """The CI-sized experiment of the conductance model (``model=c302``) through the one-line entry
+    point (a real subprocess)."""
+    return _run_ci(tmp_path_factory.mktemp("synapse_polarity_ci"), "synapse_polarity.model=c302",
+                   "synapse_polarity.loss=scaled_mse")
+
+
+@pytest.fixture(scope="module")
+def ci_run_default(tmp_path_factory):
+    """The CI-sized experiment with the default model (the rate model with extrasynaptic couplings)."""
+    return _run_ci(tmp_path_factory.mktemp("synapse_polarity_ci_default"))
+
+
+def _yaml_ci_config(*extra: str) -> dict:
+    """``conf/experiment/synapse_polarity.yaml`` at ``run=ci``, as owjax.fit composes it (the conductance
+    model unless ``extra`` overrides say otherwise)."""
     from hydra import compose, initialize_config_dir
 
     from owjax.fitting.loop import CONF_DIR, _apply_run_size
 
+    overrides = ["+experiment=synapse_polarity", "run=ci", "synapse_polarity.model=c302", "synapse_polarity.loss=scaled_mse",
+                 *extra]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("fit", overrides=["+experiment=synapse_polarity", "run=ci"], return_hydra_config=True)
+        cfg = compose("fit", overrides=overrides, return_hydra_config=True)
     from omegaconf import OmegaConf
 
     return OmegaConf.to_container(_apply_run_size(cfg, ["run=ci"]), resolve=True)
@@ -130,6 +144,40 @@ def test_ci_pipeline_metrics(ci_run):
     assert 0.0 <= m["nt_consistency"] <= 1.0
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["test_r"] == pytest.approx(m["test_r"])
+    _check_ceiling_keys(m)
+
+
+def _check_ceiling_keys(m: dict) -> None:
+    lo, hi = m["test_r_ci95"]
+    assert lo <= m["test_r"] <= hi
+    assert 0.0 < m["noise_ceiling_r"] <= 1.0
+    assert m["test_r_fraction_of_ceiling"] == pytest.approx(m["test_r"] / m["noise_ceiling_r"])
+    st = m["statistics"]["test_significant"]
+    assert st["fitted"]["r"] == pytest.approx(m["test_r"])  # the bootstrap's r is the report's r
+    assert st["c302"]["r"] == pytest.approx(m["baseline_c302_test_r"])
+    assert st["shuffled"]["r"] == pytest.approx(m["shuffled_test_r"])
+    assert st["fitted"]["sign_agreement"] == pytest.approx(m["test_sign_agreement"])
+    assert m["test_r_minus_c302"] == pytest.approx(m["test_r"] - m["baseline_c302_test_r"])
+    for k in ("test_significant", "test_observed", "train_significant"):
+        c = m["statistics"][k]["noise_ceiling"]
+        assert c["n_pairs_reliability"] <= c["n_pairs"]
+
+
+@pytest.mark.slow
+def test_ci_default_model_rate_extrasynaptic(ci_run_default):
+    out, m = ci_run_default
+    assert m["model"] == "rate_extrasynaptic"
+    for k in REQUIRED:
+        if k != "corr_matrix_mse":  # the spontaneous-activity comparison belongs to the conductance model
+            assert math.isfinite(float(m[k])), (k, m[k])
+    _check_ceiling_keys(m)
+    assert set(m["ext_gain"]) == {"peptide", "dopamine", "serotonin", "tyramine", "octopamine"}
+    assert m["final_loss"] < m["initial_loss"]
+    u = m["unc31"]
+    assert u["available"] and u["removed_families"] == ["peptide"]
+    lo, hi = u["all"]["r_removed_minus_kept_ci95"]
+    assert lo <= u["all"]["r_removed_minus_kept"] <= hi
+    assert (out / "fitted_groups.json").exists() and (out / "fitted_params.npz").exists()
 
 
 @pytest.mark.slow
@@ -400,3 +448,60 @@ def test_bootstrap_over_stimulated_neurons():
     assert d["p_r_diff_le_0"] == 0.0 and b["differences"]["bad-good"]["r_diff_ci"][1] < 0
     with pytest.raises(ValueError, match="shape"):
         bootstrap_metrics(dict(x=target[:5]), target, group)
+
+
+# ---------------------------------------------------------------------------- rate models, extrasynaptic data
+def test_extrasynaptic_connectomes_from_cect():
+    from owjax.neural.extrasynaptic import extrasynaptic_connectome
+
+    names = load_c302_network("C1", "Full").neuron_names
+    ma = extrasynaptic_connectome("bentley_ma", names)
+    assert set(ma) == {"dopamine", "serotonin", "tyramine", "octopamine"}
+    # Bentley 2016: RIM releases tyramine onto ALM (LGC-55); rows are receivers, columns senders
+    assert ma["tyramine"][names.index("ALML"), names.index("RIML")] == 1.0
+    assert ma["tyramine"][names.index("RIML"), names.index("ALML")] == 0.0
+    assert int((ma["dopamine"] > 0).sum()) > 1000 and set(np.unique(ma["serotonin"])) <= {0.0, 1.0}
+    pep = extrasynaptic_connectome("ripoll_mid", names)["peptide"]
+    assert pep.shape == (302, 302) and int((pep > 0).sum()) == 40425 and pep.max() == 19.0
+    with pytest.raises(ValueError, match="extrasynaptic source"):
+        extrasynaptic_connectome("ripoll_medium", names)
+
+
+def test_neuron_classes():
+    from owjax.fitting.tasks.synapse_polarity_rate import neuron_class
+
+    names = load_c302_network("C1", "Full").neuron_names
+    assert neuron_class("AVAL", names) == neuron_class("AVAR", names) == "AVA"
+    assert {neuron_class(n, names) for n in ("SMDDL", "SMDDR", "SMDVL", "SMDVR")} == {"SMD"}
+    assert {neuron_class(n, names) for n in ("RMDL", "RMDR", "RMDDL", "RMDVR")} == {"RMD"}
+    assert neuron_class("VB11", names) == neuron_class("VB1", names) == "VB"
+    assert neuron_class("AVG", names) == "AVG" and neuron_class("I1L", names) == "I1"
+
+
+def test_rate_network_starts_at_c302(full_model):
+    from owjax.fitting.tasks.synapse_polarity import SynapsePolarityConfig
+    from owjax.fitting.tasks.synapse_polarity_rate import (
+        build_rate_network,
+        connection_p_exc,
+        init_rate_params,
+        rate_responses,
+    )
+
+    cfg = SynapsePolarityConfig.from_dict(dict(model="rate", sharing="presynaptic"))
+    nt = np.zeros(full_model.n_cells, np.int32)
+    net, info = build_rate_network(full_model, cfg, nt)
+    p = init_rate_params(net, full_model, cfg)
+    # per-presynaptic signs: c302's majority sign of each neuron's outgoing synapses
+    pe = np.asarray(connection_p_exc(p, net, full_model))
+    agree = ((pe > 0.5) == polarity_of(full_model)).mean()
+    assert agree > 0.9
+    idx = [full_model.index(n) for n in ("AVAL", "RIAL", "ASHL")]
+    r = rate_responses(net, p, idx)
+    assert r.shape == (3, full_model.n_cells) and np.all(np.isfinite(r))
+    assert np.all(r[np.arange(3), idx] > 0)  # the stimulated neuron responds to its own drive
+    assert np.abs(r).max() < 1e3 and info["chem_spectral_radius"] > 0
+    assert (r < -1e-4).any() and (np.abs(r) > 1e-3).mean() > 0.05  # graded, and negative where inhibited
+    with pytest.raises(ValueError, match="sharing"):
+        SynapsePolarityConfig.from_dict(dict(model="rate", sharing="everything"))
+    with pytest.raises(ValueError, match="extrasynaptic"):
+        SynapsePolarityConfig.from_dict(dict(model="rate_extrasynaptic", extrasynaptic=["nope"]))

@@ -149,6 +149,7 @@ class SynapsePolarityConfig:
     :meth:`from_dict`. ``dtype`` and ``seed`` come from the run's top-level ``dtype`` and ``seed``;
     optimiser, checkpoint, figure and wall-time settings belong to the loop (:data:`LOOP_SETTINGS`)."""
 
+    model: str = "c302"                  # c302 (conductance-based C1) | rate | rate_extrasynaptic
     parameter_set: str = "C1"
     dtype: str = "float32"
     strain: str = "wt"
@@ -182,6 +183,18 @@ class SynapsePolarityConfig:
     spontaneous_dt_out_ms: float = 5.0
     corr_min_common: int = 5             # stimulations two neurons must share for a data correlation
     protocol: AtlasProtocol = field(default_factory=lambda: AtlasProtocol(readout="v"))
+    # rate models (owjax.fitting.tasks.synapse_polarity_rate); times in membrane time constants
+    sharing: str = "class"               # class | presynaptic | nt (groups of presynaptic neurons sharing gain and sign)
+    rate_excitability: bool = False      # fit an input gain per responding neuron class
+    extrasynaptic: list = field(default_factory=lambda: ["ripoll_mid", "bentley_ma"])
+    rate_duration: float = 20.0
+    rate_pulse: float = 10.0
+    rate_tau_ext: float = 5.0
+    rate_dt: float = 0.5
+    rate_chem_gain0: float = 0.5         # initial chemical coupling (× spectral radius)
+    rate_gap_gain0: float = 0.5
+    control_steps: int = 300             # Adam steps of the shuffled-connectome control fit
+    control_lr: float = 0.05
 
     @classmethod
     def from_dict(cls, d: Mapping | None) -> "SynapsePolarityConfig":
@@ -204,12 +217,27 @@ class SynapsePolarityConfig:
         choices = dict(pairs=("significant", "observed"), weighting=("uniform", "occ", "sqrt_occ"),
                        split=("bilateral", "neuron"), polarity=("connection", "presynaptic"),
                        loss=("scaled_mse", "pearson", "mixed"), dtype=("float32", "float64"),
-                       spontaneous_readout=("v", "ca"))
+                       spontaneous_readout=("v", "ca"), model=("c302", "rate", "rate_extrasynaptic"),
+                       sharing=("class", "presynaptic", "nt"))
         for k, allowed in choices.items():
             if getattr(self, k) not in allowed:
                 raise ValueError(f"synapse_polarity.{k}={getattr(self, k)!r}; allowed: {list(allowed)}")
         if not 0.0 < self.test_fraction < 1.0:
             raise ValueError(f"synapse_polarity.test_fraction must be in (0, 1), got {self.test_fraction}")
+        from owjax.neural.extrasynaptic import EXTRASYNAPTIC_SOURCES
+
+        bad = [x for x in (self.extrasynaptic or []) if x not in EXTRASYNAPTIC_SOURCES]
+        if bad or (self.model == "rate_extrasynaptic" and not self.extrasynaptic):
+            raise ValueError(f"synapse_polarity.extrasynaptic={self.extrasynaptic!r}: needs one or more of "
+                             f"{list(EXTRASYNAPTIC_SOURCES)}")
+        for k in ("rate_duration", "rate_pulse", "rate_tau_ext", "rate_dt", "control_lr"):
+            if not getattr(self, k) > 0:
+                raise ValueError(f"synapse_polarity.{k} must be positive, got {getattr(self, k)}")
+        if self.rate_pulse > self.rate_duration or self.rate_dt > self.rate_pulse:
+            raise ValueError(f"synapse_polarity: need rate_dt ({self.rate_dt}) <= rate_pulse ({self.rate_pulse}) "
+                             f"<= rate_duration ({self.rate_duration})")
+        if self.control_steps < 0:
+            raise ValueError(f"synapse_polarity.control_steps must be >= 0, got {self.control_steps}")
         if self.batch_size < 1:
             raise ValueError(f"synapse_polarity.batch_size must be >= 1, got {self.batch_size}")
 
@@ -300,8 +328,9 @@ class Setup:
     nt_ident: list
 
 
-def setup(cfg: SynapsePolarityConfig) -> Setup:
-    """Load c302 C1 ``Full`` and the atlas, choose the stimulations, split them, settle the network."""
+def setup(cfg: SynapsePolarityConfig, resting: bool = True) -> Setup:
+    """Load c302 C1 ``Full`` and the atlas, choose the stimulations, split them, settle the network
+    (``resting=False``: skip the settling, ``y0`` is None — the rate models do not need it)."""
     from owjax.core.precision import require_dtype
     from owjax.neural.c302_data import load_c302_network
 
@@ -326,7 +355,7 @@ def setup(cfg: SynapsePolarityConfig) -> Setup:
     train, test = split_stimulated(stim, cfg.test_fraction, cfg.seed, cfg.split)
     if not train or not test:
         raise ValueError(f"need stimulated neurons on both sides of the split; got train={train}, test={test}")
-    y0 = resting_state(model, cfg.protocol)
+    y0 = resting_state(model, cfg.protocol) if resting else None
     codes, ident = nt_classes(presynaptic_names(model))
     return Setup(cfg, spec, model, atlas, y0, train, test, codes, ident)
 
@@ -509,6 +538,10 @@ class SynapsePolarity(AbstractExperiment):
         if lbfgs:
             raise ValueError("synapse_polarity draws minibatches, L-BFGS needs the same objective every step: "
                              "set optim.lbfgs.steps=0")
+        if spc.model != "c302":
+            from owjax.fitting.tasks.synapse_polarity_rate import SynapsePolarityRateTask
+
+            return SynapsePolarityRateTask(spc)
         return SynapsePolarityTask(spc)
 
     @staticmethod
