@@ -113,11 +113,12 @@ def batch_solver(model, y_rest, table_dt_ms: float, cells: Sequence[str], durati
                  solver="tsit5", record: Sequence[str] | None = None):
     """A jitted function ``tables (B, K, n_in) pA → (V (B, T, n_record) mV, steps (B,))``: the network
     driven by each table (:func:`~owjax.reduce.drive.driven_network`), solved by
-    :func:`owjax.core.solve.solve_ys` from ``y_rest`` under ``jax.vmap``. Build it once and call it
-    with batches of one shape (each new shape compiles once)."""
-    import jax
+    :func:`owjax.core.solve.solve_ys` from ``y_rest`` under ``jax.vmap``, the batch split over all
+    devices (:func:`owjax.core.sharding.sharded_vmap`). Build it once and call it with batches of
+    one shape (each new shape compiles once)."""
     import jax.numpy as jnp
 
+    from owjax.core.sharding import sharded_vmap
     from owjax.core.solve import solve_ys
     from owjax.reduce.drive import driven_network
 
@@ -130,7 +131,7 @@ def batch_solver(model, y_rest, table_dt_ms: float, cells: Sequence[str], durati
         sol = solve_ys(comp, duration_ms, dt_out_ms, solver, y0=y0, save=("network.V",))
         return sol.ys["network"]["V"][:, rec], sol.stats["num_steps"]
 
-    return jax.jit(jax.vmap(one))
+    return sharded_vmap(one)  # jit(vmap(one)), the batch split over all devices JAX sees
 
 
 def simulate_tables(model, y_rest, tables_pA: np.ndarray, table_dt_ms: float, cells: Sequence[str],

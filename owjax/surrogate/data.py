@@ -49,6 +49,7 @@ from owjax.body.integrate import BodySolver, solve_component
 from owjax.body.mechanics import RodBody
 from owjax.body.media import AGAR, WATER
 from owjax.core.component import Composite
+from owjax.core.sharding import sharded_vmap
 from owjax.surrogate import families as F
 
 __all__ = ["DatasetSpec", "SIZES", "generate_dataset", "load_dataset", "skeleton_features", "skeleton_from_features",
@@ -164,8 +165,8 @@ class PhysicsRunner:
         duration_s, dt_s: run length and output/activation interval (s).
         solver: :class:`owjax.body.BodySolver`.
         dtype: ``jnp.float32`` or ``jnp.float64`` (the caller sets JAX's precision).
-        devices: JAX devices to shard the batch axis over (default: all local devices; on one
-            device the batch is simply vmapped).
+        devices: JAX devices to shard the batch axis over (default: all local devices), by
+            :func:`owjax.core.sharding.sharded_vmap` (one device: the same code, no padding).
         batch_size: smaller batches are padded to this size (one compilation for every batch).
     """
 
@@ -188,7 +189,7 @@ class PhysicsRunner:
             ys, steps, _, result = solve_component(comp, t_out, comp.initial_state(), solver)
             return ys["body"]["x"], ys["body"]["y"], steps, result == dfx.RESULTS.successful
 
-        self._batched = jax.jit(jax.vmap(one))
+        self._batched = sharded_vmap(one, devices=self.devices)  # jit(vmap(one)) split over the devices
 
     @classmethod
     def cached(cls, duration_s: float, dt_s: float, solver: BodySolver, dtype, batch_size: int | None = None
@@ -217,20 +218,12 @@ class PhysicsRunner:
         if m.shape != (a.shape[0],):
             raise ValueError(f"medium must have shape ({a.shape[0]},), got {m.shape}")
         b = a.shape[0]
-        nd = len(self.devices)
-        size = max(b, self.batch_size or 0)
-        pad = size - b + (-size) % nd  # a fixed batch size compiles once; the devices divide it
+        pad = max(b, self.batch_size or 0) - b  # a fixed batch size compiles once
         if pad:
             a = np.concatenate([a, np.repeat(a[-1:], pad, 0)], 0)
             m = np.concatenate([m, np.repeat(m[-1:], pad, 0)], 0)
-        aj, mj = jnp.asarray(a, self.dtype), jnp.asarray(m, self.dtype)
-        if nd > 1:
-            from jax.sharding import Mesh, NamedSharding, PartitionSpec
-
-            mesh = Mesh(np.asarray(self.devices), ("batch",))
-            aj = jax.device_put(aj, NamedSharding(mesh, PartitionSpec("batch")))
-            mj = jax.device_put(mj, NamedSharding(mesh, PartitionSpec("batch")))
-        x, y, steps, ok = self._batched(aj, mj)
+        # sharded_vmap pads further to a multiple of the device count and drops that padding again
+        x, y, steps, ok = self._batched(jnp.asarray(a, self.dtype), jnp.asarray(m, self.dtype))
         x, y = np.asarray(x)[:b], np.asarray(y)[:b]
         c, th = skeleton_features(x, y)
         ok = np.asarray(ok)[:b] & np.all(np.isfinite(th), axis=(1, 2)) & np.all(np.isfinite(c), axis=(1, 2))
