@@ -16,8 +16,9 @@ process in place of a SLURM job. The test
 4. checks that the resumed job's loss history, fitted parameters and final loss are bit-for-bit
    those of the uninterrupted job ``seed=0``.
 
-It is skipped only when hydra-submitit-launcher (the ``cluster`` extra) is not installed. Expect
-≈ 1.5–2 min on 2 cores (two XLA compilations run in parallel, a third on resume).
+It is skipped only when hydra-submitit-launcher (the ``cluster`` extra) is not installed. It costs
+≈ 100 s of CPU time in all its processes (two XLA compilations run in parallel, a third on resume):
+about 1–1.5 min on an idle 2-core machine, much longer on a loaded one (10 min at load ≈ 19).
 """
 
 from __future__ import annotations
