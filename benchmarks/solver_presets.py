@@ -124,7 +124,7 @@ def to_markdown(records, meta) -> str:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--duration-ms", type=float, default=1000.0)
-    p.add_argument("--presets", default="tsit5,tsit5_f32,fast_f32,dopri5,kvaerno5,kencarp4,heun,euler",
+    p.add_argument("--presets", default="tsit5,tsit5_f32,fast_f32,dopri5,exponential,kvaerno5,kencarp4,heun,euler",
                    help="comma-separated preset names; a suffix _f32 runs the preset in float32")
     a = p.parse_args(argv)
     records, meta = run(a.presets.split(","), a.duration_ms)
