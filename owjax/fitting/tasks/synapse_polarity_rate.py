@@ -137,7 +137,7 @@ class LinearRateNetwork(eqx.Module):
         col = _m(params["gain"]) * _m(params["chem_gain"]) * sign
         mx = self.chem * col[self.pre_group][None, :] + _m(params["gap_gain"]) * self.gap
         e = _m(params["excit"])[self.post_group][:, None] if "excit" in params else 1.0
-        if self.ext.shape[0]:
+        if self.ext.shape[0]:  # no "ext_gain" without families (a checkpoint cannot hold empty arrays)
             g = params["ext_gain"] if keep is None else params["ext_gain"] * keep
             mz = jnp.einsum("f,fij->ij", g, self.ext)
         else:
@@ -237,7 +237,9 @@ def init_rate_params(net: LinearRateNetwork, model: NetworkModel, cfg, dtype=jnp
 
     p = dict(theta=jnp.asarray(theta, dtype), gain=jnp.zeros(net.n_pre_groups, dtype),
              chem_gain=jnp.asarray(inv_m(cfg.rate_chem_gain0), dtype),
-             gap_gain=jnp.asarray(inv_m(cfg.rate_gap_gain0), dtype), ext_gain=jnp.zeros(len(net.families), dtype))
+             gap_gain=jnp.asarray(inv_m(cfg.rate_gap_gain0), dtype))
+    if net.families:
+        p["ext_gain"] = jnp.zeros(len(net.families), dtype)
     if cfg.rate_excitability:
         p["excit"] = jnp.zeros(net.n_post_groups, dtype)
     return p
@@ -331,7 +333,7 @@ class SynapsePolarityRateTask(AbstractFitTask):
         data = atlas_loss(r, target, weight, cfg.loss)
         nt = nt_penalty(connection_p_exc(params, net, self.su.model), self._nt, cfg.nt_weight_gaba, cfg.nt_weight_ach)
         reg = (jnp.mean(params["gain"] ** 2) + (jnp.mean(params["excit"] ** 2) if "excit" in params else 0.0)
-               + (jnp.mean(params["ext_gain"] ** 2) if params["ext_gain"].size else 0.0))
+               + (jnp.mean(params["ext_gain"] ** 2) if "ext_gain" in params else 0.0))
         return data + cfg.lambda_nt * nt + cfg.lambda_w * reg, dict(atlas=data, nt=nt, reg=reg)
 
     def loss(self, params, batch, key):
@@ -435,7 +437,7 @@ class SynapsePolarityRateTask(AbstractFitTask):
                            "degree-preserving shuffle of c302's connectome (extrasynaptic cell labels permuted)",
             n_train_neurons=len(su.train), n_test_neurons=len(su.test), n_pairs_used=self.n_pairs_used,
             n_polarity_flips=int(((p_fit > 0.5) != (p_c302 > 0.5)).sum()), n_connections=int(p_fit.size),
-            ext_gain={f: float(v) for f, v in zip(self.net.families, np.asarray(params["ext_gain"]))},
+            ext_gain={f: float(v) for f, v in zip(self.net.families, np.asarray(params.get("ext_gain", [])))},
             chem_gain=float(_m(params["chem_gain"])), gap_gain=float(_m(params["gap_gain"])),
             fitted=rf, c302=rc, shuffled=rs, train_neurons=su.train, test_neurons=su.test,
             atlas=su.atlas.summary(), network=self.net_info,
@@ -465,7 +467,7 @@ class SynapsePolarityRateTask(AbstractFitTask):
                       excitability={g: float(v) for g, v in zip(self.net_info["post_groups"],
                                                                  np.asarray(_m(params["excit"])))}
                       if "excit" in params else {},
-                      ext_gain={f: float(v) for f, v in zip(self.net.families, np.asarray(params["ext_gain"]))},
+                      ext_gain={f: float(v) for f, v in zip(self.net.families, np.asarray(params.get("ext_gain", [])))},
                       metadata={k: v for k, v in metadata.items() if k != "figures"})
         atomic_write_text(run_dir / "fitted_groups.json", json.dumps(groups, indent=1, default=str))
 
