@@ -1,6 +1,6 @@
 """Jaxley side by side with owjax and NEURON on c302 C1 Full (1 s): time, error, gradient, memory.
 
-    python -m benchmarks.jaxley_compare [--jaxley-dts 0.05,0.025,0.01] [--reuse-neuron] [--quick]
+    python -m benchmarks.jaxley_compare [--jaxley-dts 0.05,0.025,0.01,0.005] [--reuse-neuron] [--quick]
     python -m benchmarks.jaxley_compare case forward --dt 0.05      # one Jaxley case, one process
     python -m benchmarks.jaxley_compare case gradient --dt 0.05
 
@@ -148,7 +148,7 @@ def case(argv) -> int:
     net, names = build_jaxley_network(spec, a.duration_ms, a.dt)
     t_build = time.perf_counter() - t0
     n = len(names)
-    n_steps = int(a.duration_ms // a.dt)
+    n_steps = int(round(a.duration_ms / a.dt))  # jx.integrate runs int(t_max // dt) + 1 steps; this is the nominal count
     out.update(jaxley_version=jx.__version__, dt_ms=a.dt, solver=a.solver, steps=n_steps, build_s=t_build)
 
     if a.kind == "forward":
@@ -202,6 +202,31 @@ def _run(*args) -> dict:
     raise RuntimeError(f"benchmark case {args} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
 
 
+def forward_case(label, args, dur, conv, add, **extra) -> None:
+    """Run one forward case in its own process and record its time, memory and error vs converged NEURON."""
+    from benchmarks.run_all import errors_vs
+
+    print(f"== forward {label} ({_load()})", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        npz = Path(tmp) / "v.npz"
+        r = _run(*args, "--duration-ms", dur, "--save", npz)
+        z = np.load(npz)
+        err = errors_vs(conv, z["t"], z["V"], list(z["names"]))
+    keep = ("run_s", "run_cpu_s", "compile_s", "steps", "peak_rss_mb", "build_s", "method", "rtol", "dtype", "solver")
+    add(dict(case=label, simulator=extra.pop("simulator"), kind="forward", end_to_end_s=r["process_wall_s"],
+             **{k: r[k] for k in keep if k in r}, **extra, **err))
+
+
+def gradient_case(label, args, dur, add, **extra) -> None:
+    """Run one gradient case in its own process and record gradient and forward time and memory."""
+    print(f"== gradient {label} ({_load()})", flush=True)
+    r = _run(*args, "--duration-ms", dur)
+    keep = ("forward_s", "forward_cpu_s", "gradient_cpu_s", "gradient_over_forward", "peak_rss_mb",
+            "checkpoint_lengths", "n_parameters", "gradient_finite", "dtype", "solver")
+    add(dict(case=label, simulator=extra.pop("simulator"), kind="gradient", run_s=r["gradient_s"],
+             compile_s=r["gradient_compile_s"], **{k: r[k] for k in keep if k in r}, **extra))
+
+
 def _load() -> str:
     try:
         return "load average (1/5/15 min) " + " / ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -214,23 +239,28 @@ def main(argv=None) -> int:
     if argv[:1] == ["case"]:
         return case(argv[1:])
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--jaxley-dts", default="0.05,0.025,0.01", help="Jaxley forward time steps (ms)")
+    p.add_argument("--jaxley-dts", default="0.05,0.025,0.01,0.005", help="Jaxley forward time steps (ms)")
     p.add_argument("--jaxley-grad-dts", default="0.05,0.025", help="Jaxley gradient time steps (ms)")
     p.add_argument("--reuse-neuron", action="store_true", help="use the cached NEURON dt 0.05 ms run")
-    p.add_argument("--jaxley-cn-dts", default="0.05", help="Jaxley Crank-Nicolson forward time steps (ms)")
+    p.add_argument("--jaxley-cn-dts", default="0.05,0.025,0.01", help="Jaxley Crank-Nicolson forward time steps (ms)")
+    p.add_argument("--jaxley-cn-grad-dts", default="0.05", help="Jaxley Crank-Nicolson gradient time steps (ms)")
+    p.add_argument("--extend", action="store_true",
+                   help="add the requested Jaxley cases to the existing results file instead of starting over "
+                        "(no NEURON or owjax cases are run; their records are kept)")
     p.add_argument("--quick", action="store_true", help="only Jaxley dt 0.05 (forward and gradient) and owjax default")
     a = p.parse_args(argv)
 
-    from benchmarks.run_all import CHECKED_IN, errors_vs, machine
-    from owjax.reference.runner import run_reference
+    from benchmarks.run_all import CHECKED_IN, machine
     from owjax.traces import read_traces
 
     dur = 1000.0
     fwd_dts = [float(x) for x in a.jaxley_dts.split(",") if x]
     grad_dts = [float(x) for x in a.jaxley_grad_dts.split(",") if x]
     cn_dts = [float(x) for x in a.jaxley_cn_dts.split(",") if x]
+    cn_grad_dts = [float(x) for x in a.jaxley_cn_grad_dts.split(",") if x]
     if a.quick:
-        fwd_dts, grad_dts, cn_dts = [0.05], [0.05], []
+        fwd_dts, grad_dts, cn_dts, cn_grad_dts = [0.05], [0.05], [], []
+    name = "jaxley_compare_quick" if a.quick else "jaxley_compare"
     try:
         from importlib.metadata import version
 
@@ -240,12 +270,40 @@ def main(argv=None) -> int:
     conv = read_traces(CHECKED_IN / "C1_Full.h5")
     mach = machine()
     records: list[dict] = []
+    if a.extend:
+        records = json.loads((RESULTS / f"{name}.json").read_text())["records"]
 
     def add(rec):
         rec.setdefault("machine", mach)
         rec["load_after"] = _load()
+        records[:] = [r for r in records if r["case"] != rec["case"]]  # --extend replaces a case run again
         records.append(rec)
         print(json.dumps(rec), flush=True)
+
+    if not a.extend:
+        reference_cases(a, dur, conv, add)
+    jaxley_fwd = [("bwd_euler", dt) for dt in fwd_dts] + [("crank_nicolson", dt) for dt in cn_dts]
+    jaxley_grad = [("bwd_euler", dt) for dt in grad_dts] + [("crank_nicolson", dt) for dt in cn_grad_dts]
+    for solver, dt in jaxley_fwd:
+        forward_case(f"jaxley_{solver}_f64_dt{dt:g}", ["forward", "--dt", dt, "--solver", solver], dur, conv, add,
+                     simulator=f"Jaxley {jx_version}", dt_ms=dt)
+    for solver, dt in jaxley_grad:
+        gradient_case(f"jaxley_{solver}_f64_dt{dt:g}_gradient", ["gradient", "--dt", dt, "--solver", solver],
+                      dur, add, simulator=f"Jaxley {jx_version}", dt_ms=dt)
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    summary = targets(records)
+    (RESULTS / f"{name}.json").write_text(json.dumps(dict(records=records, targets=summary), indent=1) + "\n")
+    (RESULTS / f"{name}.md").write_text(to_markdown(records, summary))
+    print(to_markdown(records, summary))
+    return 0
+
+
+def reference_cases(a, dur, conv, add) -> None:
+    """NEURON at dt 0.05 ms and the owjax presets, forward and gradient."""
+    from benchmarks.run_all import errors_vs
+    from owjax.reference.runner import run_reference
+    from owjax.traces import read_traces
 
     print(f"== NEURON dt 0.05 ms ({_load()})", flush=True)
     nrn = read_traces(run_reference("C1", "Full", "neuron", dt_ms=0.05, duration_ms=dur,
@@ -259,45 +317,12 @@ def main(argv=None) -> int:
     owjax_presets = [("default_f64_tsit5_1e-6", ["--preset", "tsit5", "--dtype", "float64"])]
     if not a.quick:
         owjax_presets.append(("fast_f32_ralston_1e-4", ["--preset", "fast", "--dtype", "float32"]))
-    jaxley_fwd = [("bwd_euler", dt) for dt in fwd_dts] + [("crank_nicolson", dt) for dt in cn_dts]
-
-    def forward(label, args, **extra):
-        print(f"== forward {label} ({_load()})", flush=True)
-        with tempfile.TemporaryDirectory() as tmp:
-            npz = Path(tmp) / "v.npz"
-            r = _run(*args, "--duration-ms", dur, "--save", npz)
-            z = np.load(npz)
-            err = errors_vs(conv, z["t"], z["V"], list(z["names"]))
-        keep = ("run_s", "run_cpu_s", "compile_s", "steps", "peak_rss_mb", "build_s", "method", "rtol", "dtype")
-        add(dict(case=label, simulator=extra.pop("simulator"), kind="forward", end_to_end_s=r["process_wall_s"],
-                 **{k: r[k] for k in keep if k in r}, **extra, **err))
-
-    def gradient(label, args, **extra):
-        print(f"== gradient {label} ({_load()})", flush=True)
-        r = _run(*args, "--duration-ms", dur)
-        keep = ("forward_s", "forward_cpu_s", "gradient_cpu_s", "gradient_over_forward", "peak_rss_mb",
-                "checkpoint_lengths", "n_parameters", "gradient_finite", "dtype")
-        add(dict(case=label, simulator=extra.pop("simulator"), kind="gradient", run_s=r["gradient_s"],
-                 compile_s=r["gradient_compile_s"], **{k: r[k] for k in keep if k in r}, **extra))
 
     for label, extra in owjax_presets:
-        forward(f"owjax_{label}", ["forward", "--simulator", "owjax", *extra], simulator="owjax")
-    for solver, dt in jaxley_fwd:
-        forward(f"jaxley_{solver}_f64_dt{dt:g}", ["forward", "--dt", dt, "--solver", solver],
-                simulator=f"Jaxley {jx_version}", dt_ms=dt)
+        forward_case(f"owjax_{label}", ["forward", "--simulator", "owjax", *extra], dur, conv, add, simulator="owjax")
     for label, extra in owjax_presets:
-        gradient(f"owjax_{label}_gradient", ["gradient", "--simulator", "owjax", *extra], simulator="owjax")
-    for dt in grad_dts:
-        gradient(f"jaxley_bwd_euler_f64_dt{dt:g}_gradient", ["gradient", "--dt", dt],
-                 simulator=f"Jaxley {jx_version}", dt_ms=dt)
-
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    name = "jaxley_compare_quick" if a.quick else "jaxley_compare"
-    summary = targets(records)
-    (RESULTS / f"{name}.json").write_text(json.dumps(dict(records=records, targets=summary), indent=1) + "\n")
-    (RESULTS / f"{name}.md").write_text(to_markdown(records, summary))
-    print(to_markdown(records, summary))
-    return 0
+        gradient_case(f"owjax_{label}_gradient", ["gradient", "--simulator", "owjax", *extra], dur, add,
+                      simulator="owjax")
 
 
 def targets(records) -> dict:
