@@ -243,16 +243,15 @@ class GradedHeadCircuit(AbstractComponent):
 
     def membrane_current(self, v_mV) -> tuple[Array, Array]:
         """c302's steady-state membrane current I∞(V) (pA, inward positive) and its slope dI∞/dV (nS),
-        per cell; linear continuation outside the table's grid."""
+        per cell: I∞ interpolated linearly in the table, the slope (central differences of the table)
+        too, so the vector field is continuous in V; beyond the grid both continue linearly / constant."""
         grid = self.iv_v_mV
         lo, hi = grid[0], grid[-1]
         vc = jnp.clip(v_mV, lo, hi)  # the table's range; beyond it the end slopes continue it linearly
-        i_tab = jax.vmap(jnp.interp, in_axes=(0, None, 0))(vc, grid, self.iv_i_pA)
-        dv = grid[1] - grid[0]
-        slope_tab = jnp.diff(self.iv_i_pA, axis=1) / dv
-        k = jnp.clip(jnp.floor((vc - lo) / dv).astype(jnp.int32), 0, grid.shape[0] - 2)
-        slope = jnp.take_along_axis(slope_tab, k[:, None], axis=1)[:, 0]
-        return i_tab + slope * (v_mV - vc), slope
+        interp = jax.vmap(jnp.interp, in_axes=(0, None, 0))
+        slope_tab = jnp.gradient(self.iv_i_pA, grid, axis=1)
+        slope = interp(vc, grid, slope_tab)
+        return interp(vc, grid, self.iv_i_pA) + slope * (v_mV - vc), slope
 
     def currents(self, state, i_ext_pA=None) -> tuple[Array, Array]:
         """Total current (pA, inward positive) and the conductance G (nS) of the exponential-Euler step."""

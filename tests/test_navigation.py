@@ -1,0 +1,275 @@
+"""Closed-loop navigation (owjax.navigation, issue 17): arena fields and units, the navigation body,
+the graded head circuit against c302, ablation, the loop against its pieces run separately, the
+gradient through a short loop against finite differences, the thermotaxis fit (run=ci) and the
+simulate scenarios. float64 (accuracy checks), small sizes."""
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import json
+import math
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from owjax.navigation.arena import LinearTemperature, NaClPeak, RadialTemperature, ScaledField, make_field
+from owjax.navigation.body import NavigationBody, body_noise
+from owjax.navigation.metrics import chemotaxis_index, thermotaxis_summary
+
+DT = "float64"
+
+
+@pytest.fixture(scope="module")
+def circuit():
+    from owjax.navigation.setup import head_circuit
+
+    return head_circuit("C1", 10.0, DT)
+
+
+# ---------------------------------------------------------------------------- arena
+def test_arena_fields_values_and_units():
+    f = LinearTemperature(17.0, 23.0, 9.0)
+    assert f.unit == "degC" and f.gradient_c_per_cm == pytest.approx(6.0 / 9.0)
+    assert float(f(0.0, 1.0)) == pytest.approx(17.0) and float(f(9.0, -2.0)) == pytest.approx(23.0)
+    assert f.position_of(20.0) == pytest.approx(4.5)
+    r = RadialTemperature(17.0, 25.0, 4.5)
+    assert float(r(0.0, 0.0)) == pytest.approx(17.0, abs=1e-5) and float(r(0.0, 4.5)) == pytest.approx(25.0)
+    n = NaClPeak(1.61)
+    assert n.unit == "mM" and float(n(1.61, 0.0)) == pytest.approx(math.exp(-0.5))
+    assert float(n(3.0, 4.0)) == pytest.approx(math.exp(-25.0 / (2 * 1.61 ** 2)))
+    s = ScaledField(n, 20.0, 5.0)
+    assert float(s(0.0, 0.0)) == pytest.approx(25.0)
+    o = make_field("linear_oxygen", o2_min_percent=7.0, o2_max_percent=21.0)
+    assert o.unit == "percent O2" and float(o(4.5, 0.0)) == pytest.approx(14.0)
+    assert bool(r.on_plate(1.0, 1.0)) and not bool(r.on_plate(4.0, 4.0))
+    with pytest.raises(ValueError, match="must exceed"):
+        LinearTemperature(23.0, 17.0)
+    with pytest.raises(ValueError, match="arena field.*radial_temperature"):
+        make_field("radial_temprature")
+    with pytest.raises(ValueError, match="unknown argument.*allowed"):
+        make_field("nacl_peak", sigma_cm=1.0)
+
+
+# ---------------------------------------------------------------------------- body
+def test_navigation_body_crawls_and_sweeps():
+    from owjax.core.solve import SolverConfig, solve_ys
+
+    body = NavigationBody(jnp.zeros((40, 2)), start_xy_cm=(1.0, 2.0), start_heading_rad=0.5, dtype=jnp.float64)
+    sol = solve_ys(body, 30_000.0, 1000.0, solver=SolverConfig("euler", dt_ms=10.0, max_steps=10_000))
+    pos = np.asarray(sol.ys["pos"])
+    dist = np.hypot(*(pos[-1] - pos[0]))
+    assert dist == pytest.approx(0.022 * 30.0, rel=1e-9)  # no input, no noise: straight at 0.022 cm/s
+    assert np.allclose(np.asarray(sol.ys["heading"]), 0.5)
+    assert float(sol.ys["phase"][-1]) == pytest.approx(2 * np.pi * 30.0 / 4.2, rel=1e-9)
+    # full reversal drive: backwards; steering: the heading turns at steer_rate · tanh(steer)
+    d = body.vector_field(0.0, body.initial_state(), {"steer": jnp.asarray(1.0), "reversal": jnp.asarray(1.0)})
+    assert np.allclose(np.asarray(d["pos"]), -0.022 * np.array([np.cos(0.5), np.sin(0.5)]))
+    assert float(d["heading"]) == pytest.approx(0.3 * np.tanh(1.0))
+    with pytest.raises(ValueError, match="noise must have shape"):
+        NavigationBody(jnp.zeros((5,)))
+    with pytest.raises(ValueError, match="speed_cm_s must be > 0"):
+        NavigationBody(jnp.zeros((5, 2)), speed_cm_s=0.0)
+    assert body_noise(jax.random.PRNGKey(0), 10.0).shape == (12, 2)
+
+
+# ---------------------------------------------------------------------------- circuit vs c302
+def test_head_circuit_has_c302_cells_connections_and_signs(circuit):
+    from owjax.navigation.circuit import HEAD_CELLS, head_circuit_spec
+
+    spec = head_circuit_spec("C1")
+    assert circuit.cell_names == spec.cell_names and set(HEAD_CELLS) == set(spec.cell_names)
+    assert circuit.synapse_names == tuple(f"{c.pre}->{c.post}" for c in spec.chemical)
+    assert np.allclose(np.asarray(circuit.weight), [c.weight for c in spec.chemical])
+    erev = dict(zip(circuit.synapse_names, np.asarray(circuit.erev_mV)))
+    assert erev["AFDL->AIYL"] == 0.0 and erev["RIAL->SMDDL"] == -70.0  # c302: RIA inhibitory, AFD excitatory
+    assert "AFDL->AIZL" not in erev  # only existing connections
+
+
+def test_reduced_circuit_follows_c302_at_small_drive(circuit):
+    """The graded reduction against the conductance-based c302 C1 head circuit on a short run: rest, and
+    the AFD response to a small current step (graded regime)."""
+    from owjax.core.solve import SolverConfig, solve_ys
+    from owjax.navigation.circuit import head_circuit_spec
+    from owjax.neural.network import NetworkModel
+    from owjax.reduce.drive import driven_network
+
+    spec = head_circuit_spec("C1")
+    full = NetworkModel.from_spec(spec, jnp.float64)
+    # c302 at rest (settled for 3 s from NeuroML's −45 mV) sits at the reduction's V_rest
+    y_rest = jax.tree_util.tree_map(lambda a: a[-1], solve_ys(full, 3000.0, 3000.0, solver="tsit5").ys)
+    assert np.allclose(np.asarray(y_rest["V"]), np.asarray(circuit.v_rest_mV), atol=0.5)
+    # a 0.5-pA step into AFDL/R for 400 ms
+    amp = 0.5
+    table = np.full((3, 2), amp)
+    drv = driven_network(full, table, 200.0, ["AFDL", "AFDR"])
+    y0 = {"network": y_rest, **{k: v for k, v in drv.initial_state().items() if k != "network"}}
+    sol_full = solve_ys(drv, 400.0, 10.0, solver="tsit5", y0=y0, save=("network.V",))
+    red = solve_ys(circuit, 400.0, 10.0, solver=SolverConfig("euler", dt_ms=10.0, max_steps=1000),
+                   inputs={"i_ext_pA": jnp.zeros(circuit.n_cells).at[jnp.asarray([circuit.index("AFDL"),
+                                                                               circuit.index("AFDR")])].set(amp)})
+    i = circuit.index("AFDL")
+    v_full = np.asarray(sol_full.ys["network"]["V"])[:, full.index("AFDL")]
+    v_red = np.asarray(red.ys["V"])[:, i]
+    dv_full, dv_red = v_full[-1] - v_full[0], v_red[-1] - v_red[0]
+    assert dv_full > 5.0 and dv_red > 5.0  # a clear graded depolarisation in both
+    assert dv_red == pytest.approx(dv_full, rel=0.25)  # steady-state I–V: same amplitude within 25 %
+    assert np.corrcoef(v_full, v_red)[0, 1] > 0.9
+
+
+def test_ablation_silences_the_named_cells(circuit):
+    """A killed cell stays at rest, and the rest of the circuit behaves as if its connections were gone."""
+    from owjax.core.solve import SolverConfig, solve_ys
+
+    drive = jnp.zeros(circuit.n_cells).at[jnp.asarray([circuit.index("AFDL"), circuit.index("AFDR")])].set(8.0)
+    drive = drive.at[circuit.index("AIZL")].set(6.0)
+    solver = SolverConfig("euler", dt_ms=10.0, max_steps=1000)
+    ab = circuit.ablate(["AIYL", "AIYR"])
+    run = lambda c: np.asarray(solve_ys(c, 1000.0, 10.0, solver=solver, inputs={"i_ext_pA": drive}).ys["V"])  # noqa: E731
+    v_wt, v_ab = run(circuit), run(ab)
+    rows = [circuit.index("AIYL"), circuit.index("AIYR")]
+    assert np.all(v_ab[:, rows] == np.asarray(circuit.v_rest_mV)[rows])
+    assert np.ptp(v_wt[:, rows]) > 5.0  # it would have responded
+    # the same circuit with every connection touching AIY removed, AIY's own dynamics left: the others agree
+    touch = np.array([any(n.startswith(p) for p in ("AIYL", "AIYR")) for n in circuit.synapse_names]) | \
+        np.array([(s.split("->")[1] in ("AIYL", "AIYR")) for s in circuit.synapse_names])
+    gtouch = np.array([any(c in ("AIYL", "AIYR") for c in g.split("-")) for g in circuit.gap_names])
+    cut = eqx.tree_at(lambda c: (c.weight, c.gap_weight), circuit,
+                      (jnp.where(touch, 0.0, circuit.weight), jnp.where(gtouch, 0.0, circuit.gap_weight)))
+    v_cut = run(cut)
+    others = [i for i in range(circuit.n_cells) if i not in rows]
+    assert np.allclose(v_cut[:, others], v_ab[:, others], atol=1e-9)
+    assert not np.allclose(v_wt[:, others], v_ab[:, others], atol=1e-3)
+    with pytest.raises(ValueError, match="head-circuit cell.*AIYL"):
+        circuit.ablate(["AIYX"])
+
+
+# ---------------------------------------------------------------------------- the loop
+def _loop(duration_s=4.0, values=None):
+    from owjax.navigation.setup import make_loop
+
+    field = LinearTemperature(12.0, 28.0, 9.0)
+    return field, make_loop(field, {}, values, "C1", 10.0, DT, duration_s=duration_s)
+
+
+def test_loop_pieces_agree_with_themselves_run_separately(circuit):
+    """The loop's transducer and circuit, run on their own with the head temperature the loop's body
+    produced, give the loop's own responses (one solve = the pieces)."""
+    from owjax.core.component import Composite
+    from owjax.core.solve import SolverConfig, solve_ys
+    from owjax.navigation.loop import head_temperature, loop_initial_state
+    from owjax.sensory.component import GRUTransducer, TransducerDrive
+
+    field, loop = _loop()
+    loop = eqx.tree_at(lambda m: (m.components["body"].start_xy_cm, m.components["body"].noise), loop,
+                       (jnp.asarray([3.0, 0.5]), body_noise(jax.random.PRNGKey(1), 4.0, dtype=jnp.float64)))
+    loop = eqx.tree_at(lambda m: m.couplings[1].gain_pA, loop, jnp.asarray(4.0))
+    y0 = loop_initial_state(loop, 25.0)
+    solver = SolverConfig("euler", dt_ms=10.0, max_steps=100_000)
+    sol = solve_ys(loop, 4000.0, 10.0, solver=solver, y0=y0)
+    ys = sol.ys
+    t_s = np.asarray(sol.ts) / 1000.0
+    temp = np.asarray(head_temperature(loop, ys["body"]["pos"], ys["body"]["heading"], ys["body"]["phase"]))
+    assert np.ptp(temp) > 0.0
+    tr = GRUTransducer(loop["afd"].spec, loop["afd"].params, t_s, temp)
+    drive = loop.couplings[1]
+    assert isinstance(drive, TransducerDrive)
+    alone = Composite({"afd": tr, "circuit": loop["circuit"]}, [drive])
+    sol2 = solve_ys(alone, 4000.0, 10.0, solver=solver, y0={"afd": y0["afd"], "circuit": y0["circuit"]})
+    assert np.allclose(np.asarray(sol2.ys["afd"]["h"]), np.asarray(ys["afd"]["h"]), atol=1e-10)
+    assert np.allclose(np.asarray(sol2.ys["circuit"]["V"]), np.asarray(ys["circuit"]["V"]), atol=1e-8)
+    v_afd = np.asarray(ys["circuit"]["V"])[:, loop["circuit"].index("AFDL")]
+    assert np.ptp(v_afd) > 0.1  # the transducer really drives AFD
+
+
+def test_gradient_through_a_short_loop_matches_finite_differences():
+    from owjax.navigation.loop import simulate_worms
+
+    field, loop = _loop(20.0)
+    worms = {"xy": jnp.asarray([[3.0, 0.0], [6.0, 1.0]]), "heading": jnp.asarray([0.3, 2.0]),
+             "noise": jax.vmap(lambda k: body_noise(k, 20.0, dtype=jnp.float64))(jax.random.split(jax.random.PRNGKey(2), 2)),
+             "tc": jnp.asarray([15.0, 25.0])}
+    loop = eqx.tree_at(lambda m: (m.couplings[1].gain_pA, m.components["circuit"].vth_mV), loop,
+                       (jnp.asarray(4.0), jnp.full_like(loop["circuit"].vth_mV, -25.0)))
+
+    def loss(p):
+        lp = eqx.tree_at(lambda m: (m.couplings[2].gain, m.couplings[1].gain_pA, m.components["circuit"].bias_pA), loop,
+                         (p["steer"], p["afd"], p["bias"]))
+        pos = simulate_worms(lp, worms["xy"], worms["heading"], worms["noise"], worms["tc"], 20.0, 1.0,
+                             save=("body.pos",)).ys["body"]["pos"]
+        return jnp.sum(field(pos[:, -1, 0], pos[:, -1, 1]))
+
+    p0 = {"steer": jnp.asarray(3.0), "afd": jnp.asarray(4.0), "bias": jnp.zeros(loop["circuit"].n_cells).at[
+        loop["circuit"].index("SMDDL")].set(1.0)}
+    f = jax.jit(loss)
+    g = jax.jit(jax.grad(loss))(p0)
+    for name in ("steer", "afd"):
+        eps = 1e-4
+        fd = (f({**p0, name: p0[name] + eps}) - f({**p0, name: p0[name] - eps})) / (2 * eps)
+        assert float(g[name]) == pytest.approx(float(fd), rel=2e-3, abs=1e-7), name
+    k = loop["circuit"].index("SMDDL")
+    eps = 1e-4
+    fd = (f({**p0, "bias": p0["bias"].at[k].add(eps)}) - f({**p0, "bias": p0["bias"].at[k].add(-eps)})) / (2 * eps)
+    assert float(g["bias"][k]) == pytest.approx(float(fd), rel=2e-3, abs=1e-7)
+    assert abs(float(g["steer"])) > 1e-6  # the steering read-out moves the worms
+
+
+# ---------------------------------------------------------------------------- metrics
+def test_thermotaxis_and_chemotaxis_metrics():
+    t = np.arange(0.0, 61.0)
+    temp = np.vstack([np.full(61, 20.5), np.full(61, 19.0), np.full(61, 23.0)])
+    s = thermotaxis_summary(t, temp, 20.0, window_s=30.0)
+    assert s["thermotaxis_index"] == pytest.approx(1 / 3) and s["isothermal_fraction"] == pytest.approx(2 / 3)
+    assert s["mean_final_temp_c"] == pytest.approx(62.5 / 3) and s["window_s"] == 30.0
+    c = chemotaxis_index(np.array([[0.5, 0.0], [1.0, 1.0], [8.0, 0.0], [4.0, 0.0]]))
+    assert c["chemotaxis_index"] == pytest.approx((3 - 1) / 4)
+    with pytest.raises(ValueError, match="worms"):
+        thermotaxis_summary(t, temp[:, :10], 20.0)
+
+
+# ---------------------------------------------------------------------------- fit and scenarios
+def test_thermotaxis_fit_ci(tmp_path):
+    """``python -m owjax.fit +experiment=thermotaxis run=ci``: trains, evaluates, reports weight movement."""
+    from hydra import compose, initialize_config_dir
+
+    from owjax.fitting.loop import CONF_DIR, run_fit
+    from owjax.navigation.params import load_values
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("fit", overrides=["+experiment=thermotaxis", "run=ci", "progress=false", "figures=false"],
+                      return_hydra_config=True)
+    m = run_fit(cfg, tmp_path)
+    assert m["status"] == "complete" and m["n_steps"] == 2 and np.isfinite(m["final_loss"])
+    ev = m["evaluation_trained"]
+    assert set(ev) == {f"radial/{c}/{t}C" for c in ("wild_type", "AIY") for t in (15, 20, 25)}
+    for s in ev.values():
+        assert -1.0 <= s["thermotaxis_index"] <= 1.0 and 0.0 <= s["isothermal_fraction"] <= 1.0
+    w = m["weights"]
+    assert 0.0 < w["factor_min"] <= w["factor_max"] <= 4.0 and len(w["most_moved"]) == 10
+    v = load_values(tmp_path / "head_circuit.npz")
+    assert v["weight"].shape == (117,) and np.all(v["weight"] > 0)
+
+
+def test_thermotaxis_scenario(tmp_path):
+    from omegaconf import OmegaConf
+
+    from owjax.simulate import run_simulation
+
+    base = OmegaConf.load(__import__("owjax").__path__[0] + "/conf/scenario/thermotaxis.yaml")
+    cfg = OmegaConf.merge(OmegaConf.load(__import__("owjax").__path__[0] + "/conf/simulate.yaml"), base)
+    cfg.pop("defaults")
+    cfg.model, cfg.network, cfg.stimulus, cfg.solver = {}, {}, {}, {}
+    cfg.n_worms, cfg.duration_s, cfg.figures = 3, 10.0, True
+    cfg.navigation.params = "c302"
+    cfg.ablate = ["AIYL", "AIYR"]
+    s = run_simulation(cfg, tmp_path)
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    for k in ("thermotaxis_index", "isothermal_fraction", "mean_final_temp_c", "sd_final_temp_c"):
+        assert k in saved and np.isfinite(saved[k])
+    assert saved["ablated"] == ["AIYL", "AIYR"] and s["n_worms"] == 3
+    assert (tmp_path / "tracks.png").is_file() and np.load(tmp_path / "tracks.npz")["pos_cm"].shape == (3, 11, 2)
+    cfg.ablate = ["AIYX"]
+    with pytest.raises(ValueError, match="head-circuit cell"):
+        run_simulation(cfg, tmp_path)
