@@ -3,7 +3,7 @@
 Protocol. A c302 sub-network (default: c302's 14-cell C1 ``Oscillator`` network — AVB and the
 DA/DB/DD/VA/VB/VD motor neurons of two segments) is driven by current steps, the same step into
 every cell, one *condition* per amplitude (e.g. −0.1, 0.5, 1, 2, 3.5 pA from 20 to 220 ms); the
-conditions run in parallel (``vmap``). The traces simulated with c302's own parameters are the
+conditions run in parallel (``vmap``, split over all devices by ``owjax.core.sharding``). The traces simulated with c302's own parameters are the
 data. The fit starts from conductance densities perturbed by 20–50 % (random sign, per group) and
 minimises the mean squared voltage error (in units of 1 mV²).
 
@@ -31,6 +31,7 @@ import numpy as np
 from owjax.neural.build import build_model, build_spec
 from owjax.fitting.losses import normalised_mse
 from owjax.fitting.params import ParameterSpace, inverse_transform
+from owjax.core.sharding import sharded_vmap
 from owjax.core.solve import solve_ys
 from owjax.neural.spec import PulseInput
 from owjax.fitting.tasks.base import AbstractExperiment, FitProblem, section, solver_from_config
@@ -51,7 +52,7 @@ def _simulate_conditions(model, amplitudes, duration_ms, dt_out_ms, solver, adjo
         sol = solve_ys(m, duration_ms, dt_out_ms, solver, adjoint=adjoint, throw=False)
         return sol.ys["V"], sol.ys["Ca"]
 
-    return jax.vmap(one)(amplitudes)
+    return sharded_vmap(one)(amplitudes)  # the conditions split over all devices JAX sees
 
 
 _simulate_jit = eqx.filter_jit(_simulate_conditions)
