@@ -48,6 +48,23 @@ def test_fno_shapes_and_any_grid():
     assert sc(jnp.ones((2, 10))).shape == (2, 10)
 
 
+def test_medium_encodings():
+    from owjax.surrogate.fno import BodyFNO, PostureDecoder, medium_channels, n_input_channels
+
+    m = np.array([0.0, 0.003, 0.05, 0.5, 1.0])
+    lin, log = np.asarray(medium_channels(m, "linear")), np.asarray(medium_channels(m, "log_drag"))
+    np.testing.assert_allclose(lin[0], m - 0.5)
+    np.testing.assert_allclose(log[1, [0, -1]], [-0.5, 0.5], atol=1e-9)  # water, agar
+    assert np.all(np.diff(log[1]) > 0) and log[1, 2] > 0.0  # m = 0.05 is past half-way in log drag
+    assert n_input_channels("linear") == 50 and n_input_channels("log_drag") == 51
+    with pytest.raises(ValueError, match="allowed"):
+        n_input_channels("quadratic")
+    dec = PostureDecoder(angle_basis(4), 1.0, np.ones(4), "angles")
+    model = BodyFNO(FNO1d(51, 6, width=8, modes=4, n_layers=1, key=jax.random.PRNGKey(0)), dec, "log_drag")
+    c, th = model(jnp.linspace(0, 1, 16), jnp.full((16, 2, 24), 0.5), jnp.asarray(0.01))
+    assert c.shape == (16, 2) and th.shape == (16, 48)
+
+
 def test_resolution_independence_mechanics():
     """On a band-limited periodic input, one Fourier layer (no padding) gives the same function on a
     coarse and a 2×/4× finer grid: the spectral convolution keeps physical frequencies and every other
