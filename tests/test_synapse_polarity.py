@@ -77,9 +77,10 @@ def ci_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def ci_run_default(tmp_path_factory):
-    """The CI-sized experiment with the default model (the rate model with extrasynaptic couplings)."""
-    return _run_ci(tmp_path_factory.mktemp("synapse_polarity_ci_default"))
+def ci_run_extrasynaptic(tmp_path_factory):
+    """The CI-sized experiment of the rate model with extrasynaptic couplings (the default ``rate``
+    plus the cect couplings and the unc-31 check)."""
+    return _run_ci(tmp_path_factory.mktemp("synapse_polarity_ci_extra"), "synapse_polarity.model=rate_extrasynaptic")
 
 
 def _yaml_ci_config(*extra: str) -> dict:
@@ -163,9 +164,23 @@ def _check_ceiling_keys(m: dict) -> None:
         assert c["n_pairs_reliability"] <= c["n_pairs"]
 
 
+def test_default_model_is_the_rate_model():
+    from owjax.fitting.tasks.synapse_polarity import config_from_fit
+
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from owjax.fitting.loop import CONF_DIR
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        full = OmegaConf.to_container(compose("fit", overrides=["+experiment=synapse_polarity"]), resolve=True)
+    cfg = config_from_fit(full, seed=0)
+    assert (cfg.model, cfg.sharing, cfg.loss) == ("rate", "nt", "pearson")
+
+
 @pytest.mark.slow
-def test_ci_default_model_rate_extrasynaptic(ci_run_default):
-    out, m = ci_run_default
+def test_ci_rate_extrasynaptic(ci_run_extrasynaptic):
+    out, m = ci_run_extrasynaptic
     assert m["model"] == "rate_extrasynaptic"
     for k in REQUIRED:
         if k != "corr_matrix_mse":  # the spontaneous-activity comparison belongs to the conductance model

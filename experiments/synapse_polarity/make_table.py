@@ -80,7 +80,7 @@ def main(argv: list[str]) -> int:
         if "=" not in a:
             print(f"expected LABEL=RUN_DIR, got {a!r}", file=sys.stderr)
             return 2
-        label, d = a.split("=", 1)
+        label, d = a.rsplit("=", 1)
         p = Path(d) / "metrics.json" if Path(d).is_dir() else Path(d)
         runs[label] = json.loads(p.read_text())
     print(table(runs))
