@@ -89,6 +89,15 @@ def task_pid(run_dir: Path) -> int:
     return kids[0]
 
 
+def stop_group(proc: subprocess.Popen) -> None:
+    """Kill what is left of a submission (the launcher and its submitit jobs: one process group)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
 def logs(sweep_dir: Path) -> str:
     return "\n".join(f"--- {p}\n{p.read_text(errors='replace')[-3000:]}"
                      for p in sorted((sweep_dir / ".submitit").rglob("*_log.*")))
@@ -102,7 +111,9 @@ def test_submitit_sweep_with_a_killed_job_resumes_identically(tmp_path):
     # --- 1. the sweep; job seed=1 is killed after its first checkpoint
     out_file = tmp_path / "first_submission.log"  # a file, not a pipe: nobody reads while we poll
     log_handle = out_file.open("w")
-    first = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log_handle, stderr=subprocess.STDOUT)
+    # its own process group, so that a failing test can stop the launcher and its submitit jobs
+    first = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log_handle, stderr=subprocess.STDOUT,
+                             start_new_session=True)
     killed_at = None
     try:
         deadline = time.monotonic() + SWEEP_TIMEOUT_S
@@ -123,9 +134,7 @@ def test_submitit_sweep_with_a_killed_job_resumes_identically(tmp_path):
             time.sleep(0.05)
         first.wait(timeout=SWEEP_TIMEOUT_S)
     finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
+        stop_group(first)
         log_handle.close()
     out1 = out_file.read_text()
     assert first.returncode != 0, f"the sweep should fail after its job was killed:\n{out1[-3000:]}"
@@ -136,10 +145,15 @@ def test_submitit_sweep_with_a_killed_job_resumes_identically(tmp_path):
     assert left and killed_at <= left[-1] < N_STEPS, f"killed job's checkpoints: {left} (killed at {killed_at})"
 
     # --- 2. the same command again: seed=0 is complete and skipped, seed=1 resumes
-    second = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=SWEEP_TIMEOUT_S)
+    second = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    try:
+        out2, err2 = second.communicate(timeout=SWEEP_TIMEOUT_S)
+    finally:
+        stop_group(second)
     assert second.returncode == 0, (
-        f"the resubmitted sweep failed (exit {second.returncode}):\n{second.stdout[-3000:]}\n"
-        f"{second.stderr[-3000:]}\n{logs(sweep_dir)}")
+        f"the resubmitted sweep failed (exit {second.returncode}):\n{out2[-3000:]}\n"
+        f"{err2[-3000:]}\n{logs(sweep_dir)}")
     job_logs = logs(sweep_dir)
     assert f"resuming {run1} from checkpoint at step {left[-1]}/{N_STEPS}" in job_logs, job_logs[-6000:]
     assert f"{run0} is complete" in job_logs, job_logs[-6000:]
