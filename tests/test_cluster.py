@@ -17,7 +17,7 @@ process in place of a SLURM job. The test
    those of the uninterrupted job ``seed=0``.
 
 It is skipped only when hydra-submitit-launcher (the ``cluster`` extra) is not installed. It costs
-≈ 100 s of CPU time in all its processes (two XLA compilations run in parallel, a third on resume):
+≈ 100–120 s of CPU time in all its processes (two XLA compilations run in parallel, a third on resume):
 about 1–1.5 min on an idle 2-core machine, much longer on a loaded one (10 min at load ≈ 19).
 """
 
