@@ -29,7 +29,9 @@ from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, PyTree
 
 from owjax.core.component import AbstractComponent, AbstractCoupling, Composite, ParameterInfo, StateVariable
@@ -69,10 +71,13 @@ class GRUTransducer(AbstractComponent):
             if ts.ndim != 1 or ts.shape != vs.shape or ts.size < 2:
                 raise ValueError(f"GRUTransducer: stimulus_times_s {ts.shape} and stimulus_values {vs.shape} "
                                  "must be 1-D of equal length ≥ 2")
-            if not bool(jnp.all(jnp.diff(ts) > 0)):
-                raise ValueError("GRUTransducer: stimulus_times_s must be strictly increasing")
-            if not bool(jnp.all(jnp.isfinite(vs))):
-                raise ValueError("GRUTransducer: stimulus_values must be finite")
+            concrete = not isinstance(stimulus_times_s, jax.core.Tracer) and not isinstance(stimulus_values,
+                                                                                            jax.core.Tracer)
+            if concrete:  # checked on the host (a traced stimulus, e.g. inside jit, cannot be checked here)
+                if not np.all(np.diff(np.asarray(stimulus_times_s)) > 0):
+                    raise ValueError("GRUTransducer: stimulus_times_s must be strictly increasing")
+                if not np.all(np.isfinite(np.asarray(stimulus_values))):
+                    raise ValueError("GRUTransducer: stimulus_values must be finite")
             self.stimulus_times_s, self.stimulus_values = ts, vs
         else:
             self.stimulus_times_s = self.stimulus_values = None

@@ -9,8 +9,8 @@ Config (``owjax/conf/scenario/sensory.yaml``)::
       ramp: {start: 21.0, stop: 23.0, rate_per_s: 0.25, hold_s: 2.0, end_hold_s: 0.0}
       step: {before: 21.0, after: 24.0, at_s: 2.0, duration_s: 10.0}
       record: {worm: 0}        # a recorded stimulus of the shipped dataset
-      gain_pA: 1.0             # transducer response (ΔR/R %, ΔF/F) → current (pA) into the driven cells
-      offset_pA: 0.0
+      gain_pA: 1.0             # transducer response (ΔR/R %, ΔF/F) → current (pA) into the driven cells,
+      offset_pA: 0.0           # or "calibrated": the shipped calibration (owjax/sensory/calibration.py)
       ablate: []               # e.g. [AFDL, AFDR]: the transducer runs, nothing is injected there
       model: null              # transducer file (default: the shipped one)
 
@@ -85,6 +85,18 @@ def run_sensory(cfg, outdir: str | Path) -> dict:
         raise ValueError(f"the network has no {missing}: the {modality} transducer drives "
                          f"{list(MODALITIES[modality]['cells'])} (add them to network.cells)")
     model = build_model(spec, cfg.dtype)
+    calibration = None
+    if s["gain_pA"] == "calibrated" or s["offset_pA"] == "calibrated":
+        from owjax.sensory.calibration import load_calibration
+
+        calibration = load_calibration(modality)
+        if s["gain_pA"] == "calibrated":
+            s["gain_pA"] = calibration["gain_pA"]
+        if s["offset_pA"] == "calibrated":
+            s["offset_pA"] = calibration["offset_pA"]
+    for k in ("gain_pA", "offset_pA"):
+        if not isinstance(s[k], (int, float)) or isinstance(s[k], bool):
+            raise ValueError(f"sensory.{k}={s[k]!r}: give a number (pA) or 'calibrated'")
     kind = s["stimulus"]
     kw = dict(s[kind])
     if kind == "record":
@@ -128,7 +140,9 @@ def run_sensory(cfg, outdir: str | Path) -> dict:
                              list(MODALITIES[modality]["cells"]), modality, driven))
     summary = dict(
         owjax_version=__version__, scenario="sensory", modality=modality, network=spec.name,
-        stimulus={"kind": kind, **kw}, gain_pA=float(s["gain_pA"]), ablate=list(s["ablate"]), driven_cells=driven,
+        stimulus={"kind": kind, **kw}, gain_pA=float(s["gain_pA"]), offset_pA=float(s["offset_pA"]),
+        calibration=None if calibration is None else {k: calibration.get(k) for k in (
+            "gain_pA", "offset_pA", "protocol", "window_s", "network")}, ablate=list(s["ablate"]), driven_cells=driven,
         duration_ms=duration_ms, dt_out_ms=dt_out_ms, dtype=cfg.dtype, solver=solver.method,
         stimulus_range=[float(stim.min()), float(stim.max())], response_range=[float(resp.min()), float(resp.max())],
         driven_cell_peak_ca_mM={c: float(Ca[model.index(c)].max()) for c in MODALITIES[modality]["cells"]},
