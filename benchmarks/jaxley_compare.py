@@ -292,11 +292,18 @@ def main(argv=None) -> int:
                       dur, add, simulator=f"Jaxley {jx_version}", dt_ms=dt)
 
     RESULTS.mkdir(parents=True, exist_ok=True)
+    records.sort(key=_order)
     summary = targets(records)
     (RESULTS / f"{name}.json").write_text(json.dumps(dict(records=records, targets=summary), indent=1) + "\n")
     (RESULTS / f"{name}.md").write_text(to_markdown(records, summary))
     print(to_markdown(records, summary))
     return 0
+
+
+def _order(r) -> tuple:
+    """Table order: forward before gradient; NEURON, owjax, Jaxley backward Euler, Jaxley Crank-Nicolson; by dt."""
+    sim = 0 if r["simulator"] == "NEURON" else 1 if r["simulator"] == "owjax" else 2
+    return (r["kind"] != "forward", sim, r.get("solver", "") == "crank_nicolson", -r.get("dt_ms", 0.0))
 
 
 def reference_cases(a, dur, conv, add) -> None:
