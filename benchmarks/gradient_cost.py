@@ -50,8 +50,11 @@ def main(argv=None) -> int:
     p.add_argument("--network-duration-ms", type=float, default=1000.0)
     a = p.parse_args(argv)
 
+    import os
+
     import jax
 
+    load_at_start = os.getloadavg()[0]
     jax.config.update("jax_enable_x64", True)
     import diffrax as dfx
     import equinox as eqx
@@ -135,7 +138,7 @@ def main(argv=None) -> int:
         print(json.dumps(row), flush=True)
         network.append(row)
     rec = dict(
-        case="gradient_cost_C1_Full_f64", machine=machine(), n_state=n_state,
+        case="gradient_cost_C1_Full_f64", machine=machine(), n_state=n_state, load_average_at_start=load_at_start,
         vector_field_us=vf_us, vjp_us=vjp_us, vjp_over_vector_field=vjp_us / vf_us,
         linear_forward_us_per_step=lin_f, linear_gradient_us_per_step=lin_g,
         linear_gradient_over_forward=lin_g / lin_f, linear_steps=a.steps,
@@ -147,7 +150,8 @@ def main(argv=None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "gradient_cost.json").write_text(json.dumps([rec], indent=1) + "\n")
     (RESULTS / "gradient_cost.md").write_text(
-        f"Gradient cost breakdown, C1 Full, float64, {rec['machine']} (`python -m benchmarks.gradient_cost`).\n\n"
+        f"Gradient cost breakdown, C1 Full, float64, {rec['machine']}, load average at start "
+        f"{load_at_start:.1f} (`python -m benchmarks.gradient_cost`).\n\n"
         "| quantity | value |\n|---|---|\n"
         f"| state size | {n_state} |\n"
         f"| vector field, one evaluation | {vf_us:.1f} µs |\n"
