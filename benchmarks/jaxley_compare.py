@@ -1,25 +1,29 @@
 """Jaxley side by side with owjax and NEURON on c302 C1 Full (1 s): time, error, gradient, memory.
 
-    python -m benchmarks.jaxley_compare [--jaxley-dts 0.05,0.025,0.01,0.005] [--reuse-neuron] [--quick]
-    python -m benchmarks.jaxley_compare case forward --dt 0.05      # one Jaxley case, one process
-    python -m benchmarks.jaxley_compare case gradient --dt 0.05
+    python -m benchmarks.jaxley_compare [--reuse-neuron] [--quick] [--jaxley-dts 0.05,0.025,0.01,0.005]
+        [--jaxley-cn-dts 0.05,0.025,0.01] [--jaxley-grad-dts 0.05,0.025] [--jaxley-cn-grad-dts 0.05] [--extend]
+    python -m benchmarks.jaxley_compare case forward --dt 0.05 [--solver crank_nicolson]   # one case, one process
+    python -m benchmarks.jaxley_compare case gradient --simulator owjax --preset fast --dtype float32
 
 The Jaxley model is :mod:`benchmarks.jaxley_network` (c302's channels, Ca pool, graded synapses and
 gap junctions as Jaxley channels/synapses, built from the same NetworkSpec as owjax's model). In one
-run this measures, each case in its own process (so peak resident memory is the case's own):
+run this measures, each case in its own process (so peak resident memory is the case's own), wall
+time and process CPU time (the steadier number on a shared machine):
 
-* Jaxley forward at each ``--jaxley-dts`` (backward Euler, float64): compile time, solve time after
-  compilation (best of two), V and Ca of every cell recorded at every step (Jaxley's ``integrate``);
-* Jaxley gradient of the loss mean(V) + mean(Ca in nM) over the 1-s solve sampled every 1 ms
-  (the loss of ``benchmarks.cases gradient``) with respect to every cell's channel conductances and
-  every synapse's conductance, with Jaxley's nested checkpointing
-  (``checkpoint_lengths`` = two levels of ≈ √steps), and the forward of the same loss;
-* owjax default (Tsit5 1e-6, float64) and ``fast`` (Ralston 1e-4, float32) forward and gradient
-  through ``benchmarks.cases``; NEURON at dt 0.05 ms through ``owjax.reference.runner``;
+* NEURON at dt 0.05 ms through ``owjax.reference.runner`` (its own simulation time);
+* owjax default (Tsit5 1e-6, float64) and ``fast`` (Ralston 1e-4, float32): forward (best of two
+  after compilation, V and Ca saved every 0.05 ms) and the gradient of mean(V) + mean(Ca in nM)
+  sampled every 1 ms (the loss of ``benchmarks.cases gradient``) with respect to every parameter;
+* Jaxley (float64) forward with backward Euler at ``--jaxley-dts`` and Crank-Nicolson at
+  ``--jaxley-cn-dts`` (V and Ca of every cell recorded at every step, as ``jx.integrate`` does), and
+  the gradient of the same loss with respect to every cell's channel conductances and every synapse's
+  conductance with Jaxley's nested checkpointing (``checkpoint_lengths`` = two levels of ≈ √steps);
 * the error of every forward against converged NEURON with :func:`benchmarks.run_all.errors_vs`
-  (the ``max rel. err vs converged`` of ``bench.md``) on the checked-in Richardson-extrapolated traces.
+  (the ``max rel. err vs converged`` of ``bench.md``) on the checked-in Richardson-extrapolated traces;
+* the ratios of issue 16's targets (:func:`targets`).
 
-Writes ``benchmarks/results/jaxley_compare.{json,md}`` (``jaxley_compare_quick`` with ``--quick``).
+Writes ``benchmarks/results/jaxley_compare.{json,md}`` (``jaxley_compare_quick`` with ``--quick``);
+``--extend`` adds the requested Jaxley cases to the existing file.
 """
 
 from __future__ import annotations
