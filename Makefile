@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.owjax-installed
-EXTRAS ?= dev,reference,cluster
+EXTRAS ?= dev,reference,cluster,bench
 
 .PHONY: install run test test-fast bench lint clean
 
