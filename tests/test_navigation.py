@@ -88,6 +88,7 @@ def test_head_circuit_has_c302_cells_connections_and_signs(circuit):
     assert "AFDL->AIZL" not in erev  # only existing connections
 
 
+@pytest.mark.slow
 def test_reduced_circuit_follows_c302_at_small_drive(circuit):
     """The graded reduction against the conductance-based c302 C1 head circuit on a short run: rest, and
     the AFD response to a small current step (graded regime)."""
@@ -98,8 +99,8 @@ def test_reduced_circuit_follows_c302_at_small_drive(circuit):
 
     spec = head_circuit_spec("C1")
     full = NetworkModel.from_spec(spec, jnp.float64)
-    # c302 at rest (settled for 3 s from NeuroML's −45 mV) sits at the reduction's V_rest
-    y_rest = jax.tree_util.tree_map(lambda a: a[-1], solve_ys(full, 3000.0, 3000.0, solver="tsit5").ys)
+    # c302 at rest (settled for 2 s from NeuroML's −45 mV) sits at the reduction's V_rest
+    y_rest = jax.tree_util.tree_map(lambda a: a[-1], solve_ys(full, 2000.0, 2000.0, solver="tsit5").ys)
     assert np.allclose(np.asarray(y_rest["V"]), np.asarray(circuit.v_rest_mV), atol=0.5)
     # a 0.5-pA step into AFDL/R for 400 ms
     amp = 0.5
@@ -187,9 +188,9 @@ def test_loop_pieces_agree_with_themselves_run_separately(circuit):
 def test_gradient_through_a_short_loop_matches_finite_differences():
     from owjax.navigation.loop import simulate_worms
 
-    field, loop = _loop(20.0)
+    field, loop = _loop(10.0)
     worms = {"xy": jnp.asarray([[3.0, 0.0], [6.0, 1.0]]), "heading": jnp.asarray([0.3, 2.0]),
-             "noise": jax.vmap(lambda k: body_noise(k, 20.0, dtype=jnp.float64))(jax.random.split(jax.random.PRNGKey(2), 2)),
+             "noise": jax.vmap(lambda k: body_noise(k, 10.0, dtype=jnp.float64))(jax.random.split(jax.random.PRNGKey(2), 2)),
              "tc": jnp.asarray([15.0, 25.0])}
     loop = eqx.tree_at(lambda m: (m.couplings[1].gain_pA, m.components["circuit"].vth_mV), loop,
                        (jnp.asarray(4.0), jnp.full_like(loop["circuit"].vth_mV, -25.0)))
@@ -197,7 +198,7 @@ def test_gradient_through_a_short_loop_matches_finite_differences():
     def loss(p):
         lp = eqx.tree_at(lambda m: (m.couplings[2].gain, m.couplings[1].gain_pA, m.components["circuit"].bias_pA), loop,
                          (p["steer"], p["afd"], p["bias"]))
-        pos = simulate_worms(lp, worms["xy"], worms["heading"], worms["noise"], worms["tc"], 20.0, 1.0,
+        pos = simulate_worms(lp, worms["xy"], worms["heading"], worms["noise"], worms["tc"], 10.0, 1.0,
                              save=("body.pos",)).ys["body"]["pos"]
         return jnp.sum(field(pos[:, -1, 0], pos[:, -1, 1]))
 
@@ -230,6 +231,7 @@ def test_thermotaxis_and_chemotaxis_metrics():
 
 
 # ---------------------------------------------------------------------------- fit and scenarios
+@pytest.mark.slow
 def test_thermotaxis_fit_ci(tmp_path):
     """``python -m owjax.fit +experiment=thermotaxis run=ci``: trains, evaluates, reports weight movement."""
     from hydra import compose, initialize_config_dir
