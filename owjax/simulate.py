@@ -130,6 +130,9 @@ def run_simulation(cfg: DictConfig | dict, outdir: str | Path) -> dict:
             from owjax.body import RodBody
 
             body = RodBody(cfg.get("body_medium", "agar"))
+            if solver.method == "etd2":
+                log.warning("the body declares no decay rates, so solver=exponential integrates it as Heun's "
+                            "method (slow, ≈ 20× the steps of tsit5 with the body): pass solver=tsit5")
             log.info("with the body (BBC 2012 rod model, medium %s) driven by c302's muscles", cfg.get("body_medium", "agar"))
         worm = DifferentiableWorm(model, intestine, body=body)
         if with_intestine:

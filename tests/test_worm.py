@@ -155,7 +155,7 @@ def test_worm_scenario_with_the_body_attached(tmp_path):
     import h5py
 
     s = _simulate(tmp_path / "wb", "+scenario=worm", "body=true", "model.intestine=false", "network=muscles",
-                  "duration_ms=200", "dt_out_ms=5", "figures=false")
+                  "duration_ms=200", "dt_out_ms=5", "figures=false", "solver=tsit5")
     body = s["metrics"]["body"]
     assert {"speed_mm_s", "frequency_hz", "wavelength_body_lengths", "gait", "direction"} <= set(body)
     with h5py.File(tmp_path / "wb" / "traces.h5") as f:
