@@ -194,7 +194,7 @@ class DriveCalibrationTask(AbstractFitTask):
                          worm_ids={k: list(v.worm_ids) for k, v in self.targets.items()},
                          cells=list(MODALITIES[modality]["cells"]), network_cells=len(network.cell_names),
                          transducer=str(self.transducer_file), solver=self.solver.method)
-        self._solves = {}
+        self._solve = None
 
     # -- the model -----------------------------------------------------------------------------------
     def gain_pA(self, params) -> Array:
@@ -210,13 +210,14 @@ class DriveCalibrationTask(AbstractFitTask):
         return sensory_worm(self.network, tr, gain_pA=self.gain_pA(params), offset_pA=params["offset_pA"])
 
     def _driven_calcium(self, params, target: PopulationTarget):
+        return self._calcium(params, jnp.asarray(target.time_s, self.dtype), jnp.asarray(target.stimulus, self.dtype))
+
+    def _calcium(self, params, stim_t, stim_v):
         from owjax.core.solve import solve_ys
         from owjax.core.units import CA_STATE_SCALE
         from owjax.sensory.component import GRUTransducer, sensory_worm
 
-        # the stimulus is a constant of the target (the transducer checks its times on the host)
-        tr = GRUTransducer(self.tspec, self.tparams, jnp.asarray(target.time_s, self.dtype),
-                           jnp.asarray(target.stimulus, self.dtype))
+        tr = GRUTransducer(self.tspec, self.tparams, stim_t, stim_v)
         worm = sensory_worm(self.network, tr, gain_pA=self.gain_pA(params), offset_pA=params["offset_pA"])
         ts = jnp.concatenate([jnp.zeros((1,), self.dtype), jnp.asarray(self.sample_s * 1000.0, self.dtype)])
         sol = solve_ys(worm, 0.0, 1.0, solver=self.solver, save=("network.Ca",), ts_ms=ts)
@@ -225,10 +226,10 @@ class DriveCalibrationTask(AbstractFitTask):
 
     def driven_calcium(self, params, target: PopulationTarget) -> np.ndarray:
         """Mean calcium (mM) of the driven cells at the window's sample times, for ``target``'s stimulus."""
-        key = id(target)
-        if key not in self._solves:
-            self._solves[key] = jax.jit(lambda p: self._driven_calcium(p, target))
-        return np.asarray(self._solves[key](params))
+        if self._solve is None:  # one compiled solve for every target (the stimulus is an argument)
+            self._solve = jax.jit(self._calcium)
+        return np.asarray(self._solve(params, jnp.asarray(target.time_s, self.dtype),
+                                      jnp.asarray(target.stimulus, self.dtype)))
 
     def _window_response(self, target: PopulationTarget) -> tuple[np.ndarray, np.ndarray]:
         sel = (target.time_s >= self.window_s[0]) & (target.time_s <= self.window_s[1])
