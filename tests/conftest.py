@@ -1,9 +1,11 @@
 """Suite-wide fixtures.
 
 ``make test`` runs every module in one process. Compiled XLA executables (jax's caches, owjax's
-``DEFAULT_COMPILED_SOLVES``) otherwise accumulate over ~30 modules; a late large compile (the whole
-worm's gradient) then ran out of memory and crashed XLA's compiler once on the 2-core CI machine. So
-each module releases what it compiled when it ends (modules do not share compiled functions).
+``DEFAULT_COMPILED_SOLVES``) otherwise accumulate over ~30 modules. A late large compile (the whole
+worm's gradient) once crashed XLA's compiler with a segmentation fault in the full suite, though it
+passes alone and after its neighbouring modules; accumulated memory is the suspected cause, not a
+proven one. Each module therefore releases what it compiled when it ends (modules do not share
+compiled functions).
 """
 
 from __future__ import annotations
