@@ -90,6 +90,13 @@ def run_sensory(cfg, outdir: str | Path) -> dict:
         from owjax.sensory.calibration import load_calibration
 
         calibration = load_calibration(modality)
+        cal_set = (calibration.get("network") or {}).get("parameter_set")
+        if cal_set and cal_set != cfg.model.parameter_set:
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "the %s calibration was fitted on parameter set %s, this network is %s (model=c302_%s matches it)",
+                modality, cal_set, cfg.model.parameter_set, cal_set)
         if s["gain_pA"] == "calibrated":
             s["gain_pA"] = calibration["gain_pA"]
         if s["offset_pA"] == "calibrated":
