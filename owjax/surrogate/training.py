@@ -24,7 +24,7 @@ import numpy as np
 
 from owjax.fitting.task import AbstractFitTask
 from owjax.surrogate.component import BodySurrogate, NoveltyEstimator, indicators
-from owjax.surrogate.evaluate import compare, latent_batch, predict_batch, trajectory_errors
+from owjax.surrogate.evaluate import _spearman, compare, latent_batch, predict_batch, trajectory_errors
 from owjax.surrogate.fno import FNO1d, BodyFNO, PostureDecoder, angle_basis, eigenworm_basis, n_input_channels
 
 __all__ = ["BodySurrogateTask", "POSTURE_KINDS", "posture_representation_error"]
@@ -273,13 +273,3 @@ class BodySurrogateTask(AbstractFitTask):
         ship_to = getattr(self, "ship_to", None)
         if ship_to is not None:  # ship=true: the packaged surrogate (owjax/data/surrogate/)
             sur.save(ship_to, provenance=prov)
-
-
-def _spearman(a, b) -> float | None:
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    ok = np.isfinite(a) & np.isfinite(b)
-    if ok.sum() < 3:
-        return None
-    ra, rb = np.argsort(np.argsort(a[ok])), np.argsort(np.argsort(b[ok]))
-    return float(np.corrcoef(ra, rb)[0, 1])
-
