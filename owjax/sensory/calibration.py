@@ -203,10 +203,13 @@ class DriveCalibrationTask(AbstractFitTask):
 
     def worm(self, params, target: PopulationTarget):
         """The composite (transducer with ``target``'s stimulus → drive → network) at ``params``."""
+        return self._composite(params, jnp.asarray(target.time_s, self.dtype),
+                               jnp.asarray(target.stimulus, self.dtype))
+
+    def _composite(self, params, stim_t, stim_v):
         from owjax.sensory.component import GRUTransducer, sensory_worm
 
-        tr = GRUTransducer(self.tspec, self.tparams, jnp.asarray(target.time_s, self.dtype),
-                           jnp.asarray(target.stimulus, self.dtype))
+        tr = GRUTransducer(self.tspec, self.tparams, stim_t, stim_v)
         return sensory_worm(self.network, tr, gain_pA=self.gain_pA(params), offset_pA=params["offset_pA"])
 
     def _driven_calcium(self, params, target: PopulationTarget):
@@ -215,10 +218,8 @@ class DriveCalibrationTask(AbstractFitTask):
     def _calcium(self, params, stim_t, stim_v):
         from owjax.core.solve import solve_ys
         from owjax.core.units import CA_STATE_SCALE
-        from owjax.sensory.component import GRUTransducer, sensory_worm
 
-        tr = GRUTransducer(self.tspec, self.tparams, stim_t, stim_v)
-        worm = sensory_worm(self.network, tr, gain_pA=self.gain_pA(params), offset_pA=params["offset_pA"])
+        worm = self._composite(params, stim_t, stim_v)
         ts = jnp.concatenate([jnp.zeros((1,), self.dtype), jnp.asarray(self.sample_s * 1000.0, self.dtype)])
         sol = solve_ys(worm, 0.0, 1.0, solver=self.solver, save=("network.Ca",), ts_ms=ts)
         ca = sol.ys["network"]["Ca"][1:] / CA_STATE_SCALE
