@@ -73,6 +73,16 @@ from Bryant et al. 2022 (CC BY 4.0, attribution above), the BAG model from the Z
 the git commit and the metrics it reproduces. Regenerate with
 `python -m owjax.fit +experiment=sensory_afd ship=true` and `python -m owjax.fit +experiment=sensory_bag ship=true`
 (not written by the capture).
+
+## afd_calibration.json — the transducer → c302 AFD drive (derived work)
+`gain_pA` / `offset_pA` of the drive from the AFD transducer into c302's AFDL/AFDR, fitted by gradient
+through the c302 C2 head circuit so that AFD's calcium follows the worm-averaged measured response of
+Bryant et al. 2022 (CC BY 4.0, attribution above; protocol `PseudoFictive PT`, 250–450 s), with the
+r per worm set, the network, the split's worm ids and the provenance (date, commit, command) inside.
+Regenerate with `python -m owjax.fit +experiment=sensory_afd_calibration ship=true`
+(owjax/sensory/calibration.py; the recorded commit carries `+dirty` because the experiment's new
+defaults — C2, the 250–450 s window, 16 steps — were committed right after the run). Not written by the
+capture.
 """
 
 
