@@ -19,7 +19,7 @@ run: install
 	$(PY) -m owjax.simulate $(ARGS)
 
 test: install
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q --durations=25 $(PYTEST_ARGS)
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow and not reference" $(PYTEST_ARGS)
