@@ -147,6 +147,38 @@ def test_ablation_silences_the_named_cells(circuit):
         circuit.ablate(["AIYX"])
 
 
+def test_scaled_weights_keep_the_circuit_graded_where_c302s_latch(circuit):
+    """With c302's weights the reduction is bistable: an AFD current step latches AVA near −4 mV and
+    it stays there when the current stops. With the thermotaxis experiment's starting weights
+    (0.05 × c302's, thresholds −40 mV) AVA follows AFD's current (≥ 5 mV for 2 pA) and returns to
+    where it started when the current stops."""
+    afd = jnp.asarray([circuit.index("AFDL"), circuit.index("AFDR")])
+    ava = circuit.index("AVAL")
+
+    @jax.jit
+    def settle(c, i_afd, y0):
+        iext = jnp.zeros(c.n_cells).at[afd].set(i_afd)
+
+        def f(y, _):
+            d = c.vector_field(0.0, y, {"i_ext_pA": iext})
+            return jax.tree.map(lambda a, b: a + c.dt_ms * b, y, d), None
+
+        return jax.lax.scan(f, y0, None, length=20_000)[0]
+
+    def staircase(scale, vth):
+        c = eqx.tree_at(lambda m: (m.weight, m.vth_mV), circuit,
+                        (circuit.weight * scale, jnp.full_like(circuit.vth_mV, vth)))
+        y0 = settle(c, 0.0, c.initial_state())
+        y1 = settle(c, 2.0, y0)
+        y2 = settle(c, 0.0, y1)
+        return [float(y["V"][ava]) for y in (y0, y1, y2)]
+
+    before, on, after = staircase(1.0, -20.0)
+    assert before < -50.0 and on > -10.0 and after > -10.0  # c302's weights: latched after the step
+    before, on, after = staircase(0.05, -40.0)
+    assert on - before > 5.0 and abs(after - before) < 0.1 and before < -40.0
+
+
 # ---------------------------------------------------------------------------- the loop
 def _loop(duration_s=4.0, values=None):
     from owjax.navigation.setup import make_loop
@@ -249,7 +281,9 @@ def test_thermotaxis_fit_ci(tmp_path):
     for s in ev.values():
         assert -1.0 <= s["thermotaxis_index"] <= 1.0 and 0.0 <= s["isothermal_fraction"] <= 1.0
     w = m["weights"]
-    assert 0.0 < w["factor_min"] <= w["factor_max"] <= 4.0 and len(w["most_moved"]) == 10
+    assert w["weight_scale"] == 0.05 and len(w["most_moved"]) == 10
+    assert 0.0 < w["factor_vs_start_min"] <= w["factor_vs_start_max"] <= 4.0
+    assert w["factor_max"] == pytest.approx(0.05 * w["factor_vs_start_max"], rel=1e-9)
     v = load_values(tmp_path / "head_circuit.npz")
     assert v["weight"].shape == (117,) and np.all(v["weight"] > 0)
 

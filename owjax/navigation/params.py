@@ -2,9 +2,13 @@
 
 Raw (unconstrained) parameters → values (:func:`values_from_raw`):
 
-* ``weight`` (one per c302 chemical connection of the head circuit) = ``w_c302 · M · σ(ρ + logit(1/M))``
-  — positive and at most ``M`` times c302's (``weight_max_factor``); ρ = 0 is c302's weight. The sign
+* ``weight`` (one per c302 chemical connection of the head circuit) = ``w_c302 · S · M · σ(ρ + logit(1/M))``
+  — positive and at most ``M`` times its starting value ``S · w_c302`` (``weight_max_factor`` M,
+  ``weight_scale`` S); ρ = 0 is the start: c302's weights, all scaled by S (S = 1: c302's own). The sign
   is the connection's reversal potential, c302's, never trained. Only existing connections exist.
+  Why S < 1: with c302's weights the graded reduction of the head circuit is bistable — its
+  all-excitatory loops latch every interneuron at ≈ −25 mV whatever AFD does (measured,
+  experiments/thermotaxis/README.md) — and a latched circuit has no gradient.
 * ``vth_mV`` (per connection) = ``−70 + 70 · σ(raw)`` mV, bounded in (−70, 0) mV;
 * ``bias_pA`` (per cell) = ``B · tanh(raw)``, bounded in (−B, B) pA (``bias_max_pA``);
 * ``afd_gain_pA`` = ``5 σ(raw)`` in (0, 5) pA, ``afd_offset_pA`` = ``2 tanh(raw)`` in (−2, 2) pA;
@@ -65,14 +69,17 @@ def init_raw(n_cells: int, n_syn: int, vth_init_mV: float, afd_gain_pA: float, a
     }
 
 
-def values_from_raw(raw: dict, weight_c302, weight_max_factor: float, bias_max_pA: float) -> dict:
+def values_from_raw(raw: dict, weight_c302, weight_max_factor: float, bias_max_pA: float,
+                    weight_scale: float = 1.0) -> dict:
     """Physical values from raw parameters (see the module docstring)."""
     m = float(weight_max_factor)
     if not m > 1.0:
-        raise ValueError(f"weight_max_factor must be > 1 (c302's weight must be reachable), got {m}")
+        raise ValueError(f"weight_max_factor must be > 1 (the starting weight must be reachable), got {m}")
+    if not 0.0 < float(weight_scale) <= 1.0:
+        raise ValueError(f"weight_scale must lie in (0, 1] (a factor on c302's weights), got {weight_scale}")
     shift = float(_logit(1.0 / m))
     return {
-        "weight": jnp.asarray(weight_c302) * m * jax.nn.sigmoid(raw["rho"] + shift),
+        "weight": jnp.asarray(weight_c302) * float(weight_scale) * m * jax.nn.sigmoid(raw["rho"] + shift),
         "vth_mV": -70.0 + 70.0 * jax.nn.sigmoid(raw["vth"]),
         "bias_pA": bias_max_pA * jnp.tanh(raw["bias"]),
         "afd_gain_pA": 5.0 * jax.nn.sigmoid(raw["afd_gain_pA"]),

@@ -50,6 +50,7 @@ __all__ = ["Thermotaxis", "ThermotaxisTask", "ABLATIONS"]
 ABLATIONS = {"AFD": ("AFDL", "AFDR"), "AIY": ("AIYL", "AIYR"), "AIZ": ("AIZL", "AIZR")}
 
 _CIRCUIT = ("parameter_set", "dt_ms", "weight_max_factor", "bias_max_pA", "vth_init_mV")
+_CIRCUIT_OPTIONAL = ("weight_scale",)
 _READOUT = ("afd_gain_pA", "afd_offset_pA", "steer_gain", "reversal_gain", "reversal_threshold_mV")
 _EPISODE = ("duration_s", "dt_out_s", "n_worms", "cultivation_temps_c", "score_after_s", "band_c")
 _EVAL = ("n_worms", "duration_s", "seed", "window_s", "ablations", "fields")
@@ -61,7 +62,7 @@ class ThermotaxisTask(AbstractFitTask):
     def __init__(self, cfg: Mapping, seed: int):
         from owjax.navigation.setup import BODY_KEYS, field_from_config, make_loop
 
-        self.circuit_cfg = section(cfg, "circuit", _CIRCUIT, _CIRCUIT)
+        self.circuit_cfg = section(cfg, "circuit", _CIRCUIT, _CIRCUIT + _CIRCUIT_OPTIONAL)
         self.readout = section(cfg, "readout", _READOUT, _READOUT)
         self.episode = section(cfg, "episode", _EPISODE, _EPISODE)
         self.evaluation = section(cfg, "evaluation", _EVAL, _EVAL)
@@ -110,7 +111,7 @@ class ThermotaxisTask(AbstractFitTask):
         from owjax.navigation.params import values_from_raw
 
         return values_from_raw(params, self.w_c302, float(self.circuit_cfg["weight_max_factor"]),
-                               float(self.circuit_cfg["bias_max_pA"]))
+                               float(self.circuit_cfg["bias_max_pA"]), float(self.circuit_cfg.get("weight_scale", 1.0)))
 
     def batches(self, step, key):
         from owjax.navigation.setup import draw_worms
@@ -177,13 +178,18 @@ class ThermotaxisTask(AbstractFitTask):
         return fields
 
     def weight_movement(self, values) -> dict:
-        """How far the trained circuit moved from c302's."""
+        """How far the trained circuit moved from c302's (``factor_*``: w / w_c302) and from its start
+        (``factor_vs_start_*``: w / (weight_scale · w_c302); ``most_moved`` ranks by this one)."""
         f = np.asarray(values["weight"], float) / np.asarray(self.w_c302, float)
-        order = np.argsort(-np.abs(np.log(f)))
-        return {"factor_median": float(np.median(f)), "factor_min": float(f.min()), "factor_max": float(f.max()),
-                "abs_log2_factor_mean": float(np.mean(np.abs(np.log2(f)))),
-                "fraction_within_2x": float(np.mean((f >= 0.5) & (f <= 2.0))),
-                "most_moved": {self.synapse_names[i]: round(float(f[i]), 3) for i in order[:10]},
+        scale = float(self.circuit_cfg.get("weight_scale", 1.0))
+        fs = f / scale
+        order = np.argsort(-np.abs(np.log(fs)))
+        return {"weight_scale": scale, "factor_vs_start_median": float(np.median(fs)),
+                "factor_vs_start_min": float(fs.min()), "factor_vs_start_max": float(fs.max()),
+                "factor_median": float(np.median(f)), "factor_min": float(f.min()), "factor_max": float(f.max()),
+                "abs_log2_factor_vs_start_mean": float(np.mean(np.abs(np.log2(fs)))),
+                "fraction_within_2x_of_start": float(np.mean((fs >= 0.5) & (fs <= 2.0))),
+                "most_moved": {self.synapse_names[i]: round(float(fs[i]), 3) for i in order[:10]},
                 "vth_mV_median": float(np.median(np.asarray(values["vth_mV"]))),
                 "bias_pA": {c: round(float(b), 3) for c, b in zip(self.cell_names, np.asarray(values["bias_pA"]))}}
 
