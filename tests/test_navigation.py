@@ -75,6 +75,31 @@ def test_navigation_body_crawls_and_sweeps():
     assert body_noise(jax.random.PRNGKey(0), 10.0).shape == (12, 2)
 
 
+def test_plate_edge_keeps_worms_on_the_plate():
+    """The soft wall: a worm crawling straight at the edge (square and round plates, forwards and
+    reversing) stops within 0.05 cm of it and turns inwards; on the plate the wall does nothing."""
+    from owjax.core.component import Composite
+    from owjax.core.solve import SolverConfig, solve_ys
+    from owjax.navigation.loop import PlateEdge
+
+    solver = SolverConfig("euler", dt_ms=10.0, max_steps=100_000)
+    for field, start, heading in ((LinearTemperature(12.0, 28.0, 9.0), (8.0, 0.0), 0.0),
+                                  (RadialTemperature(13.0, 27.0, 4.5), (0.0, 3.5), np.pi / 2)):
+        assert float(field.outside_cm(*field.center_cm())) < 0.0
+        for reversal, th in ((0.0, heading), (1.0, heading + np.pi)):  # backwards into the wall too
+            body = NavigationBody(jnp.zeros((400, 2)), start_xy_cm=start, start_heading_rad=th, dtype=jnp.float64)
+            loop = Composite({"body": body}, [PlateEdge(field)])
+            sol = solve_ys(loop, 300_000.0, 1000.0, solver=solver, inputs={"body.reversal": jnp.asarray(reversal)})
+            pos = np.asarray(sol.ys["body"]["pos"])
+            out = np.asarray(field.outside_cm(pos[:, 0], pos[:, 1]))
+            assert out.max() < 0.05 and out[0] < -0.9  # started 1 cm inside, never more than 0.05 cm out
+            assert out.max() > -0.1  # it did reach the edge
+        d = PlateEdge(field)(0.0, {"pos_cm": jnp.asarray(field.center_cm()), "heading_rad": jnp.asarray(0.3)})
+        assert np.all(np.abs(np.asarray(d)) < 1e-30)  # nothing in the middle of the plate
+    with pytest.raises(ValueError, match="width_cm must be > 0"):
+        PlateEdge(LinearTemperature(), width_cm=0.0)
+
+
 # ---------------------------------------------------------------------------- circuit vs c302
 def test_head_circuit_has_c302_cells_connections_and_signs(circuit):
     from owjax.navigation.circuit import HEAD_CELLS, head_circuit_spec

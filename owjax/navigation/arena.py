@@ -6,7 +6,9 @@ Every field is a final equinox module whose ``__call__(x_cm, y_cm)`` returns the
 
 * :class:`LinearTemperature` — a linear thermal gradient along x: ``T = t_min_c`` at ``x = 0`` to
   ``t_max_c`` at ``x = width_cm`` (the classic plate: 17 → 23 °C over 9 cm). It is defined (linearly
-  extended) outside the plate; the plate edge is not a wall, and runs report how many worms left it.
+  extended) outside the plate. The edge is a wall only when the loop has one
+  (:class:`owjax.navigation.loop.PlateEdge`, ``edge_wall`` in the configs); runs report how many
+  worms left the plate.
 * :class:`RadialTemperature` — the radial gradient of Mori & Ohshima 1995: ``T(r)`` linear in the
   distance from the plate centre, ``center_c`` at ``r = 0`` to ``edge_c`` at ``r = radius_cm``.
 * :class:`LinearOxygen` — an O2 gradient along x (% O2), for BAG-driven runs.
@@ -55,6 +57,19 @@ class AbstractField(eqx.Module):
         x0, x1, y0, y1 = self.extent_cm()
         x, y = jnp.asarray(x_cm), jnp.asarray(y_cm)
         return (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
+
+    def center_cm(self) -> tuple[float, float]:
+        """The plate's centre (cm)."""
+        x0, x1, y0, y1 = self.extent_cm()
+        return (0.5 * (x0 + x1), 0.5 * (y0 + y1))
+
+    def outside_cm(self, x_cm: Float[ArrayLike, "*n"], y_cm: Float[ArrayLike, "*n"]) -> Float[Array, "*n"]:
+        """How far (x, y) lies beyond the plate's edge, cm (negative on the plate); a rectangle here,
+        a disc for the round plates."""
+        x0, x1, y0, y1 = self.extent_cm()
+        cx, cy = self.center_cm()
+        x, y = jnp.asarray(x_cm), jnp.asarray(y_cm)
+        return jnp.maximum(jnp.abs(x - cx) - 0.5 * (x1 - x0), jnp.abs(y - cy) - 0.5 * (y1 - y0))
 
 
 class LinearTemperature(AbstractField):
@@ -128,6 +143,9 @@ class RadialTemperature(AbstractField):
     def on_plate(self, x_cm, y_cm):
         return jnp.asarray(x_cm) ** 2 + jnp.asarray(y_cm) ** 2 <= self.radius_cm ** 2
 
+    def outside_cm(self, x_cm, y_cm):
+        return jnp.sqrt(jnp.asarray(x_cm) ** 2 + jnp.asarray(y_cm) ** 2 + 1e-12) - self.radius_cm
+
 
 class LinearOxygen(AbstractField):
     """O2 gradient along x: ``o2_min_percent`` at x = 0 to ``o2_max_percent`` at x = width_cm (% O2)."""
@@ -186,6 +204,9 @@ class NaClPeak(AbstractField):
     def on_plate(self, x_cm, y_cm):
         return jnp.asarray(x_cm) ** 2 + jnp.asarray(y_cm) ** 2 <= self.radius_cm ** 2
 
+    def outside_cm(self, x_cm, y_cm):
+        return jnp.sqrt(jnp.asarray(x_cm) ** 2 + jnp.asarray(y_cm) ** 2 + 1e-12) - self.radius_cm
+
 
 FIELD_KINDS = {"linear_temperature": LinearTemperature, "radial_temperature": RadialTemperature,
                "linear_oxygen": LinearOxygen, "nacl_peak": NaClPeak}
@@ -237,3 +258,9 @@ class ScaledField(AbstractField):
 
     def on_plate(self, x_cm, y_cm):
         return self.base.on_plate(x_cm, y_cm)
+
+    def center_cm(self):
+        return self.base.center_cm()
+
+    def outside_cm(self, x_cm, y_cm):
+        return self.base.outside_cm(x_cm, y_cm)

@@ -15,6 +15,10 @@ State ``pos`` (2,) cm, ``heading`` rad, ``phase`` (head-sweep phase, rad). With 
     d phase/dt   = 2π / T_sweep
     head         = pos + ℓ_head · (cos(θ + ψ), sin(θ + ψ)),   ψ = A_head · sin(phase)
 
+plus, when the loop has a wall (:class:`owjax.navigation.loop.PlateEdge`), its input ``edge`` =
+(push_x, push_y, turn): a velocity back onto the plate and a turn towards the plate's centre, both
+switched on smoothly at the edge.
+
 ξ₁, ξ₂ are a worm's own noise (unit-variance Gaussian samples every ``noise_dt_s``, linearly
 interpolated): ξ₁ picks the direction and size of each pirouette's turn, ξ₂ the slow wandering of
 the heading. The noise is a fixed (non-trainable) leaf, so a run is deterministic given its noise and
@@ -106,7 +110,7 @@ class NavigationBody(AbstractComponent):
 
     @property
     def input_names(self) -> dict[str, str]:
-        return {"steer": "1", "reversal": "1"}
+        return {"steer": "1", "reversal": "1", "edge": "cm/s, cm/s, rad/s"}
 
     def noise_at(self, t_s) -> Float[Array, "2"]:
         """(ξ₁, ξ₂) at time ``t_s`` (s), linearly interpolated; beyond the table it is an error to ask
@@ -133,6 +137,10 @@ class NavigationBody(AbstractComponent):
         dpos = v * jnp.stack([jnp.cos(th), jnp.sin(th)])
         dth = (self.steer_rate_rad_s * jnp.tanh(steer) + self.pirouette_rate_rad_s * rev * xi[0]
                + self.wander_rate_rad_s * xi[1])
+        edge = inputs.get("edge")
+        if edge is not None:  # the plate's edge (owjax.navigation.loop.PlateEdge): push back in, turn inwards
+            dpos = dpos + edge[:2]
+            dth = dth + edge[2]
         dphase = jnp.asarray(2.0 * np.pi / self.sweep_period_s, th.dtype) + 0.0 * th
         return {"pos": dpos.astype(state["pos"].dtype), "heading": dth + 0.0 * th, "phase": dphase}
 

@@ -9,7 +9,8 @@ a coupling), ``"circuit"`` (:class:`~owjax.navigation.circuit.GradedHeadCircuit`
 * :class:`~owjax.sensory.component.TransducerDrive` (afd → circuit ``i_ext_pA``): response → current
   into AFDL/AFDR (pA);
 * :class:`NeckSteering` (circuit → body ``steer``): ``gain · (mean dorsal − mean ventral neck V)/10 mV``;
-* :class:`ReversalCommand` (circuit → body ``reversal``): ``σ(gain · ((AVA − AVB) − threshold)/10 mV)``.
+* :class:`ReversalCommand` (circuit → body ``reversal``): ``σ(gain · ((AVA − AVB) − threshold)/10 mV)``;
+* with ``edge_wall=True``, :class:`PlateEdge` (body → body ``edge``): the plate's edge as a soft wall.
 
 One :func:`owjax.core.solve.solve_ys` integrates all of it (time in ms; the transducer and the body
 run in s and are rescaled by the composite); :func:`simulate_worms` vmaps it over a batch of worms
@@ -33,7 +34,7 @@ from owjax.navigation.body import NavigationBody
 from owjax.navigation.circuit import (DORSAL_NECK, FORWARD_CELLS, REVERSAL_CELLS, VENTRAL_NECK,
                                       GradedHeadCircuit)
 
-__all__ = ["ArenaAtHead", "NeckSteering", "ReversalCommand", "build_loop", "loop_initial_state",
+__all__ = ["ArenaAtHead", "NeckSteering", "ReversalCommand", "PlateEdge", "build_loop", "loop_initial_state",
            "simulate_worms", "head_temperature", "LOOP_SAVE"]
 
 #: state variables kept at the output times by :func:`simulate_worms`
@@ -110,9 +111,52 @@ class ReversalCommand(AbstractCoupling):
                                               "AVA − AVB difference at half drive", "choice")}
 
 
+class PlateEdge(AbstractCoupling):
+    """The plate's edge as a soft wall (body → body ``edge``), so worms stay on the agar as real worms do.
+
+    With d = how far the centroid lies beyond the edge (cm, negative on the plate;
+    :meth:`~owjax.navigation.arena.AbstractField.outside_cm`), s = σ(d/ε) and n the unit vector towards
+    the plate's centre: ``edge = (push_cm_s · s · n, turn_rate_rad_s · s · sin(φ_n − θ))`` — a velocity
+    back onto the plate (larger than the crawling speed, so a worm stops within ≈ 2ε of the edge) and
+    a turn of the heading θ towards the centre (direction φ_n). Smooth, so gradients pass.
+
+    Arguments:
+        field: the arena (its geometry: :meth:`outside_cm`, :meth:`center_cm`).
+        push_cm_s: the push at the edge (d = 0: half of it), cm/s.
+        turn_rate_rad_s: the turning rate at the edge, rad/s.
+        width_cm: ε, the width over which the wall switches on, cm.
+    """
+
+    field: AbstractField
+    push_cm_s: float = eqx.field(static=True)
+    turn_rate_rad_s: float = eqx.field(static=True)
+    width_cm: float = eqx.field(static=True)
+    source: str = eqx.field(static=True)
+    target: str = eqx.field(static=True)
+    target_input: str = eqx.field(static=True)
+
+    def __init__(self, field: AbstractField, push_cm_s: float = 0.1, turn_rate_rad_s: float = 1.0,
+                 width_cm: float = 0.02, body: str = "body"):
+        for name, v in (("push_cm_s", push_cm_s), ("turn_rate_rad_s", turn_rate_rad_s), ("width_cm", width_cm)):
+            if not float(v) > 0:
+                raise ValueError(f"PlateEdge.{name} must be > 0, got {v!r}")
+        self.field, self.push_cm_s, self.turn_rate_rad_s = field, float(push_cm_s), float(turn_rate_rad_s)
+        self.width_cm = float(width_cm)
+        self.source, self.target, self.target_input = body, body, "edge"
+
+    def __call__(self, t, source_outputs) -> Array:
+        pos, th = source_outputs["pos_cm"], source_outputs["heading_rad"]
+        cx, cy = self.field.center_cm()
+        s = jax.nn.sigmoid(self.field.outside_cm(pos[0], pos[1]) / self.width_cm)
+        dx, dy = cx - pos[0], cy - pos[1]
+        r = jnp.sqrt(dx * dx + dy * dy + 1e-12)
+        turn = self.turn_rate_rad_s * s * jnp.sin(jnp.arctan2(dy, dx) - th)
+        return jnp.stack([self.push_cm_s * s * dx / r, self.push_cm_s * s * dy / r, turn])
+
+
 def build_loop(circuit: GradedHeadCircuit, transducer, body: NavigationBody, field: AbstractField,
                afd_gain_pA: float = 1.0, afd_offset_pA: float = 0.0, steer_gain: float = 1.0,
-               reversal_gain: float = 1.0, reversal_threshold_mV: float = 5.0) -> Composite:
+               reversal_gain: float = 1.0, reversal_threshold_mV: float = 5.0, edge_wall: bool = False) -> Composite:
     """The closed loop (see the module docstring).
 
     Arguments:
@@ -122,6 +166,7 @@ def build_loop(circuit: GradedHeadCircuit, transducer, body: NavigationBody, fie
         field: the arena field the head samples (°C for the AFD transducer).
         afd_gain_pA, afd_offset_pA: transducer response → current into AFD.
         steer_gain, reversal_gain, reversal_threshold_mV: motor read-outs.
+        edge_wall: the plate's edge is a wall (:class:`PlateEdge`); False: worms may leave the plate.
     """
     from owjax.sensory.component import TransducerDrive
 
@@ -134,8 +179,8 @@ def build_loop(circuit: GradedHeadCircuit, transducer, body: NavigationBody, fie
     steer = NeckSteering(jnp.asarray(steer_gain, dt), [ix(c) for c in DORSAL_NECK], [ix(c) for c in VENTRAL_NECK])
     rev = ReversalCommand(jnp.asarray(reversal_gain, dt), jnp.asarray(reversal_threshold_mV, dt),
                           [ix(c) for c in REVERSAL_CELLS], [ix(c) for c in FORWARD_CELLS])
-    return Composite({"afd": transducer, "circuit": circuit, "body": body},
-                     [ArenaAtHead(field), drive, steer, rev])
+    couplings = [ArenaAtHead(field), drive, steer, rev] + ([PlateEdge(field)] if edge_wall else [])
+    return Composite({"afd": transducer, "circuit": circuit, "body": body}, couplings)
 
 
 def head_temperature(loop: Composite, pos, heading, phase) -> Array:

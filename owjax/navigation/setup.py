@@ -20,7 +20,7 @@ from owjax.navigation.arena import AbstractField, make_field
 __all__ = ["head_circuit", "make_loop", "draw_worms", "BODY_KEYS", "field_from_config"]
 
 BODY_KEYS = ("speed_cm_s", "sweep_period_s", "head_amplitude_rad", "head_length_cm", "steer_rate_rad_s",
-             "pirouette_rate_rad_s", "wander_rate_rad_s", "noise_dt_s")
+             "pirouette_rate_rad_s", "wander_rate_rad_s", "noise_dt_s", "edge_wall")
 
 
 @functools.lru_cache(maxsize=4)
@@ -46,7 +46,8 @@ def make_loop(field: AbstractField, body: Mapping, values: Mapping | None = None
     """The loop (:func:`owjax.navigation.loop.build_loop`) with ``values`` applied and ``ablate`` killed.
 
     Arguments:
-        field: the arena field. body: NavigationBody settings (:data:`BODY_KEYS`).
+        field: the arena field. body: NavigationBody settings (:data:`BODY_KEYS`; ``edge_wall``: the
+            plate's edge is a wall, :class:`~owjax.navigation.loop.PlateEdge`).
         values: parameter values (:mod:`owjax.navigation.params`); ``None``: c302's circuit with
             unit read-outs.
         parameter_set, dt_ms, dtype: circuit settings. ablate: cells to kill.
@@ -68,8 +69,10 @@ def make_loop(field: AbstractField, body: Mapping, values: Mapping | None = None
         circuit = circuit.ablate(list(ablate))
     spec, params = load_transducer(transducer_path or DATA_DIR / "afd_transducer.npz", dtype=jnp.dtype(dtype))
     nd = float(body.get("noise_dt_s", 1.0))
-    bod = NavigationBody(jnp.zeros((int(duration_s / nd) + 2, 2), jnp.dtype(dtype)), **dict(body))
-    loop = build_loop(circuit, GRUTransducer(spec, params), bod, field)
+    kw = dict(body)
+    edge_wall = bool(kw.pop("edge_wall", False))
+    bod = NavigationBody(jnp.zeros((int(duration_s / nd) + 2, 2), jnp.dtype(dtype)), **kw)
+    loop = build_loop(circuit, GRUTransducer(spec, params), bod, field, edge_wall=edge_wall)
     if values is not None:
         loop = apply_values(loop, values)
     return loop
