@@ -93,7 +93,7 @@ def main(argv=None) -> int:
 
     def auto():
         ind = indicators(sur.model, ta, xa, ma)
-        return sur.novelty.estimate(ind["latent"], ind["mirror_gap_mm"])
+        return sur.estimate_from_indicators(ta, xa, ma, ind)
 
     auto()
     auto_s = _best(auto, a.repeats) / a.surrogate_batch

@@ -241,6 +241,40 @@ def test_save_load_round_trip(trained, tmp_path):
         BodySurrogate.load(tmp_path / "missing")
 
 
+def test_ensemble_members_raise_the_estimate_and_round_trip(trained, tmp_path):
+    """Members: the estimate is the largest of the novelty estimate and α_j × member j's centroid
+    disagreement; they survive save/load; asking for an ensemble a file lacks is a clear error."""
+    from owjax.body.geometry import BODY_LENGTH_MM
+    from owjax.surrogate.evaluate import predict_batch
+
+    task, params, _, _ = trained
+    sur, _ = task.surrogate(params)
+    t = task.t_fine
+    a = task.data["train"]["activation"][:3]
+    other, _ = task.surrogate(jax.tree_util.tree_map(lambda x: x * 1.01, params))  # a slightly different operator
+    base = sur.error_estimate(t, a, 0.3)
+    sur.members = [(other.model, 3.0, {"name": "perturbed"})]
+    c0, _ = predict_batch(sur.model, t, a, np.full(3, 0.3))
+    c1, _ = predict_batch(other.model, t, a, np.full(3, 0.3))
+    dis = np.sqrt(np.mean(np.sum((c1 - c0) ** 2, -1), -1)) / BODY_LENGTH_MM
+    est = sur.error_estimate(t, a, 0.3)
+    np.testing.assert_allclose(est, np.maximum(base, 3.0 * dis), rtol=1e-5)
+    assert np.all(dis > 0) and np.all(est >= base)
+    np.testing.assert_allclose(sur.predict(t, a, 0.3, backend="surrogate").error_estimate, est, rtol=1e-6)
+    sur.save(tmp_path / "ens")
+    back = BodySurrogate.load(tmp_path / "ens", ensemble=True)
+    assert [(al, info["name"]) for _, al, info in back.members] == [(3.0, "perturbed")]
+    np.testing.assert_allclose(back.error_estimate(t, a, 0.3), est, rtol=1e-5)
+    alone = BodySurrogate.load(tmp_path / "ens")  # members only on request
+    assert alone.members == [] and np.allclose(alone.error_estimate(t, a, 0.3), base, rtol=1e-5)
+    sur.members = []
+    sur.save(tmp_path / "single")
+    with pytest.raises(ValueError, match="no ensemble members"):
+        BodySurrogate.load(tmp_path / "single", ensemble=True)
+    with pytest.raises(ValueError, match="α must be a positive number"):
+        BodySurrogate(sur.model, sur.novelty, sur.settings, members=[(other.model, 0.0, {"name": "x"})])
+
+
 def test_bad_inputs_are_clear_errors(trained):
     task, params, _, _ = trained
     sur, _ = task.surrogate(params)
@@ -278,6 +312,11 @@ def test_shipped_surrogate_loads_and_predicts():
     res = sur.predict(t, a, p["medium"], backend="surrogate")
     assert res.centroid_mm.shape == (1, t.size, 2)
     assert np.all(np.isfinite(res.centroid_mm)) and np.isfinite(res.error_estimate[0])
+    ens = BodySurrogate.load(ensemble=True)  # the shipped ensemble members (experiments/body_surrogate)
+    assert len(ens.members) == 2 and all(1.0 < alpha < 5.0 for _, alpha, _ in ens.members)
+    r2 = ens.predict(t, a, p["medium"], backend="surrogate")
+    np.testing.assert_array_equal(r2.centroid_mm, res.centroid_mm)  # the primary predicts; members only judge
+    assert r2.error_estimate[0] >= res.error_estimate[0]
 
 
 @pytest.mark.slow

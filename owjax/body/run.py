@@ -48,7 +48,8 @@ DEFAULTS: dict[str, Any] = {
     "dt_out_s": 0.01,
     "transient_s": 2.0,
     "drive": "bbc",
-    "body": {"medium": "agar", "rotational_drag": "bbc_code", "backend": "physics", "surrogate_model": None},
+    "body": {"medium": "agar", "rotational_drag": "bbc_code", "backend": "physics", "surrogate_model": None,
+             "surrogate_ensemble": False},
     "circuit": {"avb_current": 0.675, "neuron_time_constant_s": 0.005, "threshold_width": 0.01},
     "wave": {"frequency_hz": 0.44, "wavelength_body_lengths": 0.6, "amplitude": 0.7, "direction": "forward",
              "dorsal_bias": 0.0},
@@ -218,7 +219,7 @@ def _surrogate_body(c: dict, comp: Composite, drive: str) -> tuple[dict | None, 
     why = _surrogate_refusal(c, drive)
     if why:
         return refuse(why)
-    sur = BodySurrogate.load(c["body"]["surrogate_model"])
+    sur = BodySurrogate.load(c["body"]["surrogate_model"], ensemble=bool(c["body"].get("surrogate_ensemble", False)))
     info["model"] = str(c["body"]["surrogate_model"] or "shipped (owjax/data/surrogate/body_fno)")
     info["bound_body_lengths"] = sur.bound
     n = int(round(c["duration_s"] / c["dt_out_s"]))

@@ -21,6 +21,14 @@ far the prediction is from the mirror image of the prediction for the dorsal ↔
 input (the body is exactly mirror-symmetric and the operator is trained to be; away from the data
 it is not) — combined by a log-linear fit to the true errors of the validation set and raised to
 its 90 % quantile. The estimate is in body lengths, like the trajectory error it bounds.
+
+**Ensemble members** (optional; the shipped surrogate has two): other trained operators whose
+centroid predictions are compared with the primary's; member j's disagreement d_j (RMS over time of
+the centroid difference, body lengths) is scaled by α_j, the 0.9 quantile of true error / d_j on
+held-out validation data, and the error estimate is the largest of the novelty estimate and the
+α_j d_j. The members never replace the primary's prediction; they only make the fallback catch more
+of the inputs the novelty estimate ranks as familiar
+(experiments/body_surrogate/ensemble_fallback.py). Each costs one more operator evaluation per call.
 """
 
 from __future__ import annotations
@@ -214,13 +222,21 @@ class BodySurrogate:
         bound: fallback bound on the estimated trajectory error (body lengths; DD017 0.15).
     """
 
-    def __init__(self, model, novelty: NoveltyEstimator, settings: dict, bound: float = DEFAULT_BOUND):
+    def __init__(self, model, novelty: NoveltyEstimator, settings: dict, bound: float = DEFAULT_BOUND,
+                 members: list | tuple = ()):
         if not (np.isfinite(bound) and bound > 0):
             raise ValueError(f"bound must be a positive number (body lengths), got {bound!r}")
         self.model = model
         self.novelty = novelty
         self.settings = dict(settings)
         self.bound = float(bound)
+        #: ensemble members: (BodyFNO, α, description dict) — see the module docstring
+        self.members = []
+        for m in members:
+            mod, alpha, info = m
+            if not (np.isfinite(alpha) and alpha > 0):
+                raise ValueError(f"ensemble member {info.get('name', '?')}: α must be a positive number, got {alpha!r}")
+            self.members.append((mod, float(alpha), dict(info)))
         #: batches run by the physics are padded to this size (one compilation)
         self.physics_batch = 16
 
@@ -231,13 +247,12 @@ class BodySurrogate:
 
         stem = Path(stem)
         stem.parent.mkdir(parents=True, exist_ok=True)
-        leaves = jax.tree_util.tree_leaves(self.model.fno)
-        arrays = {f"fno_{i:03d}": np.asarray(v, np.float32) for i, v in enumerate(leaves)}
+        arrays = _model_arrays(self.model)
         d = self.model.decoder
-        arrays.update(basis=np.asarray(d.basis), centroid_scale_mm=np.asarray(d.centroid_scale_mm),
-                      posture_scale=np.asarray(d.posture_scale), novelty_train=self.novelty.train_features,
-                      novelty_mean=self.novelty.mean, novelty_std=self.novelty.std,
-                      novelty_coef=np.asarray(self.novelty.coef))
+        arrays.update(novelty_train=self.novelty.train_features, novelty_mean=self.novelty.mean,
+                      novelty_std=self.novelty.std, novelty_coef=np.asarray(self.novelty.coef))
+        for j, (mod, _, _) in enumerate(self.members):
+            arrays.update(_model_arrays(mod, f"member{j}_"))
         npz = stem.with_suffix(".npz")
         tmp = stem.with_name(stem.name + ".tmp.npz")
         np.savez_compressed(tmp, **arrays)
@@ -245,14 +260,26 @@ class BodySurrogate:
         meta = {**self.settings, "bound": self.bound, "posture_kind": d.kind,
                 "novelty": {"k": self.novelty.k, "sigma": self.novelty.sigma, "quantile": self.novelty.quantile,
                             "coef": list(self.novelty.coef)}}
+        meta.pop("members", None)  # what is written is what is loaded: the members' weights go with them
+        if self.members:
+            meta["members"] = [{**info, "alpha": alpha, "hyperparameters": _hyperparameters(mod),
+                                "posture_kind": mod.decoder.kind} for mod, alpha, info in self.members]
         if provenance is not None:
             meta["provenance"] = provenance
         atomic_write_json(stem.with_suffix(".json"), meta)
         return npz, stem.with_suffix(".json")
 
     @classmethod
-    def load(cls, stem: str | Path | None = None, bound: float | None = None) -> BodySurrogate:
-        """Load ``STEM.npz``/``STEM.json`` (default: the shipped surrogate in owjax/data/surrogate/)."""
+    def load(cls, stem: str | Path | None = None, bound: float | None = None, ensemble: bool = False) -> BodySurrogate:
+        """Load ``STEM.npz``/``STEM.json`` (default: the shipped surrogate in owjax/data/surrogate/).
+
+        Arguments:
+            ensemble: also load its ensemble members, so that the error estimate includes their
+                disagreement (module docstring); an error if the file has none. Off by default: the
+                members make the fallback catch more bad predictions (recall 0.87 → 0.94 on the
+                fresh test ∪ OOD sets) at the price of more physics runs and three operator
+                evaluations per call (experiments/body_surrogate/README.md).
+        """
         from owjax.surrogate.fno import FNO1d, BodyFNO, PostureDecoder
 
         stem = Path(stem) if stem is not None else SHIPPED
@@ -262,23 +289,22 @@ class BodySurrogate:
             raise FileNotFoundError(f"no surrogate at {stem} (need {npz.name} and {js.name}); train one with "
                                     "python -m owjax.fit +experiment=body_surrogate")
         meta = json.loads(js.read_text())
-        h = meta["hyperparameters"]
         with np.load(npz) as z:
             arrays = {k: z[k] for k in z.files}
-        skeleton = FNO1d(h["in_channels"], h["out_channels"], h["width"], h["modes"], h["n_layers"], h["pad_fraction"],
-                         key=jax.random.PRNGKey(0))
-        leaves, treedef = jax.tree_util.tree_flatten(skeleton)
-        new = [arrays[f"fno_{i:03d}"] for i in range(len(leaves))]
-        for a, b in zip(leaves, new):
-            if a.shape != b.shape:
-                raise ValueError(f"{npz}: weight shapes do not match its hyperparameters ({a.shape} vs {b.shape})")
-        fno = jax.tree_util.tree_unflatten(treedef, [jax.numpy.asarray(v) for v in new])
-        dec = PostureDecoder(arrays["basis"], arrays["centroid_scale_mm"], arrays["posture_scale"], meta["posture_kind"])
+        model = _model_from_arrays(arrays, meta["hyperparameters"], meta["posture_kind"], "", npz)
         nv = meta["novelty"]
         novelty = NoveltyEstimator(arrays["novelty_train"], arrays["novelty_mean"], arrays["novelty_std"], int(nv["k"]),
                                    tuple(float(v) for v in arrays["novelty_coef"]), float(nv["sigma"]),
                                    float(nv["quantile"]))
-        return cls(BodyFNO(fno, dec, h.get("medium_encoding", "linear")), novelty, meta, bound if bound is not None else meta.get("bound", DEFAULT_BOUND))
+        if ensemble and not meta.get("members"):
+            raise ValueError(f"{js}: this surrogate has no ensemble members (attach them with "
+                             "experiments/body_surrogate/ensemble_fallback.py --ship)")
+        members = []
+        for j, info in enumerate(meta.get("members", []) if ensemble else []):
+            mod = _model_from_arrays(arrays, info["hyperparameters"], info["posture_kind"], f"member{j}_", npz)
+            members.append((mod, float(info["alpha"]), {k: v for k, v in info.items()
+                                                         if k not in ("alpha", "hyperparameters", "posture_kind")}))
+        return cls(model, novelty, meta, bound if bound is not None else meta.get("bound", DEFAULT_BOUND), members)
 
     # -------------------------------------------------------------- checks
     def _check(self, t_s, activation, medium):
@@ -350,8 +376,27 @@ class BodySurrogate:
     def error_estimate(self, t_s, activation, medium) -> np.ndarray:
         """Estimated trajectory error (body lengths) of the surrogate for each input (B,)."""
         t, a, m = self._check(t_s, activation, medium)
-        ind = indicators(self.model, t, a, m)
-        return self.novelty.estimate(ind["latent"], ind["mirror_gap_mm"])
+        return self.estimate_from_indicators(t, a, m, indicators(self.model, t, a, m))
+
+    def member_disagreement(self, t: np.ndarray, a: np.ndarray, m: np.ndarray, centroid_mm: np.ndarray) -> np.ndarray:
+        """(n_members, B): RMS over time of |member centroid − ``centroid_mm``| (body lengths)."""
+        from owjax.body.geometry import BODY_LENGTH_MM
+        from owjax.surrogate.evaluate import predict_batch
+
+        out = []
+        for mod, _, _ in self.members:
+            c, _ = predict_batch(mod, t, a, m)
+            out.append(np.sqrt(np.mean(np.sum((c - centroid_mm) ** 2, -1), -1)) / BODY_LENGTH_MM)
+        return np.asarray(out).reshape(len(self.members), len(a))
+
+    def estimate_from_indicators(self, t: np.ndarray, a: np.ndarray, m: np.ndarray, ind: dict) -> np.ndarray:
+        """The error estimate (B,) from :func:`indicators`' output on checked inputs: the novelty
+        estimate, raised to the largest α_j · disagreement_j of the ensemble members (if any)."""
+        est = self.novelty.estimate(ind["latent"], ind["mirror_gap_mm"])
+        if self.members:
+            alphas = np.asarray([alpha for _, alpha, _ in self.members])[:, None]
+            est = np.maximum(est, np.max(alphas * self.member_disagreement(t, a, m, ind["centroid_mm"]), 0))
+        return est
 
     def predict(self, t_s, activation, medium, backend: str = "auto") -> SurrogateResult:
         """Trajectories for activations (B, T, 2, 24|48) or (T, 2, 24|48) in [0, 1] on times ``t_s`` (s;
@@ -372,7 +417,7 @@ class BodySurrogate:
             use_physics[:] = True
         else:
             ind = indicators(self.model, t, a, m)
-            est = self.novelty.estimate(ind["latent"], ind["mirror_gap_mm"])
+            est = self.estimate_from_indicators(t, a, m, ind)
             grid = self.grid_reason(t)
             for i in range(b):
                 if grid:
@@ -400,3 +445,42 @@ class BodySurrogate:
                         int(beyond.sum()), b)
         return SurrogateResult(t, c, th, np.where(use_physics, "physics", "surrogate"), est, fell_back, beyond,
                                [r if fb else "" for r, fb in zip(reasons, fell_back)])
+
+
+# ----------------------------------------------------------------------------- weights on disk
+def _hyperparameters(model) -> dict:
+    """The FNO's constructor arguments, as saved in the JSON."""
+    f = model.fno
+    return {"in_channels": int(f.in_channels), "out_channels": int(f.out_channels),
+            "width": int(f.width), "modes": int(f.modes), "n_layers": int(f.n_layers),
+            "pad_fraction": float(f.pad_fraction), "medium_encoding": model.medium_encoding,
+            "n_posture": int(model.decoder.n_posture)}
+
+
+def _model_arrays(model, prefix: str = "") -> dict:
+    """A BodyFNO's weights and decoder as named arrays (``prefix`` for ensemble members)."""
+    d = model.decoder
+    arrays = {f"{prefix}fno_{i:03d}": np.asarray(v, np.float32) for i, v in enumerate(jax.tree_util.tree_leaves(model.fno))}
+    arrays.update({f"{prefix}basis": np.asarray(d.basis), f"{prefix}centroid_scale_mm": np.asarray(d.centroid_scale_mm),
+                   f"{prefix}posture_scale": np.asarray(d.posture_scale)})
+    return arrays
+
+
+def _model_from_arrays(arrays: dict, h: dict, posture_kind: str, prefix: str, where) -> "BodyFNO":  # noqa: F821
+    """The BodyFNO saved by :func:`_model_arrays` under ``prefix``."""
+    from owjax.surrogate.fno import FNO1d, BodyFNO, PostureDecoder
+
+    skeleton = FNO1d(h["in_channels"], h["out_channels"], h["width"], h["modes"], h["n_layers"], h["pad_fraction"],
+                     key=jax.random.PRNGKey(0))
+    leaves, treedef = jax.tree_util.tree_flatten(skeleton)
+    names = [f"{prefix}fno_{i:03d}" for i in range(len(leaves))]
+    missing = [n for n in names if n not in arrays]
+    if missing:
+        raise ValueError(f"{where}: lacks the weights {missing[:3]}{'…' if len(missing) > 3 else ''}")
+    for n, a in zip(names, leaves):
+        if a.shape != arrays[n].shape:
+            raise ValueError(f"{where}: weight shapes do not match its hyperparameters ({a.shape} vs {arrays[n].shape})")
+    fno = jax.tree_util.tree_unflatten(treedef, [jax.numpy.asarray(arrays[n]) for n in names])
+    dec = PostureDecoder(arrays[f"{prefix}basis"], arrays[f"{prefix}centroid_scale_mm"],
+                         arrays[f"{prefix}posture_scale"], posture_kind)
+    return BodyFNO(fno, dec, h.get("medium_encoding", "linear"))

@@ -154,7 +154,7 @@ def _time_best(fn, repeats: int = 3) -> float:
 
 
 def evaluate_surrogate(out_dir, model_stem=None, seed: int = EVAL_SEED, scale: float = 1.0, data_dir=None,
-                       progress: bool = True, record: bool = False, n_check: int = 8) -> dict:
+                       progress: bool = True, record: bool = False, n_check: int = 8, ensemble: bool = False) -> dict:
     """Evaluate a surrogate on a fresh, seeded test and OOD set generated here with the physics.
 
     Arguments:
@@ -164,6 +164,8 @@ def evaluate_surrogate(out_dir, model_stem=None, seed: int = EVAL_SEED, scale: f
         scale: multiplies the sample counts (:data:`EVAL_COUNTS`, :data:`EVAL_OOD_COUNTS`; 1.0: 155 + 200).
         data_dir: where the data go (resumable; reused if complete).
         progress: progress bars.
+        ensemble: the error estimate (fallback) also uses the model's ensemble members
+            (:meth:`~owjax.surrogate.component.BodySurrogate.load`).
         record: also write the per-sample errors of a small check set (the first ``n_check`` wave/single/
             smooth samples) into the model's JSON (``check``), which ``tests/test_surrogate.py`` reproduces.
 
@@ -193,7 +195,7 @@ def evaluate_surrogate(out_dir, model_stem=None, seed: int = EVAL_SEED, scale: f
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = Path(model_stem) if model_stem else SHIPPED
-    sur = BodySurrogate.load(stem)
+    sur = BodySurrogate.load(stem, ensemble=ensemble)
     dur, dt = float(sur.settings["duration_s"]), float(sur.settings["dt_data_s"])
     stride = max(1, int(round(float(sur.settings["dt_train_s"]) / dt)))
     counts = {k: int(round(v * scale)) for k, v in EVAL_COUNTS.items()}
@@ -217,7 +219,7 @@ def evaluate_surrogate(out_dir, model_stem=None, seed: int = EVAL_SEED, scale: f
     for name, ds in sets.items():
         fams = np.asarray(ds["families"])[ds["family"]]
         ind = indicators(sur.model, t, ds["activation"], ds["medium"])
-        est = sur.novelty.estimate(ind["latent"], ind["mirror_gap_mm"])
+        est = sur.estimate_from_indicators(t, ds["activation"], ds["medium"], ind)
         r = compare(t, ind["centroid_mm"], ind["tangent_angle_rad"], ds["centroid_mm"], ds["tangent_angle_rad"], fams,
                     np.isin(fams, _GAIT))
         p = r.pop("_per_sample")
@@ -251,9 +253,9 @@ def evaluate_surrogate(out_dir, model_stem=None, seed: int = EVAL_SEED, scale: f
         s = _time_best(lambda st=st: predict_batch(sur.model, t[::st], big_a[:, ::st], big_m, batch_size=nb)) / nb
         speed[f"surrogate_{label}_s_per_sample"] = s
         speed[f"speedup_{label}"] = phys / s
-    indicators(sur.model, t, big_a, big_m)
-    s_auto = _time_best(lambda: sur.novelty.estimate(*(lambda i: (i["latent"], i["mirror_gap_mm"]))(
-        indicators(sur.model, t, big_a, big_m))), 2) / nb
+    sur.estimate_from_indicators(t, big_a, big_m, indicators(sur.model, t, big_a, big_m))
+    s_auto = _time_best(lambda: sur.estimate_from_indicators(t, big_a, big_m, indicators(sur.model, t, big_a, big_m)),
+                        2) / nb
     speed["auto_s_per_sample"] = s_auto
     speed["speedup_auto_no_fallback"] = phys / s_auto
     speed["sibernetic_ratio_train_grid"] = 23 * 60.0 / (speed["surrogate_train_grid_s_per_sample"] / dur)
@@ -279,7 +281,9 @@ def evaluate_surrogate(out_dir, model_stem=None, seed: int = EVAL_SEED, scale: f
                   "recorded_metrics": {k: sur.settings.get("metrics", {}).get(k) for k in
                                        ("traj_rmse_body_lengths", "ood_traj_rmse_body_lengths")}},
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "git_commit": _git_commit(),
+        "ensemble_members": [info.get("name", "?") for _, _, info in sur.members],
         "command": "python -m owjax.surrogate evaluate --out " + str(out) + (f" --model {model_stem}" if model_stem else "")
+                   + (" --ensemble" if ensemble else "")
                    + (f" --seed {seed}" if seed != EVAL_SEED else "") + (f" --scale {scale:g}" if scale != 1 else ""),
     }
     if record:

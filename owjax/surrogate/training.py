@@ -188,7 +188,7 @@ class BodySurrogateTask(AbstractFitTask):
     def fallback_stats(self, sur: BodySurrogate, ds: Mapping) -> dict:
         """How often ``auto`` falls back on ``ds`` and how often it should (true error > bound)."""
         ind = indicators(sur.model, self.t_fine, ds["activation"], ds["medium"])
-        est = sur.novelty.estimate(ind["latent"], ind["mirror_gap_mm"])
+        est = sur.estimate_from_indicators(self.t_fine, ds["activation"], ds["medium"], ind)
         err = trajectory_errors(ind["centroid_mm"], ind["tangent_angle_rad"], ds["centroid_mm"],
                                 ds["tangent_angle_rad"])["traj_rmse_body_lengths"]
         fb, bad = est > sur.bound, err > sur.bound

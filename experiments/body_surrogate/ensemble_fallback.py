@@ -1,0 +1,135 @@
+"""Does an ensemble's disagreement catch the OOD misses of the shipped fallback? (issue 14, fallback recall)
+
+    .venv/bin/python experiments/body_surrogate/ensemble_fallback.py \
+        [--members outputs/fit/body_surrogate/default_v2/surrogate outputs/fit/body_surrogate/logdrag_s0-3/surrogate] \
+        [--calibration outputs/surrogate_data/full] [--data outputs/surrogate_eval_data/seed1000]
+
+The shipped surrogate's error estimate (latent novelty + mirror gap, calibrated at the 0.9 quantile on
+validation) is compared with, and combined with, the disagreement between its centroid prediction and
+that of other trained surrogates (RMS over time of the centroid difference, body lengths). Each
+member's disagreement is turned into an error estimate ``α · d`` with α the 0.9 quantile of
+error / d on the **validation split of the seed-0 training data** (held out from every member), the
+same rule as the shipped estimator; the combination is the largest of the estimates. Fallback =
+estimate > the 0.15-L bound. Reported on the fresh seed-1000 test and OOD sets written by
+``python -m owjax.surrogate evaluate`` (never used for fitting or calibration): fallback rate,
+precision and recall against the true error, and Spearman's ρ between estimate and error.
+
+The members are fits kept under ``outputs/`` (not in git; regenerate with the commands in
+experiments/body_surrogate/README.md). Writes ``experiments/body_surrogate/results/ensemble_fallback.{json,md}``.
+
+``--ship`` also attaches the members, with their α, to the shipped surrogate
+(``owjax/data/surrogate/body_fno.{npz,json}``; :class:`owjax.surrogate.component.BodySurrogate`'s
+``members``): ``BodySurrogate.load(ensemble=True)``, ``body.surrogate_ensemble=true`` and
+``python -m owjax.surrogate evaluate --ensemble`` then use the combined estimate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+OUT = Path(__file__).resolve().parent / "results"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--members", nargs="+", default=["outputs/fit/body_surrogate/default_v2/surrogate",
+                                                    "outputs/fit/body_surrogate/logdrag_s0-3/surrogate"])
+    p.add_argument("--calibration", default="outputs/surrogate_data/full", help="dataset whose val split calibrates α")
+    p.add_argument("--data", default="outputs/surrogate_eval_data/seed1000", help="fresh test + OOD data (seed 1000)")
+    p.add_argument("--quantile", type=float, default=0.9)
+    p.add_argument("--ship", action="store_true", help="attach the members to the shipped surrogate")
+    a = p.parse_args(argv)
+
+    from owjax.body.geometry import BODY_LENGTH_MM
+    from owjax.surrogate.component import BodySurrogate, indicators
+    from owjax.surrogate.data import load_dataset
+    from owjax.surrogate.evaluate import _spearman, compare, predict_batch
+
+    t0 = time.time()
+    ship = BodySurrogate.load()  # without its members: the primary's own estimate
+    members = {Path(m).parent.name: BodySurrogate.load(m) for m in a.members}
+    bound = float(ship.bound)
+
+    def per_sample(ds, t):
+        fams = np.asarray(ds["families"])[ds["family"]]
+        ind = indicators(ship.model, t, ds["activation"], ds["medium"])
+        est = ship.novelty.estimate(ind["latent"], ind["mirror_gap_mm"])
+        err = compare(t, ind["centroid_mm"], ind["tangent_angle_rad"], ds["centroid_mm"], ds["tangent_angle_rad"],
+                      fams, np.isin(fams, ("wave",)))["_per_sample"]["traj_rmse_body_lengths"]
+        dis = {}
+        for name, m in members.items():
+            c, _ = predict_batch(m.model, t, ds["activation"], ds["medium"])
+            dis[name] = np.sqrt(np.mean(np.sum((c - ind["centroid_mm"]) ** 2, -1), -1)) / BODY_LENGTH_MM
+        return err, est, dis
+
+    val = load_dataset(a.calibration, "val")
+    err_v, _, dis_v = per_sample(val, np.asarray(val["t_s"], np.float64))
+    alpha = {k: float(np.quantile(err_v / np.maximum(d, 1e-12), a.quantile)) for k, d in dis_v.items()}
+    every = load_dataset(a.data)
+    keep = every["split"] < 3  # seed 1000 is not a training seed: its train/val/test splits are all fresh
+    sets = {"test": {k: (v[keep] if isinstance(v, np.ndarray) and k != "t_s" else v) for k, v in every.items()},
+            "ood": load_dataset(a.data, "ood")}
+    t = np.asarray(sets["test"]["t_s"], np.float64)
+    per = {s: per_sample(ds, t) for s, ds in sets.items()}
+
+    def estimators(est, dis):
+        out = {"shipped (novelty + mirror gap)": est}
+        for k in dis:
+            out[f"disagreement with {k}"] = alpha[k] * dis[k]
+            out[f"max(shipped, {k})"] = np.maximum(est, alpha[k] * dis[k])
+        out["max(shipped, all members)"] = np.maximum.reduce([est] + [alpha[k] * dis[k] for k in dis])
+        return out
+
+    def scores(e, err):
+        f, bad = e > bound, err > bound
+        tp = int((f & bad).sum())
+        return {"fallback_rate": float(f.mean()), "precision": tp / int(f.sum()) if f.any() else None,
+                "recall": tp / int(bad.sum()) if bad.any() else None, "spearman": float(_spearman(e, err)),
+                "n": int(len(err)), "n_bad": int(bad.sum())}
+
+    rows = {}
+    both_err = np.concatenate([per[s][0] for s in per])
+    ests = {s: estimators(per[s][1], per[s][2]) for s in per}
+    for name in ests["test"]:
+        rows[name] = {s: scores(ests[s][name], per[s][0]) for s in per}
+        rows[name]["test_and_ood"] = scores(np.concatenate([ests[s][name] for s in per]), both_err)
+    rec = {"bound_body_lengths": bound, "quantile": a.quantile, "alpha": alpha, "members": a.members,
+           "calibration": f"{a.calibration} (val split, {len(err_v)} samples)", "data": a.data, "rows": rows,
+           "wall_time_s": round(time.time() - t0, 1), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "ensemble_fallback.json").write_text(json.dumps(rec, indent=1) + "\n")
+    f = lambda x: "–" if x is None else f"{x:.2f}"  # noqa: E731
+    md = [f"Fallback at the {bound:g}-L bound on the fresh seed-1000 sets ({rec['date']}, "
+          "`experiments/body_surrogate/ensemble_fallback.py`). α calibrated on "
+          f"{rec['calibration']}: " + ", ".join(f"{k} {v:.2f}" for k, v in alpha.items()) + ".", "",
+          "| error estimate | test: falls back / precision / recall | OOD: falls back / precision / recall | "
+          "test ∪ OOD recall (precision) | Spearman ρ test / OOD |", "|---|---|---|---|---|"]
+    for name, r in rows.items():
+        te, oo, bo = r["test"], r["ood"], r["test_and_ood"]
+        md.append(f"| {name} | {f(te['fallback_rate'])} / {f(te['precision'])} / {f(te['recall'])} | "
+                  f"{f(oo['fallback_rate'])} / {f(oo['precision'])} / {f(oo['recall'])} | {f(bo['recall'])} "
+                  f"({f(bo['precision'])}) | {te['spearman']:.2f} / {oo['spearman']:.2f} |")
+    (OUT / "ensemble_fallback.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+    if a.ship:
+        from owjax.surrogate.component import SHIPPED
+
+        for stem, (name, m) in zip(a.members, members.items()):
+            prov = m.settings.get("provenance", {})
+            ship.members.append((m.model, alpha[name], {
+                "name": name, "source": str(stem), "trained": {k: prov.get(k) for k in ("date", "git_commit", "data",
+                                                                                      "n_steps")},
+                "alpha_calibration": f"0.9 quantile of error / disagreement on {rec['calibration']}",
+                "command": "python experiments/body_surrogate/ensemble_fallback.py --ship"}))
+        ship.save(SHIPPED)
+        print(f"attached {len(ship.members)} member(s) to {SHIPPED}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
