@@ -280,8 +280,6 @@ class BodySurrogate:
                 fresh test ∪ OOD sets) at the price of more physics runs and three operator
                 evaluations per call (experiments/body_surrogate/README.md).
         """
-        from owjax.surrogate.fno import FNO1d, BodyFNO, PostureDecoder
-
         stem = Path(stem) if stem is not None else SHIPPED
         stem = stem.with_suffix("") if stem.suffix in (".npz", ".json") else stem
         npz, js = stem.with_suffix(".npz"), stem.with_suffix(".json")
