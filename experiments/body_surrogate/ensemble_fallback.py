@@ -45,14 +45,16 @@ def main(argv=None) -> int:
     p.add_argument("--ship", action="store_true", help="attach the members to the shipped surrogate")
     a = p.parse_args(argv)
 
-    from owjax.body.geometry import BODY_LENGTH_MM
     from owjax.surrogate.component import BodySurrogate, indicators
     from owjax.surrogate.data import load_dataset
-    from owjax.surrogate.evaluate import _spearman, compare, predict_batch
+    from owjax.surrogate.evaluate import _fallback, _spearman, compare
 
     t0 = time.time()
     ship = BodySurrogate.load()  # without its members: the primary's own estimate
     members = {Path(m).parent.name: BodySurrogate.load(m) for m in a.members}
+    # attached with α = 1 only to measure their raw disagreement (the primary's estimate is taken
+    # from its novelty estimator directly); --ship attaches them with their calibrated α
+    ship.members = [(m.model, 1.0, {"name": k}) for k, m in members.items()]
     bound = float(ship.bound)
 
     def per_sample(ds, t):
@@ -61,11 +63,8 @@ def main(argv=None) -> int:
         est = ship.novelty.estimate(ind["latent"], ind["mirror_gap_mm"])
         err = compare(t, ind["centroid_mm"], ind["tangent_angle_rad"], ds["centroid_mm"], ds["tangent_angle_rad"],
                       fams, np.isin(fams, ("wave",)))["_per_sample"]["traj_rmse_body_lengths"]
-        dis = {}
-        for name, m in members.items():
-            c, _ = predict_batch(m.model, t, ds["activation"], ds["medium"])
-            dis[name] = np.sqrt(np.mean(np.sum((c - ind["centroid_mm"]) ** 2, -1), -1)) / BODY_LENGTH_MM
-        return err, est, dis
+        d = ship.member_disagreement(t, ds["activation"], ds["medium"], ind["centroid_mm"])
+        return err, est, dict(zip(members, d))
 
     val = load_dataset(a.calibration, "val")
     err_v, _, dis_v = per_sample(val, np.asarray(val["t_s"], np.float64))
@@ -86,11 +85,7 @@ def main(argv=None) -> int:
         return out
 
     def scores(e, err):
-        f, bad = e > bound, err > bound
-        tp = int((f & bad).sum())
-        return {"fallback_rate": float(f.mean()), "precision": tp / int(f.sum()) if f.any() else None,
-                "recall": tp / int(bad.sum()) if bad.any() else None, "spearman": float(_spearman(e, err)),
-                "n": int(len(err)), "n_bad": int(bad.sum())}
+        return {**_fallback(e, err, bound), "error_estimate_spearman": float(_spearman(e, err))}
 
     rows = {}
     both_err = np.concatenate([per[s][0] for s in per])
@@ -111,14 +106,17 @@ def main(argv=None) -> int:
           "test ∪ OOD recall (precision) | Spearman ρ test / OOD |", "|---|---|---|---|---|"]
     for name, r in rows.items():
         te, oo, bo = r["test"], r["ood"], r["test_and_ood"]
-        md.append(f"| {name} | {f(te['fallback_rate'])} / {f(te['precision'])} / {f(te['recall'])} | "
-                  f"{f(oo['fallback_rate'])} / {f(oo['precision'])} / {f(oo['recall'])} | {f(bo['recall'])} "
-                  f"({f(bo['precision'])}) | {te['spearman']:.2f} / {oo['spearman']:.2f} |")
+        md.append(f"| {name} | {f(te['fallback_rate'])} / {f(te['fallback_precision'])} / {f(te['fallback_recall'])} | "
+                  f"{f(oo['fallback_rate'])} / {f(oo['fallback_precision'])} / {f(oo['fallback_recall'])} | "
+                  f"{f(bo['fallback_recall'])} "
+                  f"({f(bo['fallback_precision'])}) | {te['error_estimate_spearman']:.2f} / "
+                  f"{oo['error_estimate_spearman']:.2f} |")
     (OUT / "ensemble_fallback.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
     if a.ship:
         from owjax.surrogate.component import SHIPPED
 
+        ship.members = []
         for stem, (name, m) in zip(a.members, members.items()):
             prov = m.settings.get("provenance", {})
             ship.members.append((m.model, alpha[name], {

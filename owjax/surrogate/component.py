@@ -45,7 +45,7 @@ from owjax.surrogate import families as F
 
 log = logging.getLogger("owjax.surrogate")
 
-__all__ = ["BodySurrogate", "NoveltyEstimator", "SurrogateResult", "indicators", "BACKENDS",
+__all__ = ["BodySurrogate", "NoveltyEstimator", "SurrogateResult", "indicators", "model_hyperparameters", "BACKENDS",
            "DEFAULT_BOUND", "SHIPPED", "SurrogateInputError"]
 
 BACKENDS = ("surrogate", "physics", "auto")
@@ -262,7 +262,7 @@ class BodySurrogate:
                             "coef": list(self.novelty.coef)}}
         meta.pop("members", None)  # what is written is what is loaded: the members' weights go with them
         if self.members:
-            meta["members"] = [{**info, "alpha": alpha, "hyperparameters": _hyperparameters(mod),
+            meta["members"] = [{**info, "alpha": alpha, "hyperparameters": model_hyperparameters(mod),
                                 "posture_kind": mod.decoder.kind} for mod, alpha, info in self.members]
         if provenance is not None:
             meta["provenance"] = provenance
@@ -446,8 +446,8 @@ class BodySurrogate:
 
 
 # ----------------------------------------------------------------------------- weights on disk
-def _hyperparameters(model) -> dict:
-    """The FNO's constructor arguments, as saved in the JSON."""
+def model_hyperparameters(model) -> dict:
+    """A BodyFNO's constructor arguments and medium encoding, as saved in the JSON (``hyperparameters``)."""
     f = model.fno
     return {"in_channels": int(f.in_channels), "out_channels": int(f.out_channels),
             "width": int(f.width), "modes": int(f.modes), "n_layers": int(f.n_layers),

@@ -23,8 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from owjax.fitting.task import AbstractFitTask
-from owjax.surrogate.component import BodySurrogate, NoveltyEstimator, indicators
-from owjax.surrogate.evaluate import _spearman, compare, latent_batch, predict_batch, trajectory_errors
+from owjax.surrogate.component import BodySurrogate, NoveltyEstimator, indicators, model_hyperparameters
+from owjax.surrogate.evaluate import _fallback, _spearman, compare, latent_batch, predict_batch, trajectory_errors
 from owjax.surrogate.fno import FNO1d, BodyFNO, PostureDecoder, angle_basis, eigenworm_basis, n_input_channels
 
 __all__ = ["BodySurrogateTask", "POSTURE_KINDS", "posture_representation_error"]
@@ -176,12 +176,7 @@ class BodySurrogateTask(AbstractFitTask):
         cal = nov.calibrate(ind["latent"], ind["mirror_gap_mm"], err, float(self.train_cfg.get("novelty_quantile", 0.9)))
         settings = {"duration_s": float(self.t_fine[-1]), "dt_data_s": float(self.t_fine[1]),
                     "dt_train_s": float(self.t_coarse[1]),
-                    "hyperparameters": {"in_channels": n_input_channels(self.medium_encoding),
-                                        "medium_encoding": self.medium_encoding, "out_channels": 2 + self.decoder.n_posture,
-                                        "width": int(self.hp.get("width", 32)), "modes": int(self.hp.get("modes", 24)),
-                                        "n_layers": int(self.hp.get("n_layers", 4)),
-                                        "pad_fraction": float(self.hp.get("pad_fraction", 0.25)),
-                                        "n_posture": self.decoder.n_posture}}
+                    "hyperparameters": model_hyperparameters(model)}
         b = float(bound if bound is not None else self.train_cfg.get("bound", 0.15))
         return BodySurrogate(model, nov, settings, b), {"calibration": cal}
 
@@ -191,13 +186,7 @@ class BodySurrogateTask(AbstractFitTask):
         est = sur.estimate_from_indicators(self.t_fine, ds["activation"], ds["medium"], ind)
         err = trajectory_errors(ind["centroid_mm"], ind["tangent_angle_rad"], ds["centroid_mm"],
                                 ds["tangent_angle_rad"])["traj_rmse_body_lengths"]
-        fb, bad = est > sur.bound, err > sur.bound
-        tp = int(np.sum(fb & bad))
-        return {"fallback_rate": float(np.mean(fb)), "true_exceed_rate": float(np.mean(bad)),
-                "fallback_precision": tp / int(fb.sum()) if fb.any() else None,
-                "fallback_recall": tp / int(bad.sum()) if bad.any() else None,
-                "n": int(len(err)), "n_exceed": int(bad.sum()), "n_fallback": int(fb.sum()),
-                "error_estimate_spearman": _spearman(est, err)}
+        return {**_fallback(est, err, sur.bound), "error_estimate_spearman": _spearman(est, err)}
 
     def report(self, params_init, params, run_dir: Path, figures: bool) -> dict:
         t0 = time.perf_counter()
