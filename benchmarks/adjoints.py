@@ -19,22 +19,9 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
-
-
-def _best(fn, *args, repeats: int = 3) -> float:
-    import jax
-
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main(argv=None) -> int:
@@ -49,20 +36,14 @@ def main(argv=None) -> int:
     import diffrax as dfx
     import jax.numpy as jnp
 
+    from benchmarks.gradient_cost import _best, linear_tsit5_loss
     from benchmarks.run_all import machine
 
     load = os.getloadavg()[0]
     rate = -jnp.linspace(0.5, 2.0, a.state)
-    t1 = a.steps * 0.05
 
     def make(adjoint):
-        def loss(r):
-            sol = dfx.diffeqsolve(dfx.ODETerm(lambda t, y, r: r * y), dfx.Tsit5(), 0.0, t1, 0.05, jnp.ones(a.state),
-                                  args=r, saveat=dfx.SaveAt(ts=jnp.linspace(0.0, t1, a.steps // 4 + 1)),
-                                  stepsize_controller=dfx.ConstantStepSize(), max_steps=2 * a.steps, adjoint=adjoint)
-            return jnp.mean(sol.ys)
-
-        return loss
+        return linear_tsit5_loss(a.state, a.steps, adjoint)
 
     fwd = _best(jax.jit(make(dfx.RecursiveCheckpointAdjoint())), rate)
     rows = []
