@@ -13,7 +13,11 @@ not count):
   for the exponential integrator (``etd2``, two evaluations per step instead of six);
 * ``network``: the real thing, per ``--network-presets``: a 1-s C1 Full solve (V saved every ms)
   and the gradient of the mean V with respect to every parameter, each timed after compilation
-  (best of two), with their ratio.
+  (best of two), with their ratio; for ``tsit5`` also the same gradient by owjax's discrete
+  adjoint (``owjax.core.discrete_adjoint``, row ``tsit5 + discrete adjoint``);
+* ``tsit5_step_us`` / ``tsit5_step_vjp_us``: one Tsit5 step of C1 Full unrolled (six field
+  evaluations) and its VJP with the forward recomputed (the state read from a buffer, so nothing is
+  hoisted out of the loop): what any adjoint that recomputes the stages pays per step at least.
 
 Writes ``benchmarks/results/gradient_cost.json`` and ``.md``.
 """
@@ -74,6 +78,7 @@ def main(argv=None) -> int:
     import os
 
     import jax
+    import numpy as np
 
     load_at_start = os.getloadavg()[0]
     jax.config.update("jax_enable_x64", True)
@@ -112,6 +117,38 @@ def main(argv=None) -> int:
     vf_us = _best(loop_forward, params, y0) / n * 1e6
     vjp_us = _best(loop_vjp, params, y0) / n * 1e6
 
+    tab = dfx.Tsit5.tableau
+
+    def tsit5_step(p, y, h):
+        ks = [tmap(lambda v: h * v, f(p, y))]
+        for i in range(len(tab.c)):
+            cs = [(float(c), k) for c, k in zip(tab.a_lower[i], ks) if float(c) != 0.0]
+            yi = tmap(lambda b, *kk: b + sum(c * x for (c, _), x in zip(cs, kk)), y, *[k for _, k in cs])
+            if i == len(tab.c) - 1:
+                return yi
+            ks.append(tmap(lambda v: h * v, f(p, yi)))
+
+    n_step = max(n // 4, 10)
+    ybuf = tmap(lambda a: jnp.broadcast_to(a, (n_step,) + a.shape) + 0.0, y0)
+
+    @jax.jit
+    def loop_step(p, ybuf):
+        return jax.lax.fori_loop(0, n_step, lambda i, acc: tmap(
+            lambda a, b: a + b, acc, tsit5_step(p, tmap(lambda a: a[i], ybuf), 1e-4)), tmap(jnp.zeros_like, y0))
+
+    @jax.jit
+    def loop_step_vjp(p, ybuf):
+        def body(i, c):
+            lam, g = c
+            _, pull = jax.vjp(lambda pp, yy: tsit5_step(pp, yy, 1e-4), p, tmap(lambda a: a[n_step - 1 - i], ybuf))
+            gp, ly = pull(lam)
+            return tmap(lambda a: 0.999 * a, ly), tmap(jnp.add, g, gp)
+
+        return jax.lax.fori_loop(0, n_step, body, (tmap(jnp.ones_like, y0), tmap(jnp.zeros_like, p)))
+
+    step_us = _best(loop_step, params, ybuf) / n_step * 1e6
+    step_vjp_us = _best(loop_step_vjp, params, ybuf) / n_step * 1e6
+
     rate = -jnp.linspace(0.5, 2.0, n_state)
     t1 = a.steps * 0.05
 
@@ -132,6 +169,7 @@ def main(argv=None) -> int:
     exp_f = _best(jax.jit(linear_loss_etd2), rate) / a.steps * 1e6
     exp_g = _best(jax.jit(jax.grad(linear_loss_etd2)), rate) / a.steps * 1e6
 
+    from owjax.core.discrete_adjoint import solve_ys_discrete_adjoint
     from owjax.core.solve import get_solver, solve_ys
 
     network = []
@@ -151,9 +189,21 @@ def main(argv=None) -> int:
                    forward_s=t_f, gradient_s=t_g, gradient_over_forward=t_g / t_f)
         print(json.dumps(row), flush=True)
         network.append(row)
+        if cfg.method == "tsit5":
+            def da_loss(m, cfg=cfg):
+                return jnp.mean(solve_ys_discrete_adjoint(m, a.network_duration_ms, 1.0, cfg, save=("V",))["V"])
+
+            grad_da = eqx.filter_jit(eqx.filter_grad(da_loss))
+            t_da = _best(lambda m: jax.tree.leaves(grad_da(m)), model, repeats=2)
+            g_ref, g_da = (np.concatenate([np.ravel(x) for x in jax.tree.leaves(g)]) for g in (grad(model), grad_da(model)))
+            row = dict(row, preset=f"{preset} + discrete adjoint", gradient_s=t_da, gradient_over_forward=t_da / t_f,
+                       gradient_rel_diff_vs_diffrax=float(np.linalg.norm(g_da - g_ref) / np.linalg.norm(g_ref)))
+            print(json.dumps(row), flush=True)
+            network.append(row)
     rec = dict(
         case="gradient_cost_C1_Full_f64", machine=machine(), n_state=n_state, load_average_at_start=load_at_start,
         vector_field_us=vf_us, vjp_us=vjp_us, vjp_over_vector_field=vjp_us / vf_us,
+        tsit5_step_us=step_us, tsit5_step_vjp_us=step_vjp_us,
         linear_forward_us_per_step=lin_f, linear_gradient_us_per_step=lin_g,
         linear_gradient_over_forward=lin_g / lin_f, linear_steps=a.steps,
         etd2_linear_forward_us_per_step=exp_f, etd2_linear_gradient_us_per_step=exp_g,
@@ -170,6 +220,9 @@ def main(argv=None) -> int:
         f"| state size | {n_state} |\n"
         f"| vector field, one evaluation | {vf_us:.1f} µs |\n"
         f"| its VJP (forward included) | {vjp_us:.1f} µs ({vjp_us / vf_us:.2f}×) |\n"
+        f"| one Tsit5 step of C1 Full, unrolled (6 evaluations) | {step_us:.1f} µs |\n"
+        f"| its VJP, stages recomputed (what a recomputing adjoint pays per step) | {step_vjp_us:.1f} µs "
+        f"({step_vjp_us / step_us:.2f}×: a recomputing adjoint's gradient costs ≈ {1 + step_vjp_us / step_us:.1f}× the forward) |\n"
         f"| Tsit5 on dy/dt = a·y (same state size), forward | {lin_f:.1f} µs per step |\n"
         f"| the same, reverse mode (`RecursiveCheckpointAdjoint`) | {lin_g:.1f} µs per step ({lin_g / lin_f:.1f}×) |\n"
         f"| exponential RK2 (`etd2`) on the same problem, forward | {exp_f:.1f} µs per step |\n"

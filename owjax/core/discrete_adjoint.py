@@ -1,0 +1,243 @@
+"""Gradients of an adaptive explicit solve by a hand-written discrete adjoint.
+
+diffrax's reverse mode (``RecursiveCheckpointAdjoint``) costs 7–8× a forward solve on c302
+networks, and most of that is the solver's own machinery, not the vector field: on a field that
+costs nothing it is still 7× (``benchmarks/results/adjoints.md``). This module differentiates the
+same solve another way. The forward pass is diffrax's adaptive solve, unchanged, which also stores
+the state after every accepted step. The backward pass walks those steps in reverse, and for each
+step takes one vector–Jacobian product of that step's Runge–Kutta map
+``y_{k+1} = Φ(y_k; t_k, t_{k+1}, θ)`` (stages recomputed from the stored ``y_k``, step sizes held
+at the values the controller chose) and of the dense interpolation that produced the outputs
+inside the step. That is the exact gradient of the computed discrete trajectory with the accepted
+step sequence held fixed ("discretise-then-optimise"); diffrax's own reverse mode differentiates
+the same map, so the two agree to rounding where the step sequence does not change, and both agree
+with finite differences to the solver's tolerance (``tests/test_discrete_adjoint.py``).
+
+Memory: the state at every accepted step, ``max_steps × state size`` (C1 Full, 1 s: 4 092 steps ×
+5 610 numbers ≈ 180 MB in float64). The methods are ``tsit5`` and ``dopri5`` (explicit, FSAL,
+with dense output; each step is re-run unrolled from diffrax's own Butcher tableau).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import diffrax as dfx
+import equinox as eqx
+import equinox.internal as eqxi
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, PyTree
+
+from owjax.core.component import AbstractComponent, field_per_ms
+
+__all__ = ["DISCRETE_ADJOINT_METHODS", "solve_ys_discrete_adjoint", "step_end_times"]
+
+DISCRETE_ADJOINT_METHODS = ("tsit5", "dopri5")  # the ones tested (tests/test_discrete_adjoint.py)
+
+
+def step_end_times(saved_t: Float[Array, " k"], jump_ts: Float[Array, " j"] | None) -> Float[Array, " k"]:
+    """Where each accepted step really ended, from the times diffrax saves with ``SaveAt(steps=True)``.
+
+    diffrax saves, after each accepted step, the time the *next* step starts from. That is the
+    step's end, except at a jump time τ: a step that reaches a jump ends one float before it
+    (``prevbefore(τ)``) and the next one starts one float after it (``nextafter(τ)``), which is the
+    time saved (diffrax's ``ClipStepSizeController``). The reverse pass must re-run each step on
+    exactly its interval, stages on the correct side of the discontinuity.
+
+    Arguments:
+        saved_t: the saved times (ms), one per accepted step.
+        jump_ts: the controller's jump times (ms), or None.
+
+    Returns:
+        the end time of each step (ms); the start of step k + 1 is ``saved_t[k]``.
+    """
+    if jump_ts is None or jump_ts.size == 0:
+        return saved_t
+    jump_ts = jnp.asarray(jump_ts)
+    after = saved_t[:, None] == eqxi.nextafter(jump_ts)[None, :]
+    end_before = jnp.max(jnp.where(after, eqxi.prevbefore(jump_ts)[None, :], -jnp.inf), axis=1)
+    return jnp.where(jnp.any(after, axis=1), end_before, saved_t)
+
+
+def _tree_at(tree, k):
+    return jax.tree.map(lambda a: a[k], tree)
+
+
+def solve_ys_discrete_adjoint(
+    model: AbstractComponent,
+    duration_ms: float,
+    dt_out_ms: float,
+    solver: Any = "tsit5",
+    y0: PyTree | None = None,
+    save: Sequence[str] | None = None,
+    inputs: dict | None = None,
+    max_steps: int = 16_384,
+) -> PyTree:
+    """The states saved every ``dt_out_ms`` of an adaptive explicit solve, differentiable by a
+    discrete adjoint (module docstring) with respect to every float array of ``model``, ``y0`` and
+    ``inputs``.
+
+    The forward values are exactly those of :func:`owjax.core.solve.solve_ys` with the same
+    arguments (the same diffrax solve); only reverse mode differs. Safe under ``jax.jit`` and
+    ``jax.grad``/``jax.vjp`` (first derivatives; forward mode and ``vmap`` of the gradient are not
+    supported by the custom rule).
+
+    Arguments:
+        model: any owjax component.
+        duration_ms: simulated time (ms), a positive multiple of ``dt_out_ms``.
+        dt_out_ms: output interval (ms).
+        solver: a preset name or :class:`~owjax.core.solve.SolverConfig` whose method is one of
+            :data:`DISCRETE_ADJOINT_METHODS` (tolerances, ``dt_ms`` are honoured).
+        y0: initial state (default: the model's).
+        save: state variables kept at the outputs, as in ``solve_ys`` (default: all).
+        inputs: constant external inputs of the vector field.
+        max_steps: the most steps (accepted and rejected) the solve may take; the states of the
+            accepted ones are stored for the reverse pass (memory ≈ ``max_steps`` × state size).
+            Exceeding it raises, as in ``solve_ys``.
+
+    Returns:
+        the saved states, a pytree of arrays with a leading time axis (T + 1 outputs, from 0).
+    """
+    from owjax.core.solve import _EXPLICIT, _check_save, _controller, _select_state, get_solver
+
+    cfg = get_solver(solver)
+    if cfg.method not in DISCRETE_ADJOINT_METHODS:
+        raise ValueError(
+            f"the discrete adjoint needs an explicit Runge-Kutta method with dense output, one of "
+            f"{DISCRETE_ADJOINT_METHODS}; got solver method {cfg.method!r}"
+        )
+    if not isinstance(model, AbstractComponent):
+        raise TypeError(f"solve_ys_discrete_adjoint needs an owjax component, got {type(model).__name__}")
+    if int(max_steps) < 1:
+        raise ValueError(f"max_steps must be >= 1, got {max_steps!r}")
+    n_out = int(round(duration_ms / dt_out_ms))
+    if n_out < 1 or not np.isclose(n_out * dt_out_ms, duration_ms):
+        raise ValueError(f"duration_ms={duration_ms} must be a positive multiple of dt_out_ms={dt_out_ms}")
+    if inputs:
+        from owjax.core.component import check_inputs
+
+        check_inputs(model, inputs)
+    y0 = model.initial_state() if y0 is None else y0
+    keys = _check_save(save, y0) if save is not None else None
+
+    def select(t, y, args):
+        return y if keys is None else _select_state(t, y, args, keys)
+
+    # constants as numpy arrays: the reverse rule may run outside the trace that built them
+    dtype = np.dtype(model.dtype)
+    ts = np.linspace(0.0, duration_ms, n_out + 1).astype(dtype)
+    t_start, t_end = np.asarray(0.0, dtype), np.asarray(duration_ms, dtype)
+    controller = _controller(model, cfg, duration_ms)
+    jumps = sorted({float(t) * float(model.time_unit_ms) for t in model.jump_times()
+                    if 0.0 < float(t) * float(model.time_unit_ms) < duration_ms})
+    jump_ts = np.asarray(jumps, dtype) if jumps else None
+    method = _EXPLICIT[cfg.method]()
+    diff, static = eqx.partition((model, y0, inputs), eqx.is_inexact_array)
+
+    def unpack(d):
+        m, y, args = eqx.combine(d, static)
+        return dfx.ODETerm(field_per_ms(m)), y, args
+
+    def forward(d):
+        term, y, args = unpack(d)
+        saveat = dfx.SaveAt(subs=[dfx.SubSaveAt(ts=ts, fn=select), dfx.SubSaveAt(steps=True)])
+        sol = dfx.diffeqsolve(term, method, t_start, t_end, jnp.asarray(cfg.dt_ms, dtype), y, args=args,
+                              saveat=saveat, stepsize_controller=controller, max_steps=int(max_steps), throw=True)
+        return sol.ys[0], (sol.ts[1], sol.ys[1], sol.stats["num_accepted_steps"])
+
+    tableau = method.tableau
+
+    def rk_step(d, y, t0, t1, with_last_stage):
+        """One Runge-Kutta step unrolled stage by stage (the tableau's coefficients, zero terms
+        skipped): ``y1`` and, with ``with_last_stage``, all stage increments k_i = h f(t_i, y_i)
+        (the last one, at ``y1``, only feeds the dense output and the error estimate)."""
+        term, _, args = unpack(d)
+        f = term.vector_field
+        h = t1 - t0
+
+        def combo(base, coeffs, ks):
+            terms = [(float(c), k) for c, k in zip(coeffs, ks) if float(c) != 0.0]
+            return jax.tree.map(lambda b, *kk: b + sum(c * x for (c, _), x in zip(terms, kk)), base,
+                                *[k for _, k in terms])
+
+        ks = [jax.tree.map(lambda v: h * v, f(t0, y, args))]
+        n_stages = len(tableau.c)
+        y1 = None
+        for i in range(n_stages):
+            yi = combo(y, tableau.a_lower[i], ks)
+            last = i == n_stages - 1
+            if last and tableau.ssal:
+                y1 = yi
+                if not with_last_stage:
+                    break
+            ti = t1 if float(tableau.c[i]) == 1.0 else t0 + float(tableau.c[i]) * h
+            ks.append(jax.tree.map(lambda v: h * v, f(ti, yi, args)))
+        if y1 is None:
+            y1 = combo(y, tableau.b_sol, ks)
+        if not with_last_stage:
+            return y1
+        return y1, jax.tree.map(lambda *kk: jnp.stack(kk), *ks)
+
+    @jax.custom_vjp
+    def run(d):
+        return forward(d)[0]
+
+    def run_fwd(d):
+        out, res = forward(d)
+        return out, (d, res)
+
+    def run_bwd(residuals, ct_out):
+        d, (t_saved, y_ends, n_acc) = residuals
+        _, y_init, _ = unpack(d)
+        ts_j = jnp.asarray(ts)
+        t_starts = jnp.concatenate([jnp.asarray(t_start)[None], t_saved[:-1]])
+        t_ends = step_end_times(t_saved, jump_ts)
+        # output j lies in the first step whose end is at or after it (padded steps end at +inf)
+        step_of_out = jnp.searchsorted(t_ends, ts_j, side="left")
+        step_ids = jnp.arange(t_ends.shape[0], dtype=step_of_out.dtype)
+        first_out = jnp.searchsorted(step_of_out, step_ids, side="left")
+        last_out = jnp.searchsorted(step_of_out, step_ids, side="right")
+        zeros_d = jax.tree.map(jnp.zeros_like, d)
+
+        def body(i, carry):
+            lam, g = carry
+            k = n_acc - 1 - i
+            t0, t1 = t_starts[k], t_ends[k]
+            y_k = jax.tree.map(lambda a, b: jnp.where(k > 0, a[jnp.maximum(k - 1, 0)], b), y_ends, y_init)
+
+            def with_outputs():
+                (y1, stages), pull = jax.vjp(lambda dd, yy: rk_step(dd, yy, t0, t1, True), d, y_k)
+                dense = dict(y0=y_k, y1=y1, k=stages)
+
+                def add_output(j, ct_dense):
+                    def out_of(dn):
+                        interp = method.interpolation_cls(t0=t0, t1=t1, **dn)
+                        return select(ts_j[j], interp.evaluate(ts_j[j]), None)
+
+                    _, pull_out = jax.vjp(out_of, dense)
+                    (c,) = pull_out(_tree_at(ct_out, j))
+                    return jax.tree.map(jnp.add, ct_dense, c)
+
+                ct = jax.lax.fori_loop(first_out[k], last_out[k], add_output, jax.tree.map(jnp.zeros_like, dense))
+                g_d, lam_prev = pull((jax.tree.map(jnp.add, lam, ct["y1"]), ct["k"]))
+                return g_d, jax.tree.map(jnp.add, lam_prev, ct["y0"])
+
+            def without_outputs():
+                _, pull = jax.vjp(lambda dd, yy: rk_step(dd, yy, t0, t1, False), d, y_k)
+                return pull(lam)
+
+            g_d, lam_prev = jax.lax.cond(last_out[k] > first_out[k], with_outputs, without_outputs)
+            return lam_prev, jax.tree.map(jnp.add, g, g_d)
+
+        lam0 = jax.tree.map(jnp.zeros_like, y_init)
+        lam, g = jax.lax.fori_loop(0, n_acc, body, (lam0, zeros_d))
+        # the first step was pulled back with respect to its start state: that is y0's gradient
+        g_model, g_y0, g_in = g
+        g_y0 = jax.tree.map(jnp.add, g_y0, eqx.filter(lam, eqx.is_inexact_array))
+        return ((g_model, g_y0, g_in),)
+
+    run.defvjp(run_fwd, run_bwd)
+    return run(diff)
