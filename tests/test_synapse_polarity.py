@@ -520,3 +520,27 @@ def test_rate_network_starts_at_c302(full_model):
         SynapsePolarityConfig.from_dict(dict(model="rate", sharing="everything"))
     with pytest.raises(ValueError, match="extrasynaptic"):
         SynapsePolarityConfig.from_dict(dict(model="rate_extrasynaptic", extrasynaptic=["nope"]))
+
+
+def test_non_responses_join_the_targets_as_zeros(full_model):
+    """``non_response_weight`` adds the atlas' equivalence-test non-responses (q_eq < q_eq_max) of the
+    chosen stimulations as zero targets with that weight, and leaves the significant pairs alone."""
+    from owjax.fitting.tasks.synapse_polarity import SynapsePolarityConfig
+    from owjax.fitting.tasks.synapse_polarity_metrics import response_targets
+    from owjax.reference.atlas import load_atlas
+
+    wt = load_atlas("wt")
+    stim = ["AVAL", "AVAR", "RIAL", "ASHL"]
+    base = SynapsePolarityConfig.from_dict({})
+    t0, w0 = response_targets(wt, full_model, stim, base)
+    t1, w1 = response_targets(wt, full_model, stim, SynapsePolarityConfig.from_dict({"non_response_weight": 0.1}))
+    sig = w0 > 0
+    assert np.array_equal(t1[sig], t0[sig]) and np.array_equal(w1[sig], w0[sig])
+    added = (w1 > 0) & ~sig
+    assert added.sum() > sig.sum() and np.all(t1[added] == 0.0) and np.all(w1[added] == 0.1)
+    names = list(full_model.cell_names)
+    for s, i in zip(*np.nonzero(added)):  # every added pair is an observed non-response in the atlas
+        r, c = wt.index(names[i]), wt.index(stim[s])
+        assert wt.q_eq[r, c] < 0.05 and np.isfinite(wt.response[r, c])
+    with pytest.raises(ValueError, match="non_response_weight"):
+        SynapsePolarityConfig.from_dict({"non_response_weight": -1.0})

@@ -158,6 +158,8 @@ class SynapsePolarityConfig:
     min_occ: int = 1
     weighting: str = "uniform"           # uniform | occ | sqrt_occ
     clip: float = 2.0                    # atlas ΔF/F clipped to ±clip
+    non_response_weight: float = 0.0     # weight of the atlas' non-responses (q_eq < q_eq_max) as zero targets (0: unused)
+    q_eq_max: float = 0.05
     test_fraction: float = 0.25
     split: str = "bilateral"             # bilateral | neuron
     max_stimulated: int | None = None    # use at most this many stimulated neurons (CI)
@@ -236,6 +238,9 @@ class SynapsePolarityConfig:
         if self.rate_pulse > self.rate_duration or self.rate_dt > self.rate_pulse:
             raise ValueError(f"synapse_polarity: need rate_dt ({self.rate_dt}) <= rate_pulse ({self.rate_pulse}) "
                              f"<= rate_duration ({self.rate_duration})")
+        if not (self.non_response_weight >= 0.0 and 0.0 < self.q_eq_max <= 1.0):
+            raise ValueError(f"synapse_polarity: need non_response_weight >= 0 (got {self.non_response_weight}) "
+                             f"and 0 < q_eq_max <= 1 (got {self.q_eq_max})")
         if self.control_steps < 0:
             raise ValueError(f"synapse_polarity.control_steps must be >= 0, got {self.control_steps}")
         if self.batch_size < 1:

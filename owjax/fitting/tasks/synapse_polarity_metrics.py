@@ -167,7 +167,12 @@ def response_targets(atlas: SignalPropagationAtlas, model: NetworkModel, stimula
 
     Columns are model cells; the stimulated neuron itself is never a pair. ``q_max``: ``"config"`` =
     the configuration's pair selection, a number = significant pairs, ``None`` = every observed pair.
+    With ``q_max="config"`` and ``cfg.non_response_weight > 0``, the atlas' non-responses (observed
+    pairs whose equivalence test says "no response", ``q_eq < cfg.q_eq_max``, and that are not
+    selected otherwise) are added as targets 0 with that weight: the data say these neurons do not
+    respond, and a model should not make them.
     """
+    use_non_responses = q_max == "config" and getattr(cfg, "non_response_weight", 0.0) > 0
     if q_max == "config":
         q_max = cfg.q_max if cfg.pairs == "significant" else None
     p = atlas.pairs(q_max=q_max, min_occ=cfg.min_occ, stimulated=stimulated, weighting=cfg.weighting,
@@ -180,6 +185,16 @@ def response_targets(atlas: SignalPropagationAtlas, model: NetworkModel, stimula
         i = model.index(atlas.names[p.resp[k]])
         t[s, i] = p.target[k]
         w[s, i] = p.weight[k]
+    if use_non_responses:
+        a = atlas
+        ok = np.isfinite(a.response) & (a.occ >= max(1, int(cfg.min_occ))) & np.isfinite(a.q_eq) & (a.q_eq < cfg.q_eq_max)
+        np.fill_diagonal(ok, False)
+        for resp, stim in zip(*np.nonzero(ok)):
+            name = a.names[stim]
+            if name in srow:
+                s, i = srow[name], model.index(a.names[resp])
+                if w[s, i] == 0:
+                    t[s, i], w[s, i] = 0.0, float(cfg.non_response_weight)
     return t, w
 
 
