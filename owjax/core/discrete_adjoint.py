@@ -1,14 +1,15 @@
 """Gradients of an adaptive explicit solve by a hand-written discrete adjoint.
 
-diffrax's reverse mode (``RecursiveCheckpointAdjoint``) costs 7–8× a forward solve on c302
-networks, and most of that is the solver's own machinery, not the vector field: on a field that
-costs nothing it is still 7× (``benchmarks/results/adjoints.md``). This module differentiates the
-same solve another way. The forward pass is diffrax's adaptive solve, unchanged, which also stores
+diffrax's reverse mode (``RecursiveCheckpointAdjoint``) costs 6–8× a forward solve on c302
+networks, and on a field that costs nothing it is still 7× (``benchmarks/results/adjoints.md``).
+This module differentiates the same solve another way, in 3.9–5.4× on 1-s C1 Full
+(``benchmarks/results/gradient_cost.md``, docs/gradients.md). The forward pass is diffrax's adaptive solve, unchanged, which also stores
 the state after every accepted step. The backward pass walks those steps in reverse, and for each
 step takes one vector–Jacobian product of that step's Runge–Kutta map
 ``y_{k+1} = Φ(y_k; t_k, t_{k+1}, θ)`` (stages recomputed from the stored ``y_k``, step sizes held
 at the values the controller chose) and of the dense interpolation that produced the outputs
-inside the step. That is the exact gradient of the computed discrete trajectory with the accepted
+inside the step (the last, first-same-as-last stage is not re-evaluated: it is the next step's
+first stage scaled by h_k/h_{k+1}, so its cotangent joins that one). That is the exact gradient of the computed discrete trajectory with the accepted
 step sequence held fixed ("discretise-then-optimise"); diffrax's own reverse mode differentiates
 the same map, so the two agree to rounding where the step sequence does not change, and both agree
 with finite differences to the solver's tolerance (``tests/test_discrete_adjoint.py``).
@@ -150,10 +151,13 @@ def solve_ys_discrete_adjoint(
 
     tableau = method.tableau
 
-    def rk_step(d, y, t0, t1, with_last_stage):
+    n_stages = len(tableau.c)  # stages after the first; the last one is evaluated at y1 (FSAL)
+
+    def rk_step(d, y, t0, t1):
         """One Runge-Kutta step unrolled stage by stage (the tableau's coefficients, zero terms
-        skipped): ``y1`` and, with ``with_last_stage``, all stage increments k_i = h f(t_i, y_i)
-        (the last one, at ``y1``, only feeds the dense output and the error estimate)."""
+        skipped): ``y1`` and the stage increments k_i = h f(t_i, y_i) that produce it. The last
+        (first-same-as-last) stage h f(t1, y1), which only feeds the dense output and the error
+        estimate, is not evaluated: its cotangent is carried to the next step's first stage."""
         term, _, args = unpack(d)
         f = term.vector_field
         h = t1 - t0
@@ -164,22 +168,17 @@ def solve_ys_discrete_adjoint(
                                 *[k for _, k in terms])
 
         ks = [jax.tree.map(lambda v: h * v, f(t0, y, args))]
-        n_stages = len(tableau.c)
-        y1 = None
-        for i in range(n_stages):
+        for i in range(n_stages - 1):
             yi = combo(y, tableau.a_lower[i], ks)
-            last = i == n_stages - 1
-            if last and tableau.ssal:
-                y1 = yi
-                if not with_last_stage:
-                    break
             ti = t1 if float(tableau.c[i]) == 1.0 else t0 + float(tableau.c[i]) * h
             ks.append(jax.tree.map(lambda v: h * v, f(ti, yi, args)))
-        if y1 is None:
-            y1 = combo(y, tableau.b_sol, ks)
-        if not with_last_stage:
-            return y1
+        y1 = combo(y, tableau.a_lower[n_stages - 1], ks)
         return y1, jax.tree.map(lambda *kk: jnp.stack(kk), *ks)
+
+    def last_stage(d, y1, t0, t1):
+        """The FSAL stage h f(t1, y1) of a step."""
+        term, _, args = unpack(d)
+        return jax.tree.map(lambda v: (t1 - t0) * v, term.vector_field(t1, y1, args))
 
     @jax.custom_vjp
     def run(d):
@@ -201,39 +200,57 @@ def solve_ys_discrete_adjoint(
         first_out = jnp.searchsorted(step_of_out, step_ids, side="left")
         last_out = jnp.searchsorted(step_of_out, step_ids, side="right")
         zeros_d = jax.tree.map(jnp.zeros_like, d)
+        zeros_y = jax.tree.map(jnp.zeros_like, y_init)
+        zeros_dense = dict(y0=zeros_y, y1=zeros_y,
+                           k=jax.tree.map(lambda a: jnp.zeros((n_stages + 1,) + a.shape, a.dtype), y_init))
+
+        def outputs_cotangent(k, active=True):
+            """Cotangent of step k's dense-output coefficients from the outputs inside it (the
+            interpolation is linear in them, so it does not need their values); zero if not ``active``."""
+            t0, t1 = t_starts[k], t_ends[k]
+
+            def add_output(j, acc):
+                def out_of(dn):
+                    interp = method.interpolation_cls(t0=t0, t1=t1, **dn)
+                    return select(ts_j[j], interp.evaluate(ts_j[j]), None)
+
+                _, pull_out = jax.vjp(out_of, zeros_dense)
+                (c,) = pull_out(_tree_at(ct_out, j))
+                return jax.tree.map(jnp.add, acc, c)
+
+            return jax.lax.fori_loop(first_out[k], jnp.where(active, last_out[k], first_out[k]), add_output, zeros_dense)
 
         def body(i, carry):
-            lam, g = carry
+            lam, g, pending = carry  # pending: step k's output cotangent, computed one iteration early
             k = n_acc - 1 - i
             t0, t1 = t_starts[k], t_ends[k]
             y_k = jax.tree.map(lambda a, b: jnp.where(k > 0, a[jnp.maximum(k - 1, 0)], b), y_ends, y_init)
+            y_k1 = _tree_at(y_ends, k)
+            # step k's FSAL stage h_k f(t1_k, y_{k+1}) is step k+1's first stage scaled by h_k/h_{k+1},
+            # whose cotangent went in with step k+1; after the last step or across a jump it is not,
+            # and its VJP is taken here
+            own_last = (k == n_acc - 1) | (t_starts[jnp.minimum(k + 1, t_ends.shape[0] - 1)] != t1)
 
-            def with_outputs():
-                (y1, stages), pull = jax.vjp(lambda dd, yy: rk_step(dd, yy, t0, t1, True), d, y_k)
-                dense = dict(y0=y_k, y1=y1, k=stages)
+            def last_stage_vjp():
+                _, pull = jax.vjp(lambda dd, yy: last_stage(dd, yy, t0, t1), d, y_k1)
+                return pull(jax.tree.map(lambda a: a[n_stages], pending["k"]))
 
-                def add_output(j, ct_dense):
-                    def out_of(dn):
-                        interp = method.interpolation_cls(t0=t0, t1=t1, **dn)
-                        return select(ts_j[j], interp.evaluate(ts_j[j]), None)
-
-                    _, pull_out = jax.vjp(out_of, dense)
-                    (c,) = pull_out(_tree_at(ct_out, j))
-                    return jax.tree.map(jnp.add, ct_dense, c)
-
-                ct = jax.lax.fori_loop(first_out[k], last_out[k], add_output, jax.tree.map(jnp.zeros_like, dense))
-                g_d, lam_prev = pull((jax.tree.map(jnp.add, lam, ct["y1"]), ct["k"]))
-                return g_d, jax.tree.map(jnp.add, lam_prev, ct["y0"])
-
-            def without_outputs():
-                _, pull = jax.vjp(lambda dd, yy: rk_step(dd, yy, t0, t1, False), d, y_k)
-                return pull(lam)
-
-            g_d, lam_prev = jax.lax.cond(last_out[k] > first_out[k], with_outputs, without_outputs)
-            return lam_prev, jax.tree.map(jnp.add, g, g_d)
+            g_last, lam_last = jax.lax.cond(own_last, last_stage_vjp, lambda: (zeros_d, zeros_y))
+            # the previous step's outputs: their FSAL-stage cotangent joins this step's first stage
+            prev = outputs_cotangent(jnp.maximum(k - 1, 0), k > 0)
+            t0_prev = t_starts[jnp.maximum(k - 1, 0)]
+            shared = (k > 0) & (t_ends[jnp.maximum(k - 1, 0)] == t0)
+            ratio = jnp.where(shared, (t0 - t0_prev) / (t1 - t0), 0.0)
+            ct_stages = jax.tree.map(lambda p, q: p[:n_stages].at[0].add(ratio * q[n_stages]), pending["k"], prev["k"])
+            ct_y1 = jax.tree.map(lambda a, b, c: a + b + c, lam, pending["y1"], lam_last)
+            _, pull = jax.vjp(lambda dd, yy: rk_step(dd, yy, t0, t1), d, y_k)
+            g_d, lam_prev = pull((ct_y1, ct_stages))
+            lam_prev = jax.tree.map(jnp.add, lam_prev, pending["y0"])
+            return lam_prev, jax.tree.map(lambda a, b, c: a + b + c, g, g_d, g_last), prev
 
         lam0 = jax.tree.map(jnp.zeros_like, y_init)
-        lam, g = jax.lax.fori_loop(0, n_acc, body, (lam0, zeros_d))
+        pending0 = outputs_cotangent(n_acc - 1)
+        lam, g, _ = jax.lax.fori_loop(0, n_acc, body, (lam0, zeros_d, pending0))
         # the first step was pulled back with respect to its start state: that is y0's gradient
         g_model, g_y0, g_in = g
         g_y0 = jax.tree.map(jnp.add, g_y0, eqx.filter(lam, eqx.is_inexact_array))
