@@ -25,7 +25,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-__all__ = ["AbstractField", "LinearTemperature", "RadialTemperature", "LinearOxygen", "NaClPeak", "ScaledField",
+__all__ = ["AbstractField", "AbstractRoundPlateField", "LinearTemperature", "RadialTemperature", "LinearOxygen", "NaClPeak", "ScaledField",
            "make_field", "FIELD_KINDS"]
 
 
@@ -72,6 +72,22 @@ class AbstractField(eqx.Module):
         return jnp.maximum(jnp.abs(x - cx) - 0.5 * (x1 - x0), jnp.abs(y - cy) - 0.5 * (y1 - y0))
 
 
+class AbstractRoundPlateField(AbstractField):
+    """A field on a round plate of radius ``radius_cm`` centred at (0, 0): the plate's extent, the
+    on-plate test and the distance beyond its edge are the disc's."""
+
+    radius_cm: eqx.AbstractVar[float]
+
+    def extent_cm(self):
+        return (-self.radius_cm, self.radius_cm, -self.radius_cm, self.radius_cm)
+
+    def on_plate(self, x_cm, y_cm):
+        return jnp.asarray(x_cm) ** 2 + jnp.asarray(y_cm) ** 2 <= self.radius_cm ** 2
+
+    def outside_cm(self, x_cm, y_cm):
+        return jnp.sqrt(jnp.asarray(x_cm) ** 2 + jnp.asarray(y_cm) ** 2 + 1e-12) - self.radius_cm
+
+
 class LinearTemperature(AbstractField):
     """Linear thermal gradient along x (see the module docstring).
 
@@ -112,7 +128,7 @@ class LinearTemperature(AbstractField):
         return (0.0, self.width_cm, -self.height_cm / 2, self.height_cm / 2)
 
 
-class RadialTemperature(AbstractField):
+class RadialTemperature(AbstractRoundPlateField):
     """Radial gradient (Mori & Ohshima 1995): linear in the distance from the plate centre (0, 0).
 
     Arguments:
@@ -136,15 +152,6 @@ class RadialTemperature(AbstractField):
     def __call__(self, x_cm, y_cm):
         r = jnp.sqrt(jnp.asarray(x_cm) ** 2 + jnp.asarray(y_cm) ** 2 + 1e-12)
         return self.center_c + (self.edge_c - self.center_c) * r / self.radius_cm
-
-    def extent_cm(self):
-        return (-self.radius_cm, self.radius_cm, -self.radius_cm, self.radius_cm)
-
-    def on_plate(self, x_cm, y_cm):
-        return jnp.asarray(x_cm) ** 2 + jnp.asarray(y_cm) ** 2 <= self.radius_cm ** 2
-
-    def outside_cm(self, x_cm, y_cm):
-        return jnp.sqrt(jnp.asarray(x_cm) ** 2 + jnp.asarray(y_cm) ** 2 + 1e-12) - self.radius_cm
 
 
 class LinearOxygen(AbstractField):
@@ -174,7 +181,7 @@ class LinearOxygen(AbstractField):
         return (0.0, self.width_cm, -self.height_cm / 2, self.height_cm / 2)
 
 
-class NaClPeak(AbstractField):
+class NaClPeak(AbstractRoundPlateField):
     """Gaussian NaCl peak at (0, 0): ``C = peak_mM · exp(−r²/(2λ²))`` (mM), λ = ``lambda_cm``.
 
     Arguments:
@@ -197,15 +204,6 @@ class NaClPeak(AbstractField):
     def __call__(self, x_cm, y_cm):
         r2 = jnp.asarray(x_cm) ** 2 + jnp.asarray(y_cm) ** 2
         return self.peak_mM * jnp.exp(-r2 / (2.0 * self.lambda_cm ** 2))
-
-    def extent_cm(self):
-        return (-self.radius_cm, self.radius_cm, -self.radius_cm, self.radius_cm)
-
-    def on_plate(self, x_cm, y_cm):
-        return jnp.asarray(x_cm) ** 2 + jnp.asarray(y_cm) ** 2 <= self.radius_cm ** 2
-
-    def outside_cm(self, x_cm, y_cm):
-        return jnp.sqrt(jnp.asarray(x_cm) ** 2 + jnp.asarray(y_cm) ** 2 + 1e-12) - self.radius_cm
 
 
 FIELD_KINDS = {"linear_temperature": LinearTemperature, "radial_temperature": RadialTemperature,
