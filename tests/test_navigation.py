@@ -182,13 +182,7 @@ def test_scaled_weights_keep_the_circuit_graded_where_c302s_latch(circuit):
 
     @jax.jit
     def settle(c, i_afd, y0):
-        iext = jnp.zeros(c.n_cells).at[afd].set(i_afd)
-
-        def f(y, _):
-            d = c.vector_field(0.0, y, {"i_ext_pA": iext})
-            return jax.tree.map(lambda a, b: a + c.dt_ms * b, y, d), None
-
-        return jax.lax.scan(f, y0, None, length=20_000)[0]
+        return c.settle(y0, jnp.zeros(c.n_cells).at[afd].set(i_afd))
 
     def staircase(scale, vth):
         c = eqx.tree_at(lambda m: (m.weight, m.vth_mV), circuit,

@@ -43,13 +43,7 @@ def latching(weight_scales=(1.0, 0.1, 0.05, 0.02), vths=(-50.0, -40.0, -30.0, -2
 
     @jax.jit
     def settle(c, i_afd, y0):
-        iext = jnp.zeros(c.n_cells, c0.dtype).at[afd].set(i_afd)
-
-        def f(y, _):
-            d = c.vector_field(0.0, y, {"i_ext_pA": iext})
-            return jax.tree.map(lambda a, b: a + c.dt_ms * b, y, d), None
-
-        return jax.lax.scan(f, y0, None, length=20_000)[0]
+        return c.settle(y0, jnp.zeros(c.n_cells, c0.dtype).at[afd].set(i_afd))
 
     rows = []
     for ws in weight_scales:

@@ -283,6 +283,16 @@ class GradedHeadCircuit(AbstractComponent):
         ds = (s_inf - s) * (-jnp.expm1(-k_eff * dt)) / dt
         return {"V": dv, "s": ds}
 
+    def settle(self, state: dict, i_ext_pA: Float[Array, " n"], n_steps: int = 20_000) -> dict:
+        """The state after ``n_steps`` forward-Euler steps of ``dt_ms`` (the loop's own integrator)
+        under a constant injected current ``i_ext_pA`` (pA per cell): settling and current steps
+        for diagnostics (20 000 steps of 10 ms = 200 s)."""
+        def step(y, _):
+            d = self.vector_field(0.0, y, {"i_ext_pA": i_ext_pA})
+            return jax.tree.map(lambda a, b: a + self.dt_ms * b, y, d), None
+
+        return jax.lax.scan(step, state, None, length=int(n_steps))[0]
+
     def outputs(self, t, state) -> dict[str, Array]:
         """``V_mV`` per cell."""
         return {"V_mV": state["V"]}
