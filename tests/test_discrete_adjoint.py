@@ -112,3 +112,27 @@ def test_clear_errors(iclamp):
         solve_ys_discrete_adjoint(iclamp, 10.0, 3.0)
     with pytest.raises(Exception, match="max_steps"):
         jax.block_until_ready(solve_ys_discrete_adjoint(iclamp, 130.0, 1.0, max_steps=10))
+
+
+def test_atlas_protocol_trials_take_the_discrete_adjoint():
+    """``AtlasProtocol(adjoint="discrete")`` (synapse_polarity's conductance model) gives the same
+    responses and, inside the protocol's ``lax.map`` over stimulations, the same gradient."""
+    import dataclasses
+
+    from owjax.reference.atlas_protocol import (AtlasProtocol, protocol_model, resting_state, simulate_responses,
+                                                stimulus_amplitudes)
+
+    prot = AtlasProtocol(readout="v", duration_ms=40.0, stim_duration_ms=20.0, settle_ms=200.0)
+    m = protocol_model(load_c302_network("C1", "Full").subset(CELLS), prot, dtype=jnp.float64)
+    y0 = resting_state(m, prot)
+    amps = stimulus_amplitudes(m, ["AVAL", "DB1"], 10.0)
+    out = {}
+    for adj in ("diffrax", "discrete"):
+        p = dataclasses.replace(prot, adjoint=adj)
+        loss = eqx.filter_jit(lambda mm, p=p: jnp.sum(simulate_responses(mm, amps, y0, p) ** 2))
+        out[adj] = (float(loss(m)), _flat(eqx.filter_jit(eqx.filter_grad(loss))(m)))
+    assert out["discrete"][0] == pytest.approx(out["diffrax"][0], rel=1e-12)
+    g0, g1 = out["diffrax"][1], out["discrete"][1]
+    assert np.linalg.norm(g0) > 0 and np.linalg.norm(g1 - g0) <= 1e-8 * np.linalg.norm(g0)
+    with pytest.raises(ValueError, match="adjoint"):
+        AtlasProtocol(adjoint="backsolve")

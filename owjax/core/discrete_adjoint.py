@@ -131,19 +131,23 @@ def solve_ys_discrete_adjoint(
     dtype = np.dtype(model.dtype)
     ts = np.linspace(0.0, duration_ms, n_out + 1).astype(dtype)
     t_start, t_end = np.asarray(0.0, dtype), np.asarray(duration_ms, dtype)
-    controller = _controller(model, cfg, duration_ms)
     jumps = sorted({float(t) * float(model.time_unit_ms) for t in model.jump_times()
                     if 0.0 < float(t) * float(model.time_unit_ms) < duration_ms})
     jump_ts = np.asarray(jumps, dtype) if jumps else None
     method = _EXPLICIT[cfg.method]()
-    diff, static = eqx.partition((model, y0, inputs), eqx.is_inexact_array)
+    # float arrays (differentiated), other arrays (index arrays, masks: passed through, never closed
+    # over, since they may be tracers of an enclosing jit/scan) and the static rest
+    diff, rest = eqx.partition((model, y0, inputs), eqx.is_inexact_array)
+    other, static = eqx.partition(rest, eqx.is_array)
 
-    def unpack(d):
-        m, y, args = eqx.combine(d, static)
+    def unpack(d, a):
+        m, y, args = eqx.combine(d, a, static)
         return dfx.ODETerm(field_per_ms(m)), y, args
 
-    def forward(d):
-        term, y, args = unpack(d)
+    def forward(d, a):
+        term, y, args = unpack(d, a)
+        # built here, not outside: its jump times must not be tracers of an enclosing trace
+        controller = _controller(model, cfg, duration_ms)
         saveat = dfx.SaveAt(subs=[dfx.SubSaveAt(ts=ts, fn=select), dfx.SubSaveAt(steps=True)])
         sol = dfx.diffeqsolve(term, method, t_start, t_end, jnp.asarray(cfg.dt_ms, dtype), y, args=args,
                               saveat=saveat, stepsize_controller=controller, max_steps=int(max_steps), throw=True)
@@ -153,12 +157,12 @@ def solve_ys_discrete_adjoint(
 
     n_stages = len(tableau.c)  # stages after the first; the last one is evaluated at y1 (FSAL)
 
-    def rk_step(d, y, t0, t1):
+    def rk_step(d, a, y, t0, t1):
         """One Runge-Kutta step unrolled stage by stage (the tableau's coefficients, zero terms
         skipped): ``y1`` and the stage increments k_i = h f(t_i, y_i) that produce it. The last
         (first-same-as-last) stage h f(t1, y1), which only feeds the dense output and the error
         estimate, is not evaluated: its cotangent is carried to the next step's first stage."""
-        term, _, args = unpack(d)
+        term, _, args = unpack(d, a)
         f = term.vector_field
         h = t1 - t0
 
@@ -175,22 +179,22 @@ def solve_ys_discrete_adjoint(
         y1 = combo(y, tableau.a_lower[n_stages - 1], ks)
         return y1, jax.tree.map(lambda *kk: jnp.stack(kk), *ks)
 
-    def last_stage(d, y1, t0, t1):
+    def last_stage(d, a, y1, t0, t1):
         """The FSAL stage h f(t1, y1) of a step."""
-        term, _, args = unpack(d)
+        term, _, args = unpack(d, a)
         return jax.tree.map(lambda v: (t1 - t0) * v, term.vector_field(t1, y1, args))
 
     @jax.custom_vjp
-    def run(d):
-        return forward(d)[0]
+    def run(d, a):
+        return forward(d, a)[0]
 
-    def run_fwd(d):
-        out, res = forward(d)
-        return out, (d, res)
+    def run_fwd(d, a):
+        out, res = forward(d, a)
+        return out, (d, a, res)
 
     def run_bwd(residuals, ct_out):
-        d, (t_saved, y_ends, n_acc) = residuals
-        _, y_init, _ = unpack(d)
+        d, a_other, (t_saved, y_ends, n_acc) = residuals
+        _, y_init, _ = unpack(d, a_other)
         ts_j = jnp.asarray(ts)
         t_starts = jnp.concatenate([jnp.asarray(t_start)[None], t_saved[:-1]])
         t_ends = step_end_times(t_saved, jump_ts)
@@ -232,7 +236,7 @@ def solve_ys_discrete_adjoint(
             own_last = (k == n_acc - 1) | (t_starts[jnp.minimum(k + 1, t_ends.shape[0] - 1)] != t1)
 
             def last_stage_vjp():
-                _, pull = jax.vjp(lambda dd, yy: last_stage(dd, yy, t0, t1), d, y_k1)
+                _, pull = jax.vjp(lambda dd, yy: last_stage(dd, a_other, yy, t0, t1), d, y_k1)
                 return pull(jax.tree.map(lambda a: a[n_stages], pending["k"]))
 
             g_last, lam_last = jax.lax.cond(own_last, last_stage_vjp, lambda: (zeros_d, zeros_y))
@@ -243,7 +247,7 @@ def solve_ys_discrete_adjoint(
             ratio = jnp.where(shared, (t0 - t0_prev) / (t1 - t0), 0.0)
             ct_stages = jax.tree.map(lambda p, q: p[:n_stages].at[0].add(ratio * q[n_stages]), pending["k"], prev["k"])
             ct_y1 = jax.tree.map(lambda a, b, c: a + b + c, lam, pending["y1"], lam_last)
-            _, pull = jax.vjp(lambda dd, yy: rk_step(dd, yy, t0, t1), d, y_k)
+            _, pull = jax.vjp(lambda dd, yy: rk_step(dd, a_other, yy, t0, t1), d, y_k)
             g_d, lam_prev = pull((ct_y1, ct_stages))
             lam_prev = jax.tree.map(jnp.add, lam_prev, pending["y0"])
             return lam_prev, jax.tree.map(lambda a, b, c: a + b + c, g, g_d, g_last), prev
@@ -254,7 +258,8 @@ def solve_ys_discrete_adjoint(
         # the first step was pulled back with respect to its start state: that is y0's gradient
         g_model, g_y0, g_in = g
         g_y0 = jax.tree.map(jnp.add, g_y0, eqx.filter(lam, eqx.is_inexact_array))
-        return ((g_model, g_y0, g_in),)
+        no_grad = jax.tree.map(lambda x: np.zeros(x.shape, jax.dtypes.float0), a_other)
+        return (g_model, g_y0, g_in), no_grad
 
     run.defvjp(run_fwd, run_bwd)
-    return run(diff)
+    return run(diff, other)
