@@ -218,10 +218,15 @@ def _build(component: AbstractComponent, cfg: SolverConfig):
     return dfx.MultiTerm(dfx.ODETerm(ex), dfx.ODETerm(im)), dfx.KenCarp4(root_finder=root)
 
 
-def _controller(component: AbstractComponent, cfg: SolverConfig, t1: float):
+def jump_times_ms(component: AbstractComponent, t1: float | None) -> list[float]:
+    """The component's jump times in ms, sorted, strictly inside (0, ``t1``) (``t1=None``: no end)."""
     scale = float(component.time_unit_ms)
-    jumps = sorted({float(t) * scale for t in component.jump_times()
-                    if 0.0 < float(t) * scale and (t1 is None or float(t) * scale < t1)})
+    return sorted({float(t) * scale for t in component.jump_times()
+                   if 0.0 < float(t) * scale and (t1 is None or float(t) * scale < t1)})
+
+
+def _controller(component: AbstractComponent, cfg: SolverConfig, t1: float):
+    jumps = jump_times_ms(component, t1)
     if cfg.adaptive:
         return dfx.PIDController(
             rtol=cfg.rtol,
