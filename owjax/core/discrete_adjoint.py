@@ -34,7 +34,7 @@ from jaxtyping import Array, Float, PyTree
 
 from owjax.core.component import AbstractComponent, field_per_ms
 
-__all__ = ["DISCRETE_ADJOINT_METHODS", "solve_ys_discrete_adjoint", "step_end_times"]
+__all__ = ["DISCRETE_ADJOINT_METHODS", "solve_ys_discrete_adjoint", "step_end_times", "unrolled_rk_step"]
 
 DISCRETE_ADJOINT_METHODS = ("tsit5", "dopri5")  # the ones tested (tests/test_discrete_adjoint.py)
 
@@ -61,6 +61,39 @@ def step_end_times(saved_t: Float[Array, " k"], jump_ts: Float[Array, " j"] | No
     after = saved_t[:, None] == eqxi.nextafter(jump_ts)[None, :]
     end_before = jnp.max(jnp.where(after, eqxi.prevbefore(jump_ts)[None, :], -jnp.inf), axis=1)
     return jnp.where(jnp.any(after, axis=1), end_before, saved_t)
+
+
+def unrolled_rk_step(f, tableau: dfx.ButcherTableau, t0, t1, y: PyTree, args=None) -> tuple[PyTree, PyTree]:
+    """One step of an explicit, first-same-as-last Runge–Kutta method, unrolled stage by stage from
+    its Butcher ``tableau`` (zero coefficients skipped).
+
+    Arguments:
+        f: the vector field ``f(t, y, args)``.
+        tableau: diffrax's tableau of the method (``dfx.Tsit5.tableau``, ``dfx.Dopri5.tableau``).
+        t0, t1: the step's interval.
+        y: the state at ``t0``.
+        args: passed to ``f``.
+
+    Returns:
+        ``(y1, ks)``: the state at ``t1`` and the stage increments k_i = h f(t_i, y_i) that produce
+        it, stacked along a leading axis. The last (first-same-as-last) stage h f(t1, y1), which only
+        feeds the dense output and the error estimate, is not evaluated.
+    """
+    n_stages = len(tableau.c)
+    h = t1 - t0
+
+    def combo(base, coeffs, ks):
+        terms = [(float(c), k) for c, k in zip(coeffs, ks) if float(c) != 0.0]
+        return jax.tree.map(lambda b, *kk: b + sum(c * x for (c, _), x in zip(terms, kk)), base,
+                            *[k for _, k in terms])
+
+    ks = [jax.tree.map(lambda v: h * v, f(t0, y, args))]
+    for i in range(n_stages - 1):
+        yi = combo(y, tableau.a_lower[i], ks)
+        ti = t1 if float(tableau.c[i]) == 1.0 else t0 + float(tableau.c[i]) * h
+        ks.append(jax.tree.map(lambda v: h * v, f(ti, yi, args)))
+    y1 = combo(y, tableau.a_lower[n_stages - 1], ks)
+    return y1, jax.tree.map(lambda *kk: jnp.stack(kk), *ks)
 
 
 def _tree_at(tree, k):
@@ -102,7 +135,7 @@ def solve_ys_discrete_adjoint(
     Returns:
         the saved states, a pytree of arrays with a leading time axis (T + 1 outputs, from 0).
     """
-    from owjax.core.solve import _EXPLICIT, _check_save, _controller, _select_state, get_solver
+    from owjax.core.solve import _EXPLICIT, _check_save, _controller, _select_state, get_solver, jump_times_ms
 
     cfg = get_solver(solver)
     if cfg.method not in DISCRETE_ADJOINT_METHODS:
@@ -131,8 +164,7 @@ def solve_ys_discrete_adjoint(
     dtype = np.dtype(model.dtype)
     ts = np.linspace(0.0, duration_ms, n_out + 1).astype(dtype)
     t_start, t_end = np.asarray(0.0, dtype), np.asarray(duration_ms, dtype)
-    jumps = sorted({float(t) * float(model.time_unit_ms) for t in model.jump_times()
-                    if 0.0 < float(t) * float(model.time_unit_ms) < duration_ms})
+    jumps = jump_times_ms(model, duration_ms)
     jump_ts = np.asarray(jumps, dtype) if jumps else None
     method = _EXPLICIT[cfg.method]()
     # float arrays (differentiated), other arrays (index arrays, masks: passed through, never closed
@@ -154,30 +186,11 @@ def solve_ys_discrete_adjoint(
         return sol.ys[0], (sol.ts[1], sol.ys[1], sol.stats["num_accepted_steps"])
 
     tableau = method.tableau
-
     n_stages = len(tableau.c)  # stages after the first; the last one is evaluated at y1 (FSAL)
 
     def rk_step(d, a, y, t0, t1):
-        """One Runge-Kutta step unrolled stage by stage (the tableau's coefficients, zero terms
-        skipped): ``y1`` and the stage increments k_i = h f(t_i, y_i) that produce it. The last
-        (first-same-as-last) stage h f(t1, y1), which only feeds the dense output and the error
-        estimate, is not evaluated: its cotangent is carried to the next step's first stage."""
         term, _, args = unpack(d, a)
-        f = term.vector_field
-        h = t1 - t0
-
-        def combo(base, coeffs, ks):
-            terms = [(float(c), k) for c, k in zip(coeffs, ks) if float(c) != 0.0]
-            return jax.tree.map(lambda b, *kk: b + sum(c * x for (c, _), x in zip(terms, kk)), base,
-                                *[k for _, k in terms])
-
-        ks = [jax.tree.map(lambda v: h * v, f(t0, y, args))]
-        for i in range(n_stages - 1):
-            yi = combo(y, tableau.a_lower[i], ks)
-            ti = t1 if float(tableau.c[i]) == 1.0 else t0 + float(tableau.c[i]) * h
-            ks.append(jax.tree.map(lambda v: h * v, f(ti, yi, args)))
-        y1 = combo(y, tableau.a_lower[n_stages - 1], ks)
-        return y1, jax.tree.map(lambda *kk: jnp.stack(kk), *ks)
+        return unrolled_rk_step(term.vector_field, tableau, t0, t1, y, args)
 
     def last_stage(d, a, y1, t0, t1):
         """The FSAL stage h f(t1, y1) of a step."""
