@@ -236,6 +236,7 @@ class SignalPropagationAtlas:
         include_self: bool = False,
         weighting: str = "uniform",
         clip: float | None = None,
+        q_eq_max: float | None = None,
     ) -> AtlasPairs:
         """Select pairs.
 
@@ -248,6 +249,8 @@ class SignalPropagationAtlas:
             weighting: ``uniform`` (1 per pair), ``occ`` (observation count) or ``sqrt_occ``.
             clip: clip the targets to ``[-clip, clip]`` (a few ΔF/F values are huge because the
                 baseline fluorescence was tiny; None keeps them).
+            q_eq_max: keep only pairs whose equivalence test says "no response", ``q_eq < q_eq_max``
+                (None: no such condition).
 
         Returns:
             An :class:`AtlasPairs` in (stimulated, responding) order.
@@ -257,6 +260,8 @@ class SignalPropagationAtlas:
         ok = np.isfinite(self.response) & (self.occ >= max(1, int(min_occ)))
         if q_max is not None:
             ok &= np.isfinite(self.q) & (self.q < float(q_max))
+        if q_eq_max is not None:
+            ok &= np.isfinite(self.q_eq) & (self.q_eq < float(q_eq_max))
         if not include_self:
             np.fill_diagonal(ok, False)
         if stimulated is not None:

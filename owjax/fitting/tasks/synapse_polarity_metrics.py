@@ -186,15 +186,11 @@ def response_targets(atlas: SignalPropagationAtlas, model: NetworkModel, stimula
         t[s, i] = p.target[k]
         w[s, i] = p.weight[k]
     if use_non_responses:
-        a = atlas
-        ok = np.isfinite(a.response) & (a.occ >= max(1, int(cfg.min_occ))) & np.isfinite(a.q_eq) & (a.q_eq < cfg.q_eq_max)
-        np.fill_diagonal(ok, False)
-        for resp, stim in zip(*np.nonzero(ok)):
-            name = a.names[stim]
-            if name in srow:
-                s, i = srow[name], model.index(a.names[resp])
-                if w[s, i] == 0:
-                    t[s, i], w[s, i] = 0.0, float(cfg.non_response_weight)
+        nr = atlas.pairs(q_max=None, q_eq_max=cfg.q_eq_max, min_occ=cfg.min_occ, stimulated=stimulated)
+        for k in range(len(nr)):
+            s, i = srow[atlas.names[nr.stim[k]]], model.index(atlas.names[nr.resp[k]])
+            if w[s, i] == 0:
+                t[s, i], w[s, i] = 0.0, float(cfg.non_response_weight)
     return t, w
 
 
