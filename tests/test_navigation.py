@@ -72,7 +72,40 @@ def test_navigation_body_crawls_and_sweeps():
         NavigationBody(jnp.zeros((5,)))
     with pytest.raises(ValueError, match="speed_cm_s must be > 0"):
         NavigationBody(jnp.zeros((5, 2)), speed_cm_s=0.0)
-    assert body_noise(jax.random.PRNGKey(0), 10.0).shape == (12, 2)
+    assert body_noise(jax.random.PRNGKey(0), 10.0).shape == (12, 3)
+
+
+def test_pirouette_events_start_at_the_commanded_rate_and_run_their_course():
+    """Events mode: ``reversal`` is the probability per noise sample of starting a pirouette (checked
+    on 4 000 samples), a pirouette runs ≈ pirouette_duration_s and backs the worm up whatever the drive
+    does meanwhile, and zero drive gives none."""
+    from owjax.core.solve import SolverConfig, solve_ys
+
+    xi3 = np.asarray(jax.random.normal(jax.random.PRNGKey(3), (4000,)), np.float64)
+    body = NavigationBody(jnp.zeros((5, 3)), pirouette_duration_s=3.0, dtype=jnp.float64)
+    for d in (0.02, 0.1, 0.3):
+        trig = np.asarray(body.pirouette_trigger(jnp.asarray(d), jnp.asarray(xi3)))
+        assert np.mean(trig > 0.5) == pytest.approx(d, abs=3 * np.sqrt(d * (1 - d) / xi3.size))
+    # one trigger (ξ₃ large at t = 2 s only), no drive afterwards: p rises within ~1 s, then decays with τ = 3 s
+    table = np.zeros((40, 3))
+    table[:, 2] = -5.0
+    table[2, 2] = 5.0
+    body = NavigationBody(jnp.asarray(table), pirouette_duration_s=3.0, pirouette_rate_rad_s=0.0, dtype=jnp.float64)
+    assert set(body.initial_state()) == {"pos", "heading", "phase", "pirouette"}
+    sol = solve_ys(body, 20_000.0, 500.0, solver=SolverConfig("euler", dt_ms=10.0, max_steps=10_000),
+                   inputs={"reversal": jnp.asarray(0.05)})
+    p, t = np.asarray(sol.ys["pirouette"]), np.asarray(sol.ts) / 1000.0
+    assert p[t <= 1.0].max() < 1e-6 and p.max() > 0.8
+    k = int(np.argmax(p))
+    later = (t > t[k] + 1.0) & (t < t[k] + 8.0)
+    rate = -np.polyfit(t[later], np.log(p[later]), 1)[0]
+    assert rate == pytest.approx(1 / 3.0, rel=0.05)  # it runs its course at τ = 3 s
+    x = np.asarray(sol.ys["pos"])[:, 0]
+    assert x[k + 2] < x[k - 2]  # backing up during the pirouette
+    with pytest.raises(ValueError, match="trigger column"):
+        NavigationBody(jnp.zeros((5, 2)), pirouette_duration_s=3.0)
+    with pytest.raises(ValueError, match="pirouette_duration_s must be > 0"):
+        NavigationBody(jnp.zeros((5, 3)), pirouette_duration_s=0.0)
 
 
 def test_plate_edge_keeps_worms_on_the_plate():
@@ -279,6 +312,41 @@ def test_thermotaxis_and_chemotaxis_metrics():
     assert c["chemotaxis_index"] == pytest.approx((3 - 1) / 4)
     with pytest.raises(ValueError, match="worms"):
         thermotaxis_summary(t, temp[:, :10], 20.0)
+
+
+def test_moving_away_labels_and_weights():
+    """The privileged training label: warming above T_c or cooling below it is "away"; on an isotherm
+    or at T_c the weight is 0."""
+    from owjax.fitting.tasks.thermotaxis import moving_away
+
+    f = LinearTemperature(12.0, 28.0, 8.0)  # 2 °C/cm along +x
+    pos = jnp.asarray([[6.0, 1.0], [6.0, 1.0], [2.0, 1.0], [2.0, 1.0], [4.0, 1.0], [6.0, 1.0]])  # 24, 24, 16, 16, 20, 24 °C
+    heading = jnp.asarray([0.0, np.pi, 0.0, np.pi, 0.0, np.pi / 2])
+    y, w = moving_away(f, pos, heading, jnp.asarray(20.0), band_c=1.0)
+    assert np.asarray(y)[:5].tolist() == [1.0, 0.0, 0.0, 1.0, 0.0]  # (on the isotherm either label, weight 0)
+    w = np.asarray(w)
+    assert w[:4] == pytest.approx(np.tanh(4.0), rel=1e-9) and w[4] == 0.0 and w[5] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_trained_synaptic_time_constants_are_bounded_and_applied(circuit):
+    from owjax.navigation.params import TAU_MAX_MS, apply_values, init_raw, values_from_raw
+    from owjax.navigation.setup import make_loop
+
+    n_syn, n = len(circuit.synapse_names), circuit.n_cells
+    args = (n, n_syn, -40.0, 2.0, 0.0, 0.05, 2.0, 15.0, 3.0)
+    raw = init_raw(*args, dtype=jnp.float64, tau_init_ms=500.0)
+    v = values_from_raw(raw, circuit.weight, 4.0, 3.0, 0.05)
+    assert np.allclose(np.asarray(v["tau_ms"]), 500.0, rtol=1e-9)
+    lo = values_from_raw(raw | {"tau": jnp.full(n_syn, -50.0)}, circuit.weight, 4.0, 3.0, 0.05)["tau_ms"]
+    hi = values_from_raw(raw | {"tau": jnp.full(n_syn, 50.0)}, circuit.weight, 4.0, 3.0, 0.05)["tau_ms"]
+    assert np.allclose(np.asarray(lo), 40.0) and np.allclose(np.asarray(hi), TAU_MAX_MS)
+    loop = apply_values(make_loop(LinearTemperature(), {}, None, dtype=DT), v)
+    assert np.allclose(np.asarray(loop["circuit"].k_per_ms), 1 / 500.0)
+    assert "tau" not in init_raw(*args)  # without tau_init_ms c302's kinetics stay fixed
+    assert np.allclose(np.asarray(apply_values(loop, values_from_raw(init_raw(*args), circuit.weight, 4.0, 3.0))[
+        "circuit"].k_per_ms), 1 / 500.0)  # … and a loop keeps the kinetics it has
+    with pytest.raises(ValueError, match="tau_init_ms must lie in"):
+        init_raw(*args, tau_init_ms=30_000.0)
 
 
 # ---------------------------------------------------------------------------- fit and scenarios

@@ -15,6 +15,20 @@ State ``pos`` (2,) cm, ``heading`` rad, ``phase`` (head-sweep phase, rad). With 
     d phase/dt   = 2π / T_sweep
     head         = pos + ℓ_head · (cos(θ + ψ), sin(θ + ψ)),   ψ = A_head · sin(phase)
 
+With ``pirouette_duration_s`` set, pirouettes are **events** rather than a continuous drive (the
+``events`` mode): ``reversal`` is then the probability per noise sample (≈ per second) of *starting*
+one, and a state ``pirouette`` p ∈ [0, 1] carries it out::
+
+    trigger      = σ(κ (ξ₃(t) − Φ⁻¹(1 − reversal)))          (ξ₃ a third noise column; P(trigger) = reversal)
+    d p/dt       = trigger · (1 − p)/τ_on − p/τ_pirouette
+    d pos/dt     = v · (1 − 2p) · (cos θ, sin θ),    d θ/dt = … + ω_pirouette · p · ξ₁(t) + …
+
+so a pirouette, once started, runs for ≈ ``pirouette_duration_s`` whatever the circuit senses while
+it backs up — as a worm's reversal-and-turn bout does (Pierce-Shimomura et al. 1999: the *rate* of
+pirouettes, not their course, is what dC/dt modulates). τ_on = 0.2 s, κ = 10 (the trigger's
+sharpness; smooth, so gradients pass, as a relaxed sample). Without it (the default,
+``pirouette_duration_s=None``) ``reversal`` drives the body directly, as in the equations above.
+
 plus, when the loop has a wall (:class:`owjax.navigation.loop.PlateEdge`), its input ``edge`` =
 (push_x, push_y, turn): a velocity back onto the plate and a turn towards the plate's centre, both
 switched on smoothly at the edge.
@@ -32,6 +46,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
@@ -41,21 +56,29 @@ from owjax.core.component import AbstractComponent, ParameterInfo, StateVariable
 __all__ = ["NavigationBody", "body_noise"]
 
 
-def body_noise(key, duration_s: float, noise_dt_s: float = 1.0, dtype=jnp.float32) -> Float[Array, "K 2"]:
-    """A worm's noise table: (K, 2) unit Gaussian samples every ``noise_dt_s`` s covering ``duration_s``."""
-    import jax
+#: columns of a noise table: ξ₁ (pirouette turn), ξ₂ (heading wander), ξ₃ (pirouette trigger, events mode)
+NOISE_COLUMNS = 3
+#: events mode: the trigger's rise time τ_on (s) and sharpness κ
+PIROUETTE_ONSET_S = 0.2
+TRIGGER_SHARPNESS = 10.0
+
+
+def body_noise(key, duration_s: float, noise_dt_s: float = 1.0, dtype=jnp.float32) -> Float[Array, "K 3"]:
+    """A worm's noise table: (K, 3) unit Gaussian samples every ``noise_dt_s`` s covering ``duration_s``
+    (columns ξ₁, ξ₂, ξ₃: :data:`NOISE_COLUMNS`)."""
 
     if not (duration_s > 0 and noise_dt_s > 0):
         raise ValueError(f"body_noise: duration_s ({duration_s}) and noise_dt_s ({noise_dt_s}) must be > 0")
     k = int(np.ceil(duration_s / noise_dt_s)) + 2
-    return jax.random.normal(key, (k, 2), dtype)
+    return jax.random.normal(key, (k, NOISE_COLUMNS), dtype)
 
 
 class NavigationBody(AbstractComponent):
     """The navigation-level body (see the module docstring).
 
     Arguments:
-        noise: (K, 2) noise table (:func:`body_noise`), samples every ``noise_dt_s``.
+        noise: (K, 2) or (K, 3) noise table (:func:`body_noise`), samples every ``noise_dt_s``; the
+            events mode needs the third column.
         start_xy_cm: (2,) start position, cm.
         start_heading_rad: start heading, rad.
         speed_cm_s: crawling speed, cm/s.
@@ -66,6 +89,9 @@ class NavigationBody(AbstractComponent):
         pirouette_rate_rad_s: ω_pirouette, rad/s per unit noise at full reversal drive.
         wander_rate_rad_s: σ_θ, rad/s per unit noise.
         noise_dt_s: spacing of the noise samples, s.
+        pirouette_duration_s: τ_pirouette, s: pirouettes are events that last about this long and
+            ``reversal`` is their start probability per noise sample; ``None``: ``reversal`` drives the
+            body directly.
     """
 
     noise: Float[Array, "K 2"]
@@ -79,15 +105,24 @@ class NavigationBody(AbstractComponent):
     head_amplitude_rad: float = eqx.field(static=True)
     head_length_cm: float = eqx.field(static=True)
     noise_dt_s: float = eqx.field(static=True)
+    pirouette_duration_s: float | None = eqx.field(static=True)
     time_unit_ms: ClassVar[float] = 1000.0
 
     def __init__(self, noise, start_xy_cm=(0.0, 0.0), start_heading_rad=0.0, speed_cm_s=0.022,
                  sweep_period_s=4.2, head_amplitude_rad=0.6, head_length_cm=0.05, steer_rate_rad_s=0.3,
-                 pirouette_rate_rad_s=1.5, wander_rate_rad_s=0.05, noise_dt_s=1.0, dtype=None):
+                 pirouette_rate_rad_s=1.5, wander_rate_rad_s=0.05, noise_dt_s=1.0, pirouette_duration_s=None,
+                 dtype=None):
         noise = jnp.asarray(noise) if dtype is None else jnp.asarray(noise, dtype)
         dt = noise.dtype
-        if noise.ndim != 2 or noise.shape[1] != 2 or noise.shape[0] < 2:
-            raise ValueError(f"NavigationBody: noise must have shape (K >= 2, 2), got {noise.shape}")
+        if noise.ndim != 2 or noise.shape[1] not in (2, 3) or noise.shape[0] < 2:
+            raise ValueError(f"NavigationBody: noise must have shape (K >= 2, 2 or 3), got {noise.shape}")
+        if pirouette_duration_s is not None:
+            if not float(pirouette_duration_s) > 0:
+                raise ValueError(f"NavigationBody.pirouette_duration_s must be > 0 or None, got {pirouette_duration_s!r}")
+            if noise.shape[1] < 3:
+                raise ValueError("NavigationBody: pirouette events need a noise table with the trigger column "
+                                 f"ξ₃, shape (K, 3) (body_noise); got {noise.shape}")
+        self.pirouette_duration_s = None if pirouette_duration_s is None else float(pirouette_duration_s)
         self.noise = noise
         self.start_xy_cm = jnp.asarray(start_xy_cm, dt).reshape(2)
         self.start_heading_rad = jnp.asarray(start_heading_rad, dt)
@@ -112,16 +147,32 @@ class NavigationBody(AbstractComponent):
     def input_names(self) -> dict[str, str]:
         return {"steer": "1", "reversal": "1", "edge": "cm/s, cm/s, rad/s"}
 
-    def noise_at(self, t_s) -> Float[Array, "2"]:
-        """(ξ₁, ξ₂) at time ``t_s`` (s), linearly interpolated; beyond the table it is an error to ask
-        (:func:`body_noise` covers the duration), so the last sample is held only within one step."""
+    def noise_at(self, t_s) -> Float[Array, " c"]:
+        """(ξ₁, ξ₂[, ξ₃]) at time ``t_s`` (s), linearly interpolated; beyond the table it is an error to
+        ask (:func:`body_noise` covers the duration), so the last sample is held only within one step."""
         k = self.noise.shape[0]
         ts = jnp.arange(k, dtype=self.noise.dtype) * self.noise_dt_s
-        return jnp.stack([jnp.interp(t_s, ts, self.noise[:, 0]), jnp.interp(t_s, ts, self.noise[:, 1])])
+        return jnp.stack([jnp.interp(t_s, ts, self.noise[:, j]) for j in range(self.noise.shape[1])])
+
+    @property
+    def events(self) -> bool:
+        """Pirouettes are events (``pirouette_duration_s`` set)."""
+        return self.pirouette_duration_s is not None
 
     def initial_state(self) -> dict:
         z = jnp.zeros((), self.noise.dtype)
-        return {"pos": self.start_xy_cm, "heading": self.start_heading_rad + z, "phase": z}
+        y = {"pos": self.start_xy_cm, "heading": self.start_heading_rad + z, "phase": z}
+        if self.events:
+            y["pirouette"] = z
+        return y
+
+    def pirouette_trigger(self, reversal, xi3) -> Array:
+        """Events mode: the trigger σ(κ (ξ₃ − Φ⁻¹(1 − reversal))) in [0, 1]; ``reversal`` is kept
+        inside (1e-6, 1 − 1e-6) for Φ⁻¹ (a probability of exactly 0 or 1 has an infinite quantile)."""
+        from jax.scipy.special import ndtri
+
+        q = jnp.clip(reversal, 1e-6, 1.0 - 1e-6)
+        return jax.nn.sigmoid(TRIGGER_SHARPNESS * (xi3 - ndtri(1.0 - q)))
 
     def head_angle(self, state) -> Array:
         """ψ, the head's angle to the heading, rad."""
@@ -133,6 +184,12 @@ class NavigationBody(AbstractComponent):
         rev = inputs.get("reversal", 0.0)
         th = state["heading"]
         xi = self.noise_at(t)
+        out = {}
+        if self.events:
+            p = state["pirouette"]
+            trig = self.pirouette_trigger(rev, xi[2])
+            out["pirouette"] = trig * (1.0 - p) / PIROUETTE_ONSET_S - p / self.pirouette_duration_s
+            rev = p
         v = self.speed_cm_s * (1.0 - 2.0 * rev)
         dpos = v * jnp.stack([jnp.cos(th), jnp.sin(th)])
         dth = (self.steer_rate_rad_s * jnp.tanh(steer) + self.pirouette_rate_rad_s * rev * xi[0]
@@ -142,7 +199,7 @@ class NavigationBody(AbstractComponent):
             dpos = dpos + edge[:2]
             dth = dth + edge[2]
         dphase = jnp.asarray(2.0 * np.pi / self.sweep_period_s, th.dtype) + 0.0 * th
-        return {"pos": dpos.astype(state["pos"].dtype), "heading": dth + 0.0 * th, "phase": dphase}
+        return {"pos": dpos.astype(state["pos"].dtype), "heading": dth + 0.0 * th, "phase": dphase, **out}
 
     def outputs(self, t, state) -> dict[str, Array]:
         """``head_xy_cm`` (2,), ``pos_cm`` (2,), ``heading_rad``."""
@@ -153,7 +210,9 @@ class NavigationBody(AbstractComponent):
     def state_variables(self) -> dict[str, StateVariable]:
         return {"pos": StateVariable("pos", "cm", "centroid position (x, y)", "coordinate"),
                 "heading": StateVariable("heading", "rad", "direction of travel", ""),
-                "phase": StateVariable("phase", "rad", "head-sweep phase", "")}
+                "phase": StateVariable("phase", "rad", "head-sweep phase", "")} | (
+            {"pirouette": StateVariable("pirouette", "1", "pirouette in progress (events mode): 1 = backing "
+                                        "and turning", "")} if self.events else {})
 
     def parameter_info(self) -> dict[str, ParameterInfo]:
         return {

@@ -11,6 +11,11 @@ Raw (unconstrained) parameters → values (:func:`values_from_raw`):
   experiments/thermotaxis/README.md) — and a latched circuit has no gradient.
 * ``vth_mV`` (per connection) = ``−70 + 70 · σ(raw)`` mV, bounded in (−70, 0) mV;
 * ``bias_pA`` (per cell) = ``B · tanh(raw)``, bounded in (−B, B) pA (``bias_max_pA``);
+* ``tau_ms`` (per connection, only when ``init_raw(tau_init_ms=…)`` asks for it) = the synapse's time
+  constant 1/k, ``τ_min · (τ_max/τ_min)^σ(raw)`` — bounded in (τ_min, τ_max) = (c302's 1/k = 40 ms,
+  ``TAU_MAX_MS``), log-uniform. c302's graded synapses all have k = 0.025/ms, so the reduction has no
+  memory beyond ≈ 0.1 s; a slow synapse gives it one (the seconds over which a worm compares the
+  temperature it feels now with the one it felt: a derivative). Without it, c302's k is kept.
 * ``afd_gain_pA`` = ``5 σ(raw)`` in (0, 5) pA, ``afd_offset_pA`` = ``2 tanh(raw)`` in (−2, 2) pA;
 * ``steer_gain`` = ``20 σ(raw)``, ``reversal_gain`` = ``20 σ(raw)`` in (0, 20),
   ``reversal_threshold_mV`` = ``30 tanh(raw)`` in (−30, 30) mV.
@@ -33,12 +38,14 @@ import numpy as np
 from owjax.core.component import Composite
 
 __all__ = ["init_raw", "values_from_raw", "apply_values", "save_values", "load_values", "SCALAR_KEYS",
-           "DEFAULT_DATA"]
+           "DEFAULT_DATA", "TAU_MAX_MS"]
 
 #: the loop-level (coupling) parameters
 SCALAR_KEYS = ("afd_gain_pA", "afd_offset_pA", "steer_gain", "reversal_gain", "reversal_threshold_mV")
 #: the shipped trained parameters
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / "data" / "thermotaxis" / "head_circuit.npz"
+#: upper bound of a trained synaptic time constant (ms)
+TAU_MAX_MS = 20_000.0
 
 
 def _logit(p):
@@ -48,9 +55,10 @@ def _logit(p):
 
 def init_raw(n_cells: int, n_syn: int, vth_init_mV: float, afd_gain_pA: float, afd_offset_pA: float,
              steer_gain: float, reversal_gain: float, reversal_threshold_mV: float, bias_max_pA: float,
-             dtype=jnp.float32) -> dict:
+             dtype=jnp.float32, tau_init_ms=None, tau_min_ms: float = 40.0) -> dict:
     """Raw parameters whose values are c302's weights, thresholds at ``vth_init_mV``, zero bias and
-    the given read-outs."""
+    the given read-outs; with ``tau_init_ms`` (a number, or one per connection) the synaptic time
+    constants are trained too, starting there (bounded in (``tau_min_ms``, :data:`TAU_MAX_MS`))."""
     f = lambda x: jnp.asarray(x, dtype)  # noqa: E731
     if not -70.0 < vth_init_mV < 0.0:
         raise ValueError(f"vth_init_mV={vth_init_mV} must lie in (−70, 0) mV")
@@ -59,7 +67,13 @@ def init_raw(n_cells: int, n_syn: int, vth_init_mV: float, afd_gain_pA: float, a
     for k, (v, lo, hi) in checks.items():
         if not lo < float(v) < hi:
             raise ValueError(f"{k}={v} outside its bounds ({lo}, {hi})")
-    return {
+    extra = {}
+    if tau_init_ms is not None:
+        tau0 = np.broadcast_to(np.asarray(tau_init_ms, np.float64), (n_syn,))
+        if not np.all((tau0 > tau_min_ms) & (tau0 < TAU_MAX_MS)):
+            raise ValueError(f"tau_init_ms must lie in ({tau_min_ms}, {TAU_MAX_MS}) ms, got {np.unique(tau0)}")
+        extra["tau"] = f(_logit(np.log(tau0 / tau_min_ms) / np.log(TAU_MAX_MS / tau_min_ms)))
+    return extra | {
         "rho": f(np.zeros(n_syn)),
         "vth": f(np.full(n_syn, _logit((vth_init_mV + 70.0) / 70.0))),
         "bias": f(np.zeros(n_cells)),
@@ -70,7 +84,7 @@ def init_raw(n_cells: int, n_syn: int, vth_init_mV: float, afd_gain_pA: float, a
 
 
 def values_from_raw(raw: dict, weight_c302, weight_max_factor: float, bias_max_pA: float,
-                    weight_scale: float = 1.0) -> dict:
+                    weight_scale: float = 1.0, tau_min_ms: float = 40.0) -> dict:
     """Physical values from raw parameters (see the module docstring)."""
     m = float(weight_max_factor)
     if not m > 1.0:
@@ -78,7 +92,10 @@ def values_from_raw(raw: dict, weight_c302, weight_max_factor: float, bias_max_p
     if not 0.0 < float(weight_scale) <= 1.0:
         raise ValueError(f"weight_scale must lie in (0, 1] (a factor on c302's weights), got {weight_scale}")
     shift = float(_logit(1.0 / m))
-    return {
+    extra = {}
+    if "tau" in raw:
+        extra["tau_ms"] = tau_min_ms * jnp.exp(np.log(TAU_MAX_MS / tau_min_ms) * jax.nn.sigmoid(raw["tau"]))
+    return extra | {
         "weight": jnp.asarray(weight_c302) * float(weight_scale) * m * jax.nn.sigmoid(raw["rho"] + shift),
         "vth_mV": -70.0 + 70.0 * jax.nn.sigmoid(raw["vth"]),
         "bias_pA": bias_max_pA * jnp.tanh(raw["bias"]),
@@ -106,6 +123,11 @@ def apply_values(loop: Composite, values: dict) -> Composite:
         raise ValueError(f"apply_values: weight {np.shape(values['weight'])} / bias {np.shape(values['bias_pA'])} "
                          f"do not match the circuit ({c.weight.shape}, {c.bias_pA.shape})")
     td, ns, rc = ci[TransducerDrive], ci[NeckSteering], ci[ReversalCommand]
+    if "tau_ms" in values:
+        if np.shape(values["tau_ms"]) != c.k_per_ms.shape:
+            raise ValueError(f"apply_values: tau_ms {np.shape(values['tau_ms'])} does not match the circuit's "
+                             f"{c.k_per_ms.shape} connections")
+        loop = eqx.tree_at(lambda m: m.components["circuit"].k_per_ms, loop, 1.0 / a("tau_ms"))
     return eqx.tree_at(
         lambda m: (m.components["circuit"].weight, m.components["circuit"].vth_mV, m.components["circuit"].bias_pA,
                    m.couplings[td].gain_pA, m.couplings[td].offset_pA, m.couplings[ns].gain, m.couplings[rc].gain,

@@ -20,7 +20,7 @@ from owjax.navigation.arena import AbstractField, make_field
 __all__ = ["head_circuit", "make_loop", "draw_worms", "BODY_KEYS", "field_from_config"]
 
 BODY_KEYS = ("speed_cm_s", "sweep_period_s", "head_amplitude_rad", "head_length_cm", "steer_rate_rad_s",
-             "pirouette_rate_rad_s", "wander_rate_rad_s", "noise_dt_s", "edge_wall")
+             "pirouette_rate_rad_s", "wander_rate_rad_s", "noise_dt_s", "pirouette_duration_s", "edge_wall")
 
 
 @functools.lru_cache(maxsize=4)
@@ -54,7 +54,7 @@ def make_loop(field: AbstractField, body: Mapping, values: Mapping | None = None
         transducer_path: AFD transducer file (default: the shipped one).
         duration_s: length the body's placeholder noise table covers (replaced per worm).
     """
-    from owjax.navigation.body import NavigationBody
+    from owjax.navigation.body import NOISE_COLUMNS, NavigationBody
     from owjax.navigation.loop import build_loop
     from owjax.navigation.params import apply_values
     from owjax.sensory.component import GRUTransducer
@@ -71,7 +71,7 @@ def make_loop(field: AbstractField, body: Mapping, values: Mapping | None = None
     nd = float(body.get("noise_dt_s", 1.0))
     kw = dict(body)
     edge_wall = bool(kw.pop("edge_wall", False))
-    bod = NavigationBody(jnp.zeros((int(duration_s / nd) + 2, 2), jnp.dtype(dtype)), **kw)
+    bod = NavigationBody(jnp.zeros((int(duration_s / nd) + 2, NOISE_COLUMNS), jnp.dtype(dtype)), **kw)
     loop = build_loop(circuit, GRUTransducer(spec, params), bod, field, edge_wall=edge_wall)
     if values is not None:
         loop = apply_values(loop, values)

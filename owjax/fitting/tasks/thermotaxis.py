@@ -44,13 +44,16 @@ from owjax.fitting.tasks.base import AbstractExperiment, section
 
 log = logging.getLogger("owjax.thermotaxis")
 
-__all__ = ["Thermotaxis", "ThermotaxisTask", "ABLATIONS"]
+__all__ = ["Thermotaxis", "ThermotaxisTask", "ABLATIONS", "LOSS_TERMS", "moving_away"]
+
+#: the loss terms (``loss.weights``; a term left out has weight 1, ``away`` 0)
+LOSS_TERMS = ("track", "away", "reg")
 
 #: the 1995 ablations (Mori & Ohshima): AFD → athermotactic, AIY → cryophilic, AIZ → thermophilic
 ABLATIONS = {"AFD": ("AFDL", "AFDR"), "AIY": ("AIYL", "AIYR"), "AIZ": ("AIZL", "AIZR")}
 
 _CIRCUIT = ("parameter_set", "dt_ms", "weight_max_factor", "bias_max_pA", "vth_init_mV")
-_CIRCUIT_OPTIONAL = ("weight_scale",)
+_CIRCUIT_OPTIONAL = ("weight_scale", "tau_init_ms")
 _READOUT = ("afd_gain_pA", "afd_offset_pA", "steer_gain", "reversal_gain", "reversal_threshold_mV")
 _EPISODE = ("duration_s", "dt_out_s", "n_worms", "cultivation_temps_c", "score_after_s", "band_c")
 _EVAL = ("n_worms", "duration_s", "seed", "window_s", "ablations", "fields")
@@ -69,9 +72,9 @@ class ThermotaxisTask(AbstractFitTask):
         self.body = section(cfg, "body", (), BODY_KEYS)
         arena = section(cfg, "arena", ("train",), ("train",))
         self.weights = {k: float(v) for k, v in ((cfg.get("loss") or {}).get("weights") or {}).items()}
-        bad = sorted(set(self.weights) - {"track", "reg"})
+        bad = sorted(set(self.weights) - set(LOSS_TERMS))
         if bad:
-            raise ValueError(f"loss.weights: unknown term(s) {bad}; terms are ['reg', 'track']")
+            raise ValueError(f"loss.weights: unknown term(s) {bad}; terms are {sorted(LOSS_TERMS)}")
         self.dtype = str(cfg.get("dtype", "float32"))
         self.ship = bool(cfg.get("ship", False))
         self.seed = int(seed)
@@ -84,11 +87,13 @@ class ThermotaxisTask(AbstractFitTask):
                               duration_s=float(e["duration_s"]))
         circ = self.loop["circuit"]
         self.w_c302 = circ.weight
+        self.tau_c302_ms = float(np.max(1.0 / np.asarray(circ.k_per_ms)))  # c302: 40 ms for every connection
         self.synapse_names, self.cell_names = circ.synapse_names, circ.cell_names
         self.data_description = (f"closed-loop episodes on {type(self.field).__name__} "
                                  f"({dict(arena['train'])}), T_c in {list(e['cultivation_temps_c'])}")
-        self.loss_description = ("mean log cosh((T_centroid − T_c)/band) after score_after_s + reg · mean ρ² "
-                                 "(log-weight change)")
+        self.loss_description = ("track · mean log cosh((T_centroid − T_c)/band) after score_after_s + away · "
+                                 "cross-entropy of the pirouette drive against 'moving away from T_c' + reg · "
+                                 "mean ρ² (log-weight change)")
         self.info = {"cells": list(self.cell_names), "n_connections": len(self.synapse_names),
                      "n_gap_junctions": len(circ.gap_names), "circuit": f"graded reduction of c302 "
                      f"{c['parameter_set']}, Δ = {c['dt_ms']} ms"}
@@ -105,13 +110,15 @@ class ThermotaxisTask(AbstractFitTask):
         return init_raw(len(self.cell_names), len(self.synapse_names), float(c["vth_init_mV"]),
                         float(r["afd_gain_pA"]), float(r["afd_offset_pA"]), float(r["steer_gain"]),
                         float(r["reversal_gain"]), float(r["reversal_threshold_mV"]), float(c["bias_max_pA"]),
-                        dtype=jnp.dtype(self.dtype))
+                        dtype=jnp.dtype(self.dtype), tau_init_ms=c.get("tau_init_ms"),
+                        tau_min_ms=self.tau_c302_ms)
 
     def values(self, params) -> dict:
         from owjax.navigation.params import values_from_raw
 
         return values_from_raw(params, self.w_c302, float(self.circuit_cfg["weight_max_factor"]),
-                               float(self.circuit_cfg["bias_max_pA"]), float(self.circuit_cfg.get("weight_scale", 1.0)))
+                               float(self.circuit_cfg["bias_max_pA"]), float(self.circuit_cfg.get("weight_scale", 1.0)),
+                               tau_min_ms=self.tau_c302_ms)
 
     def batches(self, step, key):
         from owjax.navigation.setup import draw_worms
@@ -126,8 +133,10 @@ class ThermotaxisTask(AbstractFitTask):
 
         e = self.episode
         loop = apply_values(self.loop, self.values(params))
+        w_away = self.weights.get("away", 0.0)
+        save = ("body.pos", "body.heading", "circuit.V") if w_away else ("body.pos",)
         sol = simulate_worms(loop, batch["xy"], batch["heading"], batch["noise"], batch["tc"], float(e["duration_s"]),
-                             float(e["dt_out_s"]), save=("body.pos",))
+                             float(e["dt_out_s"]), save=save)
         pos = sol.ys["body"]["pos"]
         temp = self.field(pos[..., 0], pos[..., 1])
         t = jnp.arange(temp.shape[1]) * float(e["dt_out_s"])
@@ -137,8 +146,28 @@ class ThermotaxisTask(AbstractFitTask):
         track = jnp.sum(logcosh * mask[None, :]) / (jnp.sum(mask) * temp.shape[0])
         reg = jnp.mean(params["rho"] ** 2)
         terms = {"track": track, "reg": reg}
-        value = sum(self.weights.get(k, 1.0) * v for k, v in terms.items())
+        if w_away:
+            terms["away"] = self.away_loss(loop, sol.ys, batch["tc"], mask)
+        value = sum(self.weights.get(k, 0.0 if k == "away" else 1.0) * v for k, v in terms.items())
         return value, terms
+
+    def away_loss(self, loop, ys, tc, mask):
+        """Cross-entropy of the circuit's pirouette drive against the label "moving away from T_c"
+        (:func:`moving_away`), weighted by how far from T_c the worm is (``tanh(|T − T_c|/band)``), over
+        t ≥ ``score_after_s``. A privileged, per-second training signal (the simulation knows where T_c
+        lies; the worm does not): a biased random walk that pirouettes when moving away from T_c is the
+        strategy that reaches it (the oracle in experiments/thermotaxis/diagnostics.py)."""
+        from owjax.navigation.loop import ReversalCommand
+
+        rc = [c for c in loop.couplings if isinstance(c, ReversalCommand)][0]
+        v = ys["circuit"]["V"]
+        d = jnp.mean(v[..., jnp.asarray(rc.reverse)], -1) - jnp.mean(v[..., jnp.asarray(rc.forward)], -1)
+        z = rc.gain * (d - rc.threshold_mV) / 10.0  # the drive's logit
+        pos, heading = ys["body"]["pos"], ys["body"]["heading"]
+        y, w = moving_away(self.field, pos, heading, tc[:, None], float(self.episode["band_c"]))
+        bce = jax.nn.softplus(z) - y * z
+        w = w * mask[None, :]
+        return jnp.sum(w * bce) / jnp.maximum(jnp.sum(w), 1e-6)
 
     # ------------------------------------------------------------------ report
     def evaluate(self, values: Mapping | None, run_dir: Path | None, figures: bool, label: str,
@@ -241,6 +270,30 @@ class ThermotaxisTask(AbstractFitTask):
             shutil.copyfile(path, DEFAULT_DATA)
             shutil.copyfile(path.with_suffix(".json"), DEFAULT_DATA.with_suffix(".json"))
             log.info("shipped the trained head circuit to %s", DEFAULT_DATA)
+
+
+def moving_away(field, pos_cm, heading_rad, cultivation_temp_c, band_c: float = 1.0):
+    """Whether a worm crawling forwards moves away from its cultivation temperature, and a weight.
+
+    Arguments:
+        field: the temperature field (°C). pos_cm: (..., 2) centroid, cm. heading_rad: (...) rad.
+        cultivation_temp_c: T_c, °C (broadcast against ``heading_rad``). band_c: °C scale of the weight.
+
+    Returns:
+        ``(label, weight)``: label 1 where (T − T_c) · dT/dt_forward > 0 (warming above T_c or
+        cooling below it), else 0; weight ``tanh(|T − T_c|/band_c) · |cos|`` of the angle between the
+        heading and the gradient (0 on an isotherm or at T_c, where either choice is right).
+    """
+    x, y = pos_cm[..., 0], pos_cm[..., 1]
+    temp = field(x, y)
+    gx, gy = jax.vmap(jax.grad(lambda a, b: field(a, b), argnums=(0, 1)))(x.reshape(-1), y.reshape(-1))
+    gx, gy = gx.reshape(x.shape), gy.reshape(x.shape)
+    along = gx * jnp.cos(heading_rad) + gy * jnp.sin(heading_rad)
+    gnorm = jnp.sqrt(gx * gx + gy * gy) + 1e-12
+    off = temp - cultivation_temp_c
+    label = (off * along > 0).astype(temp.dtype)
+    weight = jnp.tanh(jnp.abs(off) / band_c) * jnp.abs(along) / gnorm
+    return jax.lax.stop_gradient(label), jax.lax.stop_gradient(weight)
 
 
 class Thermotaxis(AbstractExperiment):
