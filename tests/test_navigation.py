@@ -349,6 +349,33 @@ def test_trained_synaptic_time_constants_are_bounded_and_applied(circuit):
         init_raw(*args, tau_init_ms=30_000.0)
 
 
+def test_thermotaxis_task_with_events_time_constants_and_away_term():
+    """The thermotaxis task with pirouette events, trained time constants and the ``away`` term: one
+    loss and its gradient (2 worms × 12 s), finite, with the time constants and the AFD drive in it."""
+    from omegaconf import OmegaConf
+
+    from owjax.fitting.tasks.thermotaxis import ThermotaxisTask
+
+    conf = OmegaConf.load(__import__("owjax").__path__[0] + "/conf/experiment/thermotaxis.yaml")
+    cfg = OmegaConf.to_container(conf, resolve=True)
+    cfg["body"]["pirouette_duration_s"] = 3.0
+    cfg["circuit"]["tau_init_ms"] = 500.0
+    cfg["episode"].update(duration_s=12.0, n_worms=2, score_after_s=2.0)
+    cfg["loss"]["weights"] = {"track": 1.0, "away": 1.0, "reg": 0.01}
+    task = ThermotaxisTask(cfg, 0)
+    raw = task.init(jax.random.PRNGKey(0))
+    assert np.allclose(np.asarray(task.values(raw)["tau_ms"]), 500.0, rtol=1e-5)
+    batch = task.batches(0, jax.random.PRNGKey(1))
+    (value, terms), g = jax.value_and_grad(lambda r: task.loss(r, batch, None), has_aux=True)(raw)
+    assert set(terms) == {"track", "away", "reg"} and np.isfinite(float(value))
+    assert float(terms["away"]) >= -1.0  # −(P̄_away − P̄_towards) ≥ −1, plus a non-negative rate penalty
+    assert all(np.all(np.isfinite(np.asarray(v))) for v in jax.tree.leaves(g))
+    assert float(jnp.abs(g["tau"]).max()) > 0 and float(jnp.abs(g["afd_gain_pA"])) > 0
+    bad = cfg | {"loss": {"weights": {"awy": 1.0}}}
+    with pytest.raises(ValueError, match="unknown term.*away"):
+        ThermotaxisTask(bad, 0)
+
+
 # ---------------------------------------------------------------------------- fit and scenarios
 @pytest.mark.slow
 def test_thermotaxis_fit_ci(tmp_path):

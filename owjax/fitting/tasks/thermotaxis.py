@@ -56,6 +56,7 @@ _CIRCUIT = ("parameter_set", "dt_ms", "weight_max_factor", "bias_max_pA", "vth_i
 _CIRCUIT_OPTIONAL = ("weight_scale", "tau_init_ms")
 _READOUT = ("afd_gain_pA", "afd_offset_pA", "steer_gain", "reversal_gain", "reversal_threshold_mV")
 _EPISODE = ("duration_s", "dt_out_s", "n_worms", "cultivation_temps_c", "score_after_s", "band_c")
+_EPISODE_OPTIONAL = ("pirouette_rate",)
 _EVAL = ("n_worms", "duration_s", "seed", "window_s", "ablations", "fields")
 
 
@@ -67,7 +68,7 @@ class ThermotaxisTask(AbstractFitTask):
 
         self.circuit_cfg = section(cfg, "circuit", _CIRCUIT, _CIRCUIT + _CIRCUIT_OPTIONAL)
         self.readout = section(cfg, "readout", _READOUT, _READOUT)
-        self.episode = section(cfg, "episode", _EPISODE, _EPISODE)
+        self.episode = section(cfg, "episode", _EPISODE, _EPISODE + _EPISODE_OPTIONAL)
         self.evaluation = section(cfg, "evaluation", _EVAL, _EVAL)
         self.body = section(cfg, "body", (), BODY_KEYS)
         arena = section(cfg, "arena", ("train",), ("train",))
@@ -92,7 +93,7 @@ class ThermotaxisTask(AbstractFitTask):
         self.data_description = (f"closed-loop episodes on {type(self.field).__name__} "
                                  f"({dict(arena['train'])}), T_c in {list(e['cultivation_temps_c'])}")
         self.loss_description = ("track · mean log cosh((T_centroid − T_c)/band) after score_after_s + away · "
-                                 "cross-entropy of the pirouette drive against 'moving away from T_c' + reg · "
+                                 "(pirouette drive towards T_c − away from it, at a set mean rate) + reg · "
                                  "mean ρ² (log-weight change)")
         self.info = {"cells": list(self.cell_names), "n_connections": len(self.synapse_names),
                      "n_gap_junctions": len(circ.gap_names), "circuit": f"graded reduction of c302 "
@@ -152,22 +153,28 @@ class ThermotaxisTask(AbstractFitTask):
         return value, terms
 
     def away_loss(self, loop, ys, tc, mask):
-        """Cross-entropy of the circuit's pirouette drive against the label "moving away from T_c"
-        (:func:`moving_away`), weighted by how far from T_c the worm is (``tanh(|T − T_c|/band)``), over
-        t ≥ ``score_after_s``. A privileged, per-second training signal (the simulation knows where T_c
-        lies; the worm does not): a biased random walk that pirouettes when moving away from T_c is the
-        strategy that reaches it (the oracle in experiments/thermotaxis/diagnostics.py)."""
+        """How much more often the circuit starts pirouettes when the worm crawls towards T_c than
+        away from it: ``−(P̄_away − P̄_towards) + (P̄ − rate)²/rate²``, P̄ the pirouette drive averaged
+        over the samples of each label (:func:`moving_away`, weighted by how far from T_c the worm is
+        and how straight it crawls along the gradient; t ≥ ``score_after_s``) and ``rate`` =
+        ``episode.pirouette_rate`` the mean drive wanted. A privileged, per-second training signal
+        (the simulation knows where T_c lies; the worm does not): a biased random walk that
+        pirouettes when moving away from T_c is the strategy that reaches it (the oracle of
+        experiments/thermotaxis/policy_bounds.py); a drive that ignores AFD scores 0."""
         from owjax.navigation.loop import ReversalCommand
 
         rc = [c for c in loop.couplings if isinstance(c, ReversalCommand)][0]
         v = ys["circuit"]["V"]
         d = jnp.mean(v[..., jnp.asarray(rc.reverse)], -1) - jnp.mean(v[..., jnp.asarray(rc.forward)], -1)
-        z = rc.gain * (d - rc.threshold_mV) / 10.0  # the drive's logit
+        drive = jax.nn.sigmoid(rc.gain * (d - rc.threshold_mV) / 10.0)
         pos, heading = ys["body"]["pos"], ys["body"]["heading"]
         y, w = moving_away(self.field, pos, heading, tc[:, None], float(self.episode["band_c"]))
-        bce = jax.nn.softplus(z) - y * z
         w = w * mask[None, :]
-        return jnp.sum(w * bce) / jnp.maximum(jnp.sum(w), 1e-6)
+        p_away = jnp.sum(w * y * drive) / jnp.maximum(jnp.sum(w * y), 1e-6)
+        p_towards = jnp.sum(w * (1 - y) * drive) / jnp.maximum(jnp.sum(w * (1 - y)), 1e-6)
+        rate = float(self.episode.get("pirouette_rate", 0.05))
+        p_mean = jnp.sum(mask[None, :] * drive) / (jnp.sum(mask) * drive.shape[0])
+        return -(p_away - p_towards) + ((p_mean - rate) / rate) ** 2
 
     # ------------------------------------------------------------------ report
     def evaluate(self, values: Mapping | None, run_dir: Path | None, figures: bool, label: str,

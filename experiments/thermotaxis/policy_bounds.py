@@ -1,0 +1,269 @@
+"""What the thermotaxis loop can do at best: hand-wired policies instead of the circuit (issue 17).
+
+Three measurements, all on the held-out radial plate (13 °C at the centre → 27 °C at 4.5 cm, the
+plate's edge a wall), 24 worms per cultivation temperature (15, 20, 25 °C), 20 min, the body in its
+events mode (pirouettes of ≈ 3 s started at the commanded rate):
+
+1. **The body's capacity** — an oracle that knows T_c and the true temperature gradient pirouettes
+   when the worm crawls away from T_c: ``reversal = Φ(k · dT/dt_forward · tanh(T − T_c) / 0.05 °C/s − base)``.
+2. **What the AFD transducer tells** — a worm wandering with pirouettes at a constant rate; the
+   transducer's normalised response binned by T − T_c and by warming/cooling.
+3. **The best policy on the AFD response alone** — a random search over a seven-parameter policy
+   that sees only the response r(t): two low-pass filters of r (τ_fast, τ_slow) give a level z_f and
+   a derivative z_f − z_s, and ``away = tanh((z_f − z_s)/σ_d) · tanh((z_f − θ)/σ_l)`` ("rising above
+   θ or falling below it") sets ``reversal = Φ(k · away − base)``. It is what a circuit with a
+   seconds-long memory could compute from AFD; the best score is a bound on what training the head
+   circuit can reach with this transducer (the search is not exhaustive, so the bound is loose).
+
+Run: ``.venv/bin/python experiments/thermotaxis/policy_bounds.py [n_policies]`` (≈ 6 s per policy on
+the 2-core CPU); writes ``results/policy_bounds.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import ClassVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import ndtr
+
+from owjax.core.component import AbstractComponent, AbstractCoupling, Composite
+from owjax.core.solve import SolverConfig, solve_ys
+from owjax.navigation.body import NOISE_COLUMNS, NavigationBody
+from owjax.navigation.loop import ArenaAtHead, PlateEdge, head_temperature
+from owjax.navigation.setup import draw_worms, field_from_config
+from owjax.sensory.component import GRUTransducer
+from owjax.sensory.loaders import DATA_DIR
+from owjax.sensory.transducer import _features, gru_map, load_transducer, readout
+
+RESULTS = Path(__file__).resolve().parent / "results"
+FIELD = {"kind": "radial_temperature", "center_c": 13.0, "edge_c": 27.0, "radius_cm": 4.5}
+TCS = (15.0, 20.0, 25.0)
+DURATION_S, N_PER_TC, SEED = 1200.0, 24, 7
+PIROUETTE_S = 3.0
+F32 = jnp.float32
+
+
+class OracleReversal(AbstractCoupling):
+    """body → body ``reversal``: Φ(k · (dT/dt forward) · tanh(T − T_c) / 0.05 − base) — knows T_c and ∇T."""
+
+    field: object
+    k: jax.Array
+    base: jax.Array
+    tc: jax.Array
+    source: str = eqx.field(static=True)
+    target: str = eqx.field(static=True)
+    target_input: str = eqx.field(static=True)
+
+    def __init__(self, field, k, base, tc):
+        self.field, self.k, self.base, self.tc = field, jnp.asarray(k, F32), jnp.asarray(base, F32), jnp.asarray(tc, F32)
+        self.source = self.target = "body"
+        self.target_input = "reversal"
+
+    def __call__(self, t, so):
+        p, th = so["pos_cm"], so["heading_rad"]
+        g = jax.grad(lambda q: self.field(q[0], q[1]))(p)
+        dtemp = 0.022 * (g[0] * jnp.cos(th) + g[1] * jnp.sin(th))
+        return ndtr(self.k * dtemp * jnp.tanh(self.field(p[0], p[1]) - self.tc) / 0.05 - self.base)
+
+
+class ResponsePolicy(AbstractComponent):
+    """The hand-wired policy on the AFD response (see the module docstring); state: the two filters."""
+
+    params: jax.Array  # k, θ, σ_d, base, σ_l, τ_fast (s), τ_slow (s)
+    time_unit_ms: ClassVar[float] = 1000.0
+
+    @property
+    def input_names(self):
+        return {"r": "1"}
+
+    def initial_state(self):
+        return {"z": jnp.zeros(2, F32)}
+
+    def vector_field(self, t, s, inputs=None):
+        r, z = inputs["r"], s["z"]
+        return {"z": jnp.stack([(r - z[0]) / self.params[5], (r - z[1]) / self.params[6]])}
+
+    def outputs(self, t, s):
+        k, th, sd, base, sl = (self.params[i] for i in range(5))
+        zf, zs = s["z"][0], s["z"][1]
+        return {"reversal": ndtr(k * jnp.tanh((zf - zs) / sd) * jnp.tanh((zf - th) / sl) - base)}
+
+    def state_variables(self):
+        return {}
+
+    def parameter_info(self):
+        return {}
+
+
+class _Pass(AbstractCoupling):
+    key: str = eqx.field(static=True)
+    source: str = eqx.field(static=True)
+    target: str = eqx.field(static=True)
+    target_input: str = eqx.field(static=True)
+
+    def __init__(self, source, key, target, target_input):
+        self.source, self.key, self.target, self.target_input = source, key, target, target_input
+
+    def __call__(self, t, so):
+        return so[self.key]
+
+
+def _setup():
+    field = field_from_config(dict(FIELD))
+    spec, params = load_transducer(DATA_DIR / "afd_transducer.npz", dtype=F32)
+    body = NavigationBody(jnp.zeros((int(DURATION_S) + 2, NOISE_COLUMNS), F32), pirouette_duration_s=PIROUETTE_S)
+    worms = draw_worms(jax.random.PRNGKey(SEED), N_PER_TC * len(TCS), field, TCS, DURATION_S)
+    return field, spec, params, body, worms
+
+
+FIELD_, SPEC, TPARAMS, BODY, WORMS = _setup()
+SOLVER = SolverConfig("euler", dt_ms=10.0, max_steps=10_000_000)
+
+
+def _afd_state(lp, tc):
+    yb = lp["body"].initial_state()
+    u0 = head_temperature(lp, yb["pos"], yb["heading"], yb["phase"])
+    filt = jnp.stack([u0, jnp.asarray(tc, F32)])
+    x = _features(SPEC, TPARAMS, filt, u0)
+    hs = jnp.zeros((SPEC.depth, SPEC.hidden), F32)
+    hs = jax.lax.fori_loop(0, int(SPEC.burn_in_steps), lambda i, h: gru_map(SPEC, TPARAMS, h, x), hs)
+    return {"filters": filt, "h": hs}
+
+
+def _per_worm(lp0, fn):
+    def one(xy, hd, nz, tc):
+        lp = eqx.tree_at(lambda m: (m.components["body"].start_xy_cm, m.components["body"].start_heading_rad,
+                                    m.components["body"].noise), lp0, (xy, hd, nz))
+        return fn(lp, tc)
+    return jax.vmap(one)(WORMS["xy"], WORMS["heading"], WORMS["noise"], WORMS["tc"])
+
+
+@eqx.filter_jit
+def oracle_tracks(k, base, tc):
+    lp0 = Composite({"body": BODY}, [OracleReversal(FIELD_, k, base, tc), PlateEdge(FIELD_)])
+    return _per_worm(lp0, lambda lp, _: solve_ys(lp, DURATION_S * 1000, 10_000.0, solver=SOLVER,
+                                                  y0={"body": lp["body"].initial_state()},
+                                                  save=("body.pos",)).ys["body"]["pos"])
+
+
+@eqx.filter_jit
+def policy_tracks(p):
+    lp0 = Composite({"afd": GRUTransducer(SPEC, TPARAMS), "policy": ResponsePolicy(p), "body": BODY},
+                    [ArenaAtHead(FIELD_), _Pass("afd", "response_norm", "policy", "r"),
+                     _Pass("policy", "reversal", "body", "reversal"), PlateEdge(FIELD_)])
+
+    def fn(lp, tc):
+        y0 = {"afd": _afd_state(lp, tc), "policy": {"z": jnp.zeros(2, F32)}, "body": lp["body"].initial_state()}
+        return solve_ys(lp, DURATION_S * 1000, 10_000.0, solver=SOLVER, y0=y0, save=("body.pos",)).ys["body"]["pos"]
+    return _per_worm(lp0, fn)
+
+
+@eqx.filter_jit
+def wander_response(base):
+    """Pirouettes at a constant rate Φ(−base); saves the centroid and the AFD response every second."""
+    lp0 = Composite({"afd": GRUTransducer(SPEC, TPARAMS), "body": BODY},
+                    [ArenaAtHead(FIELD_), PlateEdge(FIELD_)])
+
+    def fn(lp, tc):
+        y0 = {"afd": _afd_state(lp, tc), "body": lp["body"].initial_state()}
+        ys = solve_ys(lp, DURATION_S * 1000, 1000.0, solver=SOLVER, y0=y0, save=("body.pos", "afd.h"),
+                      inputs={"body.reversal": ndtr(-base)}).ys
+        return ys["body"]["pos"], jax.vmap(lambda h: readout(SPEC, TPARAMS, h))(ys["afd"]["h"])
+    return _per_worm(lp0, fn)
+
+
+def summarise(pos, tcs) -> dict:
+    temp = np.asarray(FIELD_(pos[..., 0], pos[..., 1]))
+    out = {}
+    for tc in TCS:
+        m = tcs == tc
+        out[f"{tc:g}"] = {"final_mean_c": round(float(temp[m, -1].mean()), 2),
+                          "final_sd_c": round(float(temp[m, -1].std()), 2),
+                          "isothermal_last_10min": round(float(np.mean(np.abs(temp[m, -60:] - tc) < 1.0)), 2)}
+    return out
+
+
+def score(s: dict) -> float:
+    """Mean |final − T_c| (°C) minus the mean isothermal fraction (lower is better)."""
+    return float(np.mean([abs(v["final_mean_c"] - float(k)) for k, v in s.items()])
+                 - np.mean([v["isothermal_last_10min"] for v in s.values()]))
+
+
+def main(n_policies: int = 150) -> dict:
+    t0 = time.time()
+    tcs = np.asarray(WORMS["tc"])
+    res = {"field": FIELD, "duration_s": DURATION_S, "worms_per_tc": N_PER_TC, "pirouette_duration_s": PIROUETTE_S}
+    rows = []
+    for k, base in ((5.0, 1.0), (20.0, 1.0), (20.0, 2.0)):
+        pos = np.concatenate([np.asarray(oracle_tracks(k, base, tc))[tcs == tc] for tc in TCS])
+        rows.append({"k": k, "base": base} | {"by_tc": summarise(pos, np.sort(tcs))})
+    res["oracle"] = rows
+    print("oracle done", round(time.time() - t0), flush=True)
+    pos, r = (np.asarray(a) for a in wander_response(2.0))
+    temp = np.asarray(FIELD_(pos[..., 0], pos[..., 1]))
+    off, dtemp = temp - tcs[:, None], np.gradient(temp, axis=1)
+    bins = []
+    for lo, hi in ((-8, -4), (-4, -2), (-2, -1), (-1, 0), (0, 1), (1, 2), (2, 4), (4, 8)):
+        m = (off >= lo) & (off < hi)
+        w, c = m & (dtemp > 0.01), m & (dtemp < -0.01)
+        bins.append({"offset_c": [lo, hi], "warming_mean": round(float(r[w].mean()), 3), "n_warming": int(w.sum()),
+                     "cooling_mean": round(float(r[c].mean()), 3), "n_cooling": int(c.sum()),
+                     "warming_q10_q90": [round(float(q), 2) for q in np.percentile(r[w], [10, 90])],
+                     "cooling_q10_q90": [round(float(q), 2) for q in np.percentile(r[c], [10, 90])]})
+    res["response_by_offset"] = bins
+    print("response table done", round(time.time() - t0), flush=True)
+    rng = np.random.default_rng(3)
+    found = []
+    for i in range(int(n_policies)):
+        p = [rng.uniform(0.5, 6), rng.uniform(-0.1, 1.5), 10 ** rng.uniform(-2.5, -0.5), rng.uniform(1, 3),
+             10 ** rng.uniform(-2, -0.5), 10 ** rng.uniform(-1, 0.5), 10 ** rng.uniform(0, 1.5)]
+        s = summarise(np.asarray(policy_tracks(jnp.asarray(p, F32))), tcs)
+        found.append({"score": round(score(s), 3), "params": dict(zip(
+            ("k", "theta", "sigma_d", "base", "sigma_l", "tau_fast_s", "tau_slow_s"), np.round(p, 4).tolist())),
+            "by_tc": s})
+        if (i + 1) % 10 == 0:
+            print(f"policy {i + 1}/{n_policies}, best score {min(f['score'] for f in found):.2f}", flush=True)
+    found.sort(key=lambda f: f["score"])
+    res["search"] = {"n_policies": int(n_policies), "best": found[:5]}
+    res["wall_time_s"] = round(time.time() - t0, 1)
+    return res
+
+
+def markdown(res: dict) -> str:
+    L = ["# What the thermotaxis loop can do at best (hand-wired policies)", "",
+         f"Written by `experiments/thermotaxis/policy_bounds.py` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+         f"{res['wall_time_s']} s). Radial plate 13 → 27 °C over 4.5 cm, {res['worms_per_tc']} worms per T_c, "
+         f"{res['duration_s']:g} s, pirouettes as events of ≈ {res['pirouette_duration_s']:g} s.", "",
+         "## 1. The body's capacity: an oracle that knows T_c pirouettes when moving away from it", "",
+         "| k | base | T_c 15: final (iso) | T_c 20 | T_c 25 |", "|---|---|---|---|---|"]
+    fmt = lambda v: f"{v['final_mean_c']} ± {v['final_sd_c']} ({v['isothermal_last_10min']})"  # noqa: E731
+    for r in res["oracle"]:
+        L.append(f"| {r['k']} | {r['base']} | " + " | ".join(fmt(r["by_tc"][f"{t:g}"]) for t in TCS) + " |")
+    L += ["", "## 2. The AFD transducer's response (normalised) while wandering, by T − T_c", "",
+          "| T − T_c (°C) | warming: mean [q10, q90] | cooling: mean [q10, q90] |", "|---|---|---|"]
+    for b in res["response_by_offset"]:
+        L.append(f"| [{b['offset_c'][0]}, {b['offset_c'][1]}) | {b['warming_mean']:+.3f} {b['warming_q10_q90']} | "
+                 f"{b['cooling_mean']:+.3f} {b['cooling_q10_q90']} |")
+    L += ["", f"## 3. The best of {res['search']['n_policies']} random policies on the response alone", "",
+          "| score | k | θ | σ_d | base | σ_l | τ_fast (s) | τ_slow (s) | T_c 15: final (iso) | T_c 20 | T_c 25 |",
+          "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for f in res["search"]["best"]:
+        p = f["params"]
+        L.append(f"| {f['score']} | " + " | ".join(str(p[k]) for k in p) + " | "
+                 + " | ".join(fmt(f["by_tc"][f"{t:g}"]) for t in TCS) + " |")
+    return "\n".join(L) + "\n"
+
+
+if __name__ == "__main__":
+    out = main(int(sys.argv[1]) if len(sys.argv) > 1 else 150)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "policy_bounds.json").write_text(json.dumps(out, indent=1) + "\n")
+    (RESULTS / "policy_bounds.md").write_text(markdown(out))
+    print(markdown(out))
