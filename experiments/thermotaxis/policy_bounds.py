@@ -36,11 +36,11 @@ from jax.scipy.special import ndtr
 from owjax.core.component import AbstractComponent, AbstractCoupling, Composite
 from owjax.core.solve import SolverConfig, solve_ys
 from owjax.navigation.body import NOISE_COLUMNS, NavigationBody
-from owjax.navigation.loop import ArenaAtHead, PlateEdge, head_temperature
+from owjax.navigation.loop import ArenaAtHead, PlateEdge, adapted_transducer_state, head_temperature
 from owjax.navigation.setup import draw_worms, field_from_config
 from owjax.sensory.component import GRUTransducer
 from owjax.sensory.loaders import DATA_DIR
-from owjax.sensory.transducer import _features, gru_map, load_transducer, readout
+from owjax.sensory.transducer import load_transducer, readout
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FIELD = {"kind": "radial_temperature", "center_c": 13.0, "edge_c": 27.0, "radius_cm": 4.5}
@@ -129,12 +129,7 @@ SOLVER = SolverConfig("euler", dt_ms=10.0, max_steps=10_000_000)
 
 def _afd_state(lp, tc):
     yb = lp["body"].initial_state()
-    u0 = head_temperature(lp, yb["pos"], yb["heading"], yb["phase"])
-    filt = jnp.stack([u0, jnp.asarray(tc, F32)])
-    x = _features(SPEC, TPARAMS, filt, u0)
-    hs = jnp.zeros((SPEC.depth, SPEC.hidden), F32)
-    hs = jax.lax.fori_loop(0, int(SPEC.burn_in_steps), lambda i, h: gru_map(SPEC, TPARAMS, h, x), hs)
-    return {"filters": filt, "h": hs}
+    return adapted_transducer_state(lp["afd"], head_temperature(lp, yb["pos"], yb["heading"], yb["phase"]), tc)
 
 
 def _per_worm(lp0, fn):

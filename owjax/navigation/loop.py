@@ -35,7 +35,7 @@ from owjax.navigation.circuit import (DORSAL_NECK, FORWARD_CELLS, REVERSAL_CELLS
                                       GradedHeadCircuit)
 
 __all__ = ["ArenaAtHead", "NeckSteering", "ReversalCommand", "PlateEdge", "build_loop", "loop_initial_state",
-           "simulate_worms", "head_temperature", "LOOP_SAVE"]
+           "adapted_transducer_state", "simulate_worms", "head_temperature", "LOOP_SAVE"]
 
 #: state variables kept at the output times by :func:`simulate_worms`
 LOOP_SAVE = ("body.pos", "body.heading", "body.phase")
@@ -191,23 +191,28 @@ def head_temperature(loop: Composite, pos, heading, phase) -> Array:
     return field(pos[..., 0] + body.head_length_cm * jnp.cos(a), pos[..., 1] + body.head_length_cm * jnp.sin(a))
 
 
-def loop_initial_state(loop: Composite, cultivation_temp_c) -> dict:
-    """Initial state: the circuit at rest, the body at its start, and the transducer adapted to the
-    cultivation temperature (slow filter = T_c) while sensing the start temperature (fast filter and
-    GRU at their steady state there)."""
+def adapted_transducer_state(transducer, stimulus_now, cultivation_temp_c) -> dict:
+    """The AFD transducer's state for a worm cultivated at ``cultivation_temp_c`` that senses
+    ``stimulus_now`` (°C): slow filter = T_c, fast filter and GRU at their steady state there."""
     from owjax.sensory.transducer import _features, gru_map
 
-    tr = loop["afd"]
-    body = loop["body"]
-    spec, params = tr.spec, tr.params
+    spec, params = transducer.spec, transducer.params
     dtype = params["readout"]["w"].dtype
-    y_body = body.initial_state()
-    u0 = head_temperature(loop, y_body["pos"], y_body["heading"], y_body["phase"]).astype(dtype)
+    u0 = jnp.asarray(stimulus_now, dtype)
     filt = jnp.stack([u0, jnp.asarray(cultivation_temp_c, dtype)])
     x = _features(spec, params, filt, u0)
     hs = jnp.zeros((spec.depth, spec.hidden), dtype)
     hs = jax.lax.fori_loop(0, int(spec.burn_in_steps), lambda i, h: gru_map(spec, params, h, x), hs)
-    return {"afd": {"filters": filt, "h": hs}, "circuit": loop["circuit"].initial_state(), "body": y_body}
+    return {"filters": filt, "h": hs}
+
+
+def loop_initial_state(loop: Composite, cultivation_temp_c) -> dict:
+    """Initial state: the circuit at rest, the body at its start, and the transducer adapted to the
+    cultivation temperature (:func:`adapted_transducer_state`) while sensing the start temperature."""
+    y_body = loop["body"].initial_state()
+    u0 = head_temperature(loop, y_body["pos"], y_body["heading"], y_body["phase"])
+    return {"afd": adapted_transducer_state(loop["afd"], u0, cultivation_temp_c),
+            "circuit": loop["circuit"].initial_state(), "body": y_body}
 
 
 def simulate_worms(loop: Composite, start_xy_cm, start_heading_rad, noise, cultivation_temp_c,
