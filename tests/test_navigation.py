@@ -376,6 +376,47 @@ def test_thermotaxis_task_with_events_time_constants_and_away_term():
         ThermotaxisTask(bad, 0)
 
 
+def test_training_continues_from_a_saved_circuit(tmp_path):
+    """``raw_from_values`` inverts ``values_from_raw`` (float64, to 1e-9); ``circuit.init_from`` starts
+    the task from a saved circuit (the shipped one, and a file) with its values; values outside the
+    experiment's bounds and a file of another circuit are clear errors."""
+    from omegaconf import OmegaConf
+
+    from owjax.fitting.tasks.thermotaxis import ThermotaxisTask
+    from owjax.navigation.params import DEFAULT_DATA, load_values, raw_from_values, save_values, values_from_raw
+
+    conf = OmegaConf.load(__import__("owjax").__path__[0] + "/conf/experiment/thermotaxis.yaml")
+    cfg = OmegaConf.to_container(conf, resolve=True) | {"dtype": "float64"}
+    cfg["body"]["pirouette_duration_s"] = 3.0
+    task = ThermotaxisTask(cfg, 0)
+    rng = np.random.default_rng(0)
+    raw = jax.tree.map(lambda a: jnp.asarray(rng.normal(size=np.shape(a)), jnp.float64),
+                       task.init(jax.random.PRNGKey(0)) | {"tau": jnp.zeros(len(task.synapse_names))})
+    vals = values_from_raw(raw, task.w_c302, 4.0, 3.0, 0.05, tau_min_ms=40.0)
+    back = raw_from_values(vals, task.w_c302, 4.0, 3.0, 0.05, tau_min_ms=40.0, dtype=jnp.float64)
+    assert set(back) == set(raw)
+    for k in raw:
+        assert np.allclose(np.asarray(back[k]), np.asarray(raw[k]), rtol=1e-9, atol=1e-9), k
+    shipped = load_values(DEFAULT_DATA)
+    cfg["circuit"]["init_from"] = "shipped"
+    v = ThermotaxisTask(cfg, 0).values(ThermotaxisTask(cfg, 0).init(None))
+    for k in shipped:
+        assert np.allclose(np.asarray(v[k]), shipped[k], rtol=1e-9), k
+    path = save_values(tmp_path / "c.npz", vals, task.synapse_names, task.cell_names, {"test": True})
+    cfg["circuit"]["init_from"] = str(path)
+    assert np.allclose(np.asarray(ThermotaxisTask(cfg, 0).values(ThermotaxisTask(cfg, 0).init(None))["weight"]),
+                       np.asarray(vals["weight"]), rtol=1e-9)
+    with pytest.raises(ValueError, match="vth_mV has 1 value"):
+        raw_from_values(vals | {"vth_mV": np.asarray(vals["vth_mV"]).copy() * 0 + np.r_[5.0, np.full(
+            len(task.synapse_names) - 1, -40.0)]}, task.w_c302, 4.0, 3.0, 0.05)
+    with pytest.raises(ValueError, match="weight / "):
+        raw_from_values(vals, task.w_c302, 4.0, 3.0, 0.01)  # another weight_scale: weights out of reach
+    save_values(tmp_path / "other.npz", vals, task.synapse_names[::-1], task.cell_names, {})
+    cfg["circuit"]["init_from"] = str(tmp_path / "other.npz")
+    with pytest.raises(ValueError, match="synapses differ"):
+        ThermotaxisTask(cfg, 0).init(None)
+
+
 # ---------------------------------------------------------------------------- fit and scenarios
 @pytest.mark.slow
 def test_thermotaxis_fit_ci(tmp_path):

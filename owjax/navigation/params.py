@@ -37,7 +37,7 @@ import numpy as np
 
 from owjax.core.component import Composite
 
-__all__ = ["init_raw", "values_from_raw", "apply_values", "save_values", "load_values", "SCALAR_KEYS",
+__all__ = ["init_raw", "values_from_raw", "raw_from_values", "apply_values", "save_values", "load_values", "SCALAR_KEYS",
            "DEFAULT_DATA", "TAU_MAX_MS"]
 
 #: the loop-level (coupling) parameters
@@ -104,6 +104,48 @@ def values_from_raw(raw: dict, weight_c302, weight_max_factor: float, bias_max_p
         "steer_gain": 20.0 * jax.nn.sigmoid(raw["steer_gain"]),
         "reversal_gain": 20.0 * jax.nn.sigmoid(raw["reversal_gain"]),
         "reversal_threshold_mV": 30.0 * jnp.tanh(raw["reversal_threshold_mV"]),
+    }
+
+
+def raw_from_values(values: dict, weight_c302, weight_max_factor: float, bias_max_pA: float,
+                    weight_scale: float = 1.0, tau_min_ms: float = 40.0, dtype=jnp.float32) -> dict:
+    """The inverse of :func:`values_from_raw`: raw parameters whose values are ``values`` (e.g. a
+    trained circuit from :func:`load_values`, to continue training from it). Every value must lie
+    strictly inside its bounds under the given ``weight_max_factor``/``weight_scale``/``bias_max_pA``;
+    one that does not is an error naming it (nothing is clipped). ``tau_ms`` is inverted when present."""
+    m, scale = float(weight_max_factor), float(weight_scale)
+    if not m > 1.0:
+        raise ValueError(f"weight_max_factor must be > 1, got {m}")
+    f = lambda x: jnp.asarray(x, dtype)  # noqa: E731
+    v = {k: np.asarray(x, np.float64) for k, x in values.items()}
+
+    def unit(name, x, lo, hi):
+        u = (x - lo) / (hi - lo)
+        if not np.all((u > 0.0) & (u < 1.0)):
+            bad = np.ravel(x)[~np.ravel((u > 0.0) & (u < 1.0))]
+            raise ValueError(f"raw_from_values: {name} has {bad.size} value(s) outside ({lo:g}, {hi:g}), "
+                             f"e.g. {bad[:3].tolist()} (trained with other bounds?)")
+        return u
+
+    w_max = np.asarray(weight_c302, np.float64) * scale * m
+    if np.shape(v["weight"]) != w_max.shape:
+        raise ValueError(f"raw_from_values: weight {np.shape(v['weight'])} does not match c302's {w_max.shape}")
+    frac = v["weight"] / w_max
+    unit("weight / (weight_scale · weight_max_factor · w_c302)", frac, 0.0, 1.0)
+    out = {}
+    if "tau_ms" in v:
+        u = unit("tau_ms", np.log(v["tau_ms"]), np.log(tau_min_ms), np.log(TAU_MAX_MS))
+        out["tau"] = f(_logit(u))
+    return out | {
+        "rho": f(_logit(frac) - _logit(1.0 / m)),
+        "vth": f(_logit(unit("vth_mV", v["vth_mV"], -70.0, 0.0))),
+        "bias": f(np.arctanh(2.0 * unit("bias_pA", v["bias_pA"], -bias_max_pA, bias_max_pA) - 1.0)),
+        "afd_gain_pA": f(_logit(unit("afd_gain_pA", v["afd_gain_pA"], 0.0, 5.0))),
+        "afd_offset_pA": f(np.arctanh(2.0 * unit("afd_offset_pA", v["afd_offset_pA"], -2.0, 2.0) - 1.0)),
+        "steer_gain": f(_logit(unit("steer_gain", v["steer_gain"], 0.0, 20.0))),
+        "reversal_gain": f(_logit(unit("reversal_gain", v["reversal_gain"], 0.0, 20.0))),
+        "reversal_threshold_mV": f(np.arctanh(2.0 * unit("reversal_threshold_mV", v["reversal_threshold_mV"],
+                                                          -30.0, 30.0) - 1.0)),
     }
 
 

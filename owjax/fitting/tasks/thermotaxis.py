@@ -53,7 +53,7 @@ LOSS_TERMS = ("track", "away", "reg")
 ABLATIONS = {"AFD": ("AFDL", "AFDR"), "AIY": ("AIYL", "AIYR"), "AIZ": ("AIZL", "AIZR")}
 
 _CIRCUIT = ("parameter_set", "dt_ms", "weight_max_factor", "bias_max_pA", "vth_init_mV")
-_CIRCUIT_OPTIONAL = ("weight_scale", "tau_init_ms")
+_CIRCUIT_OPTIONAL = ("weight_scale", "tau_init_ms", "init_from")
 _READOUT = ("afd_gain_pA", "afd_offset_pA", "steer_gain", "reversal_gain", "reversal_threshold_mV")
 _EPISODE = ("duration_s", "dt_out_s", "n_worms", "cultivation_temps_c", "score_after_s", "band_c")
 _EPISODE_OPTIONAL = ("pirouette_rate",)
@@ -108,11 +108,29 @@ class ThermotaxisTask(AbstractFitTask):
         from owjax.navigation.params import init_raw
 
         c, r = self.circuit_cfg, self.readout
+        if c.get("init_from"):
+            return self.raw_from_file(str(c["init_from"]))
         return init_raw(len(self.cell_names), len(self.synapse_names), float(c["vth_init_mV"]),
                         float(r["afd_gain_pA"]), float(r["afd_offset_pA"]), float(r["steer_gain"]),
                         float(r["reversal_gain"]), float(r["reversal_threshold_mV"]), float(c["bias_max_pA"]),
                         dtype=jnp.dtype(self.dtype), tau_init_ms=c.get("tau_init_ms"),
                         tau_min_ms=self.tau_c302_ms)
+
+    def raw_from_file(self, where: str) -> dict:
+        """Raw parameters that start training from a saved circuit: ``where`` = ``shipped`` (the
+        package's owjax/data/thermotaxis/head_circuit.npz) or a path written by ``save_values``. Its
+        connections and cells must be this circuit's, and its values inside this experiment's bounds;
+        its time constants (if it has them) are trained on."""
+        from owjax.navigation.params import DEFAULT_DATA, load_values, raw_from_values
+
+        path = DEFAULT_DATA if where == "shipped" else Path(where).expanduser()
+        vals = load_values(path, self.synapse_names, self.cell_names)
+        c = self.circuit_cfg
+        raw = raw_from_values(vals, self.w_c302, float(c["weight_max_factor"]), float(c["bias_max_pA"]),
+                              float(c.get("weight_scale", 1.0)), tau_min_ms=self.tau_c302_ms,
+                              dtype=jnp.dtype(self.dtype))
+        log.info("training starts from %s (%s)", path, "time constants trained" if "tau" in raw else "c302's kinetics")
+        return raw
 
     def values(self, params) -> dict:
         from owjax.navigation.params import values_from_raw
