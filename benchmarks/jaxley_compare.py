@@ -13,7 +13,8 @@ time and process CPU time (the steadier number on a shared machine):
 * NEURON at dt 0.05 ms through ``owjax.reference.runner`` (its own simulation time);
 * owjax default (Tsit5 1e-6, float64) and ``fast`` (Ralston 1e-4, float32): forward (best of two
   after compilation, V and Ca saved every 0.05 ms) and the gradient of mean(V) + mean(Ca in nM)
-  sampled every 1 ms (the loss of ``benchmarks.cases gradient``) with respect to every parameter;
+  sampled every 1 ms (the loss of ``benchmarks.cases gradient``) with respect to every parameter,
+  the default's also by owjax's discrete adjoint (``--adjoint discrete``, :mod:`owjax.core.discrete_adjoint`);
 * Jaxley (float64) forward with backward Euler at ``--jaxley-dts`` and Crank-Nicolson at
   ``--jaxley-cn-dts`` (V and Ca of every cell recorded at every step, as ``jx.integrate`` does), and
   the gradient of the same loss with respect to every cell's channel conductances and every synapse's
@@ -88,6 +89,8 @@ def case(argv) -> int:
     p.add_argument("--solver", default="bwd_euler", help="Jaxley: jx.integrate's solver (bwd_euler, crank_nicolson)")
     p.add_argument("--dt-out-ms", type=float, default=0.05, help="forward: sampling of the saved V traces")
     p.add_argument("--save", default=None, help="forward: npz file for the V traces")
+    p.add_argument("--adjoint", choices=("diffrax", "discrete"), default="diffrax",
+                   help="owjax gradient: diffrax's reverse mode or owjax's discrete adjoint (owjax.core.discrete_adjoint)")
     a = p.parse_args(argv)
     if a.dt <= 0 or a.duration_ms <= 0:
         raise SystemExit(f"--dt ({a.dt}) and --duration-ms ({a.duration_ms}) must be > 0")
@@ -128,15 +131,25 @@ def case(argv) -> int:
             params, static = eqx.partition(model, eqx.is_inexact_array)
             gcfg = dataclasses.replace(cfg, max_steps=int(16 * a.duration_ms))
 
+            if a.adjoint == "discrete":
+                from owjax.core.discrete_adjoint import solve_ys_discrete_adjoint
+
+                def saved(m):
+                    return solve_ys_discrete_adjoint(m, a.duration_ms, 1.0, gcfg, save=("V", "Ca"),
+                                                     max_steps=gcfg.max_steps)
+            else:
+                def saved(m):
+                    return solve_ys(m, a.duration_ms, 1.0, gcfg, save=("V", "Ca")).ys
+
             def loss(params):
-                ys = solve_ys(eqx.combine(params, static), a.duration_ms, 1.0, gcfg, save=("V", "Ca")).ys
+                ys = saved(eqx.combine(params, static))
                 return jnp.mean(ys["V"]) + jnp.mean(ys["Ca"])  # V (mV) + Ca (nM): benchmarks.cases' loss
 
             fwd_c, t_fc = _compiled(jax.jit(loss), params)
             grad_c, t_gc = _compiled(jax.jit(jax.grad(loss)), params)
             t_f, c_f, _ = _timed(fwd_c, params)
             t_g, c_g, _ = _timed(grad_c, params)
-            out.update(forward_s=t_f, forward_cpu_s=c_f, gradient_s=t_g, gradient_cpu_s=c_g,
+            out.update(forward_s=t_f, forward_cpu_s=c_f, gradient_s=t_g, gradient_cpu_s=c_g, adjoint=a.adjoint,
                        gradient_over_forward=t_g / t_f, forward_compile_s=t_fc, gradient_compile_s=t_gc,
                        n_parameters=int(sum(x.size for x in jax.tree_util.tree_leaves(params))))
         out["peak_rss_mb"] = _peak_mb()
@@ -225,7 +238,7 @@ def gradient_case(label, args, dur, add, **extra) -> None:
     """Run one gradient case in its own process and record gradient and forward time and memory."""
     print(f"== gradient {label} ({_load()})", flush=True)
     r = _run(*args, "--duration-ms", dur)
-    keep = ("forward_s", "forward_cpu_s", "gradient_cpu_s", "gradient_over_forward", "peak_rss_mb",
+    keep = ("forward_s", "forward_cpu_s", "gradient_cpu_s", "gradient_over_forward", "peak_rss_mb", "adjoint",
             "checkpoint_lengths", "n_parameters", "gradient_finite", "dtype", "solver")
     add(dict(case=label, simulator=extra.pop("simulator"), kind="gradient", run_s=r["gradient_s"],
              compile_s=r["gradient_compile_s"], **{k: r[k] for k in keep if k in r}, **extra))
@@ -334,6 +347,9 @@ def reference_cases(a, dur, conv, add) -> None:
     for label, extra in owjax_presets:
         gradient_case(f"owjax_{label}_gradient", ["gradient", "--simulator", "owjax", *extra], dur, add,
                       simulator="owjax")
+    gradient_case("owjax_default_f64_tsit5_1e-6_discrete_adjoint_gradient",
+                  ["gradient", "--simulator", "owjax", *owjax_presets[0][1], "--adjoint", "discrete"], dur, add,
+                  simulator="owjax")
 
 
 def targets(records) -> dict:
@@ -344,7 +360,6 @@ def targets(records) -> dict:
     """
     by = {r["case"]: r for r in records}
     ow = by.get("owjax_default_f64_tsit5_1e-6")
-    owg = by.get("owjax_default_f64_tsit5_1e-6_gradient")
     out = {}
     jf = [r for r in records if r["simulator"].startswith("Jaxley") and r["kind"] == "forward"]
     jg = [r for r in records if r["simulator"].startswith("Jaxley") and r["kind"] == "gradient"]
@@ -356,9 +371,14 @@ def targets(records) -> dict:
                 error_jaxley_over_owjax=r["max_rel_err_vs_converged"] / ow["max_rel_err_vs_converged"],
                 target_met=bool(ow["run_s"] <= 0.5 * r["run_s"]
                                 and r["max_rel_err_vs_converged"] >= 100 * ow["max_rel_err_vs_converged"]))
-    if owg:
+    for label, case in (("owjax default gradient", "owjax_default_f64_tsit5_1e-6_gradient"),
+                        ("owjax default discrete-adjoint gradient",
+                         "owjax_default_f64_tsit5_1e-6_discrete_adjoint_gradient")):
+        owg = by.get(case)
+        if owg is None:
+            continue
         for r in jg:
-            out[f"owjax default gradient vs {r['case']}"] = dict(
+            out[f"{label} vs {r['case']}"] = dict(
                 speedup_owjax=r["run_s"] / owg["run_s"],
                 cpu_speedup_owjax=r["gradient_cpu_s"] / owg["gradient_cpu_s"],
                 peak_rss_owjax_over_jaxley=owg["peak_rss_mb"] / r["peak_rss_mb"],
@@ -377,8 +397,8 @@ def to_markdown(records, summary) -> str:
         "Errors are against converged NEURON (checked-in Richardson-extrapolated traces, "
         "tests/c302_vs_neuron/data), the metric of bench.md. Times are without compilation (best of two); "
         "CPU = process CPU time of the same call (all threads). Each case ran in its own process (peak RSS is "
-        "the process's). The machine was shared with other jobs: the load average after each case is in the "
-        "last column.",
+        "the process's). The load average after each case is in the last column (above ≈ 2 the 2-core machine "
+        "was shared with other jobs and the times are inflated).",
         "",
         "| case | kind | time (s) | CPU (s) | max rel. err vs converged | max spike-time err (ms) "
         "| spike-count mismatches | compile (s) | peak RSS (MB) | notes | load after |",
