@@ -54,6 +54,15 @@ def crash_after(n: int):
     return hook
 
 
+def exit_after(n: int):
+    """``run_fit(on_step=…)`` hook: ``sys.exit`` after step ``n``, as submitit's USR2 handler does when
+    it requeues a SLURM job at its time limit (the loop writes its exit checkpoint)."""
+    def hook(step):
+        if step >= n:
+            raise SystemExit(-1)
+    return hook
+
+
 def interrupt_after(n: int):
     """``run_fit(on_step=…)`` hook: Ctrl-C after step ``n`` (the loop writes its exit checkpoint)."""
     def hook(step):
@@ -99,15 +108,19 @@ def test_param_recovery_ci_recovers_identifiable_conductances(recovery):
 
 @pytest.mark.slow
 def test_killed_run_resumes_to_the_identical_result(recovery, tmp_path):
-    """Crash in the Adam stage (no exit checkpoint), Ctrl-C in the L-BFGS stage, resume twice."""
+    """Crash in the Adam stage (no exit checkpoint), a requeue's ``sys.exit`` later in it, Ctrl-C in the
+    L-BFGS stage, resume three times."""
     cfg0, _, m0 = recovery
     run_dir = tmp_path / "resumed"
     base = ["+experiment=param_recovery", "run=ci", "checkpoint.every=5", "figures=false"]
     with pytest.raises(SimulatedCrash):
         run_fit(config(*base), run_dir, on_step=crash_after(23))
     assert checkpoints(run_dir)[-1] == 20  # the three steps after the last checkpoint are lost, nothing else
+    with pytest.raises(SystemExit):
+        run_fit(config(*base), run_dir, on_step=exit_after(32))  # resumes at 20; a requeue's exit at 32
+    assert checkpoints(run_dir)[-1] == 32  # … writes an exit checkpoint: the requeued job loses nothing
     with pytest.raises(KeyboardInterrupt):
-        run_fit(config(*base), run_dir, on_step=interrupt_after(43))  # resumes at 20, stops at 43
+        run_fit(config(*base), run_dir, on_step=interrupt_after(43))  # resumes at 32, stops at 43
     assert checkpoints(run_dir)[-1] == 43  # Ctrl-C writes an exit checkpoint (in the L-BFGS stage)
     m1 = run_fit(config(*base), run_dir)
     assert m1["n_steps"] == m0["n_steps"]

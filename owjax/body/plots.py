@@ -22,6 +22,14 @@ def _plt():
     return plt
 
 
+def _save(plt, fig, path: str | Path) -> Path:
+    """Lay out, write atomically (110 dpi) and close a figure; the path written."""
+    fig.tight_layout()
+    out = atomic_savefig(fig, path, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def plot_kymograph(t_s: np.ndarray, kappa_per_mm: np.ndarray, path: str | Path, title: str = "") -> Path:
     """Curvature kymograph: body position (head at top) vs time, colour = curvature (1/mm, + dorsal)."""
     plt = _plt()
@@ -33,10 +41,7 @@ def plot_kymograph(t_s: np.ndarray, kappa_per_mm: np.ndarray, path: str | Path, 
     ax.set_ylabel("position (head 0 → tail 1)")
     ax.set_title(title or "curvature")
     fig.colorbar(im, ax=ax, label="curvature (1/mm, + dorsal)")
-    fig.tight_layout()
-    out = atomic_savefig(fig, path, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, path)
 
 
 def plot_track(t_s: np.ndarray, x: np.ndarray, y: np.ndarray, path: str | Path, title: str = "", n_shapes: int = 6) -> Path:
@@ -53,10 +58,7 @@ def plot_track(t_s: np.ndarray, x: np.ndarray, y: np.ndarray, path: str | Path, 
     ax.set_ylabel("y (mm)")
     ax.set_title(title or "centroid track (red dot: head)")
     fig.colorbar(sc, ax=ax, label="time (s)")
-    fig.tight_layout()
-    out = atomic_savefig(fig, path, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, path)
 
 
 def save_animation(t_s: np.ndarray, x: np.ndarray, y: np.ndarray, radius_mm: np.ndarray, phi: np.ndarray | None,
@@ -145,7 +147,4 @@ def plot_gait_vs_drag(rows: list[dict], path: str | Path, targets: dict | None =
                 lo, hi = targets[med][key]
                 a.plot([xv, xv], [lo, hi], "-", color="0.3", lw=6, alpha=0.3)
     fig.suptitle("BBC loop: gait modulation with drag (grey bars: targets)")
-    fig.tight_layout()
-    out = atomic_savefig(fig, path, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, path)

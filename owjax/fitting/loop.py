@@ -465,7 +465,7 @@ def run_fit(cfg: DictConfig | Mapping, run_dir: str | Path, *, on_step: Callable
         run_dir: the run directory (checkpoints and outputs go here).
         on_step: called with the number of completed steps after every step (after its checkpoint,
             if one was due). An exception it raises ends the run as one from the step would: a
-            ``KeyboardInterrupt`` writes the exit checkpoint first, any other exception does not
+            ``KeyboardInterrupt`` or ``SystemExit`` writes the exit checkpoint first, any other exception does not
             (as a hard kill) — how tests interrupt a run.
 
     Returns:
@@ -634,10 +634,13 @@ def run_fit(cfg: DictConfig | Mapping, run_dir: str | Path, *, on_step: Callable
             if stopped == "wall_time" and step > saved:
                 ckpt.save(step, pack(step))
                 saved = step
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, SystemExit) as e:
+            # Ctrl-C, SIGTERM, or sys.exit from a signal handler — submitit's USR2 handler requeues a SLURM
+            # job at its time limit and then exits this way: the requeued job resumes at this very step
             if step > saved:
                 ckpt.save(step, pack(step))
-                print(f"\nowjax.fit: interrupted; checkpoint saved at step {step}. Run the same command to "
+                why = "interrupted" if isinstance(e, KeyboardInterrupt) else f"exiting ({e!r})"
+                print(f"\nowjax.fit: {why}; checkpoint saved at step {step}. Run the same command to "
                       "resume.", file=sys.stderr)
             raise
         finally:
