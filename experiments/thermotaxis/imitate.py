@@ -20,8 +20,9 @@ policy of ``policy_bounds.py``? And if it partly can, what does the circuit do i
    T_c (15, 20, 25 °C), 20 min on the radial plate, held-out seed 1234; wild type and the AFD, AIY
    and AIZ ablations (never trained on).
 
-Run: ``.venv/bin/python experiments/thermotaxis/imitate.py [--ship]`` (≈ 10 min on the 2-core CPU).
-Writes ``results/imitation.{json,md}`` and ``results/imitation/head_circuit.{npz,json}``; with
+Run: ``.venv/bin/python experiments/thermotaxis/imitate.py [--teacher random|refined] [--ship]`` (≈ 10 min
+on the 2-core CPU; ``refined``: the teacher of ``policy_refine.py``). Writes ``results/imitation.{json,md}``
+and ``results/imitation/head_circuit.{npz,json}`` (``imitation_refined…`` for the refined teacher); with
 ``--ship`` also ``owjax/data/thermotaxis/head_circuit.{npz,json}`` (what ``+scenario=thermotaxis``
 loads).
 """
@@ -56,6 +57,8 @@ CONF = HERE.parents[1] / "owjax" / "conf" / "experiment" / "thermotaxis.yaml"
 SEG_S, SUBSTEPS, SKIP_S = 120, 100, 10
 STEPS, BATCH, LR, TAU_INIT_MS, PIROUETTE_S = 300, 16, 0.05, 1000.0, 3.0
 N_TRAIN = 48
+#: where each teacher's results go (results/NAME.{json,md}, results/NAME/head_circuit.{npz,json})
+OUT_NAME = {"random": "imitation", "refined": "imitation_refined"}
 
 
 def teacher_drive(r: np.ndarray, p: dict) -> np.ndarray:
@@ -111,9 +114,22 @@ def circuit_logits(task, raw, r_seg):
     return z
 
 
-def main(ship: bool) -> dict:
+def teacher_params(which: str) -> dict:
+    """The teacher: ``random`` = the best random policy of ``policy_bounds.py``, ``refined`` = that policy
+    after ``policy_refine.py``."""
+    if which == "random":
+        return json.loads((HERE / "results" / "policy_bounds.json").read_text())["search"]["best"][0]["params"]
+    if which == "refined":
+        path = HERE / "results" / "policy_refine.json"
+        if not path.is_file():
+            raise SystemExit(f"{path} is missing: run experiments/thermotaxis/policy_refine.py first")
+        return json.loads(path.read_text())["refined"]["params"]
+    raise SystemExit(f"--teacher {which!r}: the teachers are 'random' and 'refined'")
+
+
+def main(ship: bool, teacher: str = "random") -> dict:
     t0 = time.time()
-    best = json.loads((HERE / "results" / "policy_bounds.json").read_text())["search"]["best"][0]["params"]
+    best = teacher_params(teacher)
     _, r = (np.asarray(a, np.float64) for a in pb.wander_response(2.0))
     q = teacher_drive(r, best)
     task = make_task()
@@ -180,23 +196,26 @@ def main(ship: bool) -> dict:
                                                           "thermotaxis_index")}
         print(case, {k: round(v["mean_final_temp_c"], 2) for k, v in closed.items() if k.startswith(case)}, flush=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout.strip()
-    prov = {"command": "python experiments/thermotaxis/imitate.py --ship", "teacher": best, "git_commit": commit,
+    prov = {"command": f"python experiments/thermotaxis/imitate.py --teacher {teacher} --ship", "teacher": best,
+            "teacher_source": teacher, "git_commit": commit,
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "body": {"pirouette_duration_s": PIROUETTE_S},
             "fit": {k: v for k, v in fit.items() if k != "history"}}
-    path = save_values(HERE / "results" / "imitation" / "head_circuit.npz", vals, task.synapse_names, task.cell_names,
-                       prov)
+    path = save_values(HERE / "results" / OUT_NAME[teacher] / "head_circuit.npz", vals, task.synapse_names,
+                       task.cell_names, prov)
     if ship:
         shutil.copyfile(path, DEFAULT_DATA)
         shutil.copyfile(path.with_suffix(".json"), DEFAULT_DATA.with_suffix(".json"))
         print("shipped to", DEFAULT_DATA)
-    return {"teacher": best, "fit": fit, "closed_loop": closed, "wall_time_s": round(time.time() - t0, 1)}
+    return {"teacher": best, "teacher_source": teacher, "fit": fit, "closed_loop": closed, "wall_time_s": round(time.time() - t0, 1)}
 
 
 def markdown(res: dict) -> str:
     f = res["fit"]
     L = ["# The head circuit trained by imitation of the best hand-wired policy", "",
          f"Written by `experiments/thermotaxis/imitate.py` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-         f"{res['wall_time_s']} s).", "", "## Open-loop fit (test segments, KL(teacher ‖ circuit) per second, nats)", "",
+         f"{res['wall_time_s']} s). Teacher: the {res.get('teacher_source', 'random')} policy "
+         f"({'policy_refine.py' if res.get('teacher_source') == 'refined' else 'policy_bounds.py'}): "
+         f"{res['teacher']}.", "", "## Open-loop fit (test segments, KL(teacher ‖ circuit) per second, nats)", "",
          "| drive | KL |", "|---|---|",
          f"| the circuit at the start | {f['test_kl_start']:.3f} |", f"| a constant drive | {f['test_kl_constant_drive']:.3f} |",
          f"| the best function of the present response r(t) alone | {f['test_kl_best_function_of_r_now']:.3f} |",
@@ -215,7 +234,15 @@ def markdown(res: dict) -> str:
 
 
 if __name__ == "__main__":
-    out = main("--ship" in sys.argv[1:])
-    (HERE / "results" / "imitation.json").write_text(json.dumps(out, indent=1, default=float) + "\n")
-    (HERE / "results" / "imitation.md").write_text(markdown(out))
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--ship", action="store_true", help="also copy the circuit to owjax/data/thermotaxis/")
+    ap.add_argument("--teacher", choices=tuple(OUT_NAME), default="random",
+                    help="random: the best policy of policy_bounds.py; refined: that of policy_refine.py")
+    args = ap.parse_args()
+    out = main(args.ship, args.teacher)
+    name = OUT_NAME[args.teacher]
+    (HERE / "results" / f"{name}.json").write_text(json.dumps(out, indent=1, default=float) + "\n")
+    (HERE / "results" / f"{name}.md").write_text(markdown(out))
     print(markdown(out))

@@ -132,12 +132,14 @@ def _afd_state(lp, tc):
     return adapted_transducer_state(lp["afd"], head_temperature(lp, yb["pos"], yb["heading"], yb["phase"]), tc)
 
 
-def _per_worm(lp0, fn):
+def _per_worm(lp0, fn, worms=None):
+    w = WORMS if worms is None else worms
+
     def one(xy, hd, nz, tc):
         lp = eqx.tree_at(lambda m: (m.components["body"].start_xy_cm, m.components["body"].start_heading_rad,
                                     m.components["body"].noise), lp0, (xy, hd, nz))
         return fn(lp, tc)
-    return jax.vmap(one)(WORMS["xy"], WORMS["heading"], WORMS["noise"], WORMS["tc"])
+    return jax.vmap(one)(w["xy"], w["heading"], w["noise"], w["tc"])
 
 
 @eqx.filter_jit
@@ -148,8 +150,14 @@ def oracle_tracks(k, base, tc):
                                                   save=("body.pos",)).ys["body"]["pos"])
 
 
+def draw(seed: int) -> dict:
+    """Another set of worms like :data:`WORMS` (same plate, T_c and duration; other starts and noise)."""
+    return draw_worms(jax.random.PRNGKey(seed), N_PER_TC * len(TCS), FIELD_, TCS, DURATION_S)
+
+
 @eqx.filter_jit
-def policy_tracks(p):
+def policy_tracks(p, worms=None):
+    """Centroid tracks (worms, 121, 2; every 10 s) of the hand-wired policy ``p`` on :data:`WORMS` (or ``worms``)."""
     lp0 = Composite({"afd": GRUTransducer(SPEC, TPARAMS), "policy": ResponsePolicy(p), "body": BODY},
                     [ArenaAtHead(FIELD_), _Pass("afd", "response_norm", "policy", "r"),
                      _Pass("policy", "reversal", "body", "reversal"), PlateEdge(FIELD_)])
@@ -157,7 +165,7 @@ def policy_tracks(p):
     def fn(lp, tc):
         y0 = {"afd": _afd_state(lp, tc), "policy": {"z": jnp.zeros(2, F32)}, "body": lp["body"].initial_state()}
         return solve_ys(lp, DURATION_S * 1000, 10_000.0, solver=SOLVER, y0=y0, save=("body.pos",)).ys["body"]["pos"]
-    return _per_worm(lp0, fn)
+    return _per_worm(lp0, fn, worms)
 
 
 @eqx.filter_jit
