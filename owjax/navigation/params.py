@@ -53,6 +53,26 @@ def _logit(p):
     return np.log(p) - np.log1p(-p)
 
 
+#: the synaptic thresholds' bounds (mV) and squashing (see :data:`_SCALAR_BOUNDS`)
+_VTH = (-70.0, 0.0, "sigmoid")
+#: the loop-level read-outs' bounds and squashing: ``sigmoid`` = lo + (hi − lo)·σ(raw), ``tanh`` = hi·tanh(raw)
+#: (symmetric bounds, lo = −hi)
+_SCALAR_BOUNDS = {"afd_gain_pA": (0.0, 5.0, "sigmoid"), "afd_offset_pA": (-2.0, 2.0, "tanh"),
+                  "steer_gain": (0.0, 20.0, "sigmoid"), "reversal_gain": (0.0, 20.0, "sigmoid"),
+                  "reversal_threshold_mV": (-30.0, 30.0, "tanh")}
+
+
+def _bounded(raw, lo: float, hi: float, kind: str):
+    """A bounded value from its raw parameter (``kind`` as in :data:`_SCALAR_BOUNDS`)."""
+    return lo + (hi - lo) * jax.nn.sigmoid(raw) if kind == "sigmoid" else hi * jnp.tanh(raw)
+
+
+def _unbounded(value, lo: float, hi: float, kind: str):
+    """The raw parameter of a value strictly inside (lo, hi): the inverse of :func:`_bounded` (numpy)."""
+    value = np.asarray(value, np.float64)
+    return _logit((value - lo) / (hi - lo)) if kind == "sigmoid" else np.arctanh(value / hi)
+
+
 def init_raw(n_cells: int, n_syn: int, vth_init_mV: float, afd_gain_pA: float, afd_offset_pA: float,
              steer_gain: float, reversal_gain: float, reversal_threshold_mV: float, bias_max_pA: float,
              dtype=jnp.float32, tau_init_ms=None, tau_min_ms: float = 40.0) -> dict:
@@ -62,11 +82,12 @@ def init_raw(n_cells: int, n_syn: int, vth_init_mV: float, afd_gain_pA: float, a
     f = lambda x: jnp.asarray(x, dtype)  # noqa: E731
     if not -70.0 < vth_init_mV < 0.0:
         raise ValueError(f"vth_init_mV={vth_init_mV} must lie in (−70, 0) mV")
-    checks = {"afd_gain_pA": (afd_gain_pA, 0, 5), "afd_offset_pA": (afd_offset_pA, -2, 2), "steer_gain": (steer_gain, 0, 20),
-              "reversal_gain": (reversal_gain, 0, 20), "reversal_threshold_mV": (reversal_threshold_mV, -30, 30)}
-    for k, (v, lo, hi) in checks.items():
+    readouts = {"afd_gain_pA": afd_gain_pA, "afd_offset_pA": afd_offset_pA, "steer_gain": steer_gain,
+                "reversal_gain": reversal_gain, "reversal_threshold_mV": reversal_threshold_mV}
+    for k, v in readouts.items():
+        lo, hi, _ = _SCALAR_BOUNDS[k]
         if not lo < float(v) < hi:
-            raise ValueError(f"{k}={v} outside its bounds ({lo}, {hi})")
+            raise ValueError(f"{k}={v} outside its bounds ({lo:g}, {hi:g})")
     extra = {}
     if tau_init_ms is not None:
         tau0 = np.broadcast_to(np.asarray(tau_init_ms, np.float64), (n_syn,))
@@ -75,12 +96,9 @@ def init_raw(n_cells: int, n_syn: int, vth_init_mV: float, afd_gain_pA: float, a
         extra["tau"] = f(_logit(np.log(tau0 / tau_min_ms) / np.log(TAU_MAX_MS / tau_min_ms)))
     return extra | {
         "rho": f(np.zeros(n_syn)),
-        "vth": f(np.full(n_syn, _logit((vth_init_mV + 70.0) / 70.0))),
+        "vth": f(np.full(n_syn, _unbounded(vth_init_mV, *_VTH))),
         "bias": f(np.zeros(n_cells)),
-        "afd_gain_pA": f(_logit(afd_gain_pA / 5.0)), "afd_offset_pA": f(np.arctanh(afd_offset_pA / 2.0)),
-        "steer_gain": f(_logit(steer_gain / 20.0)), "reversal_gain": f(_logit(reversal_gain / 20.0)),
-        "reversal_threshold_mV": f(np.arctanh(reversal_threshold_mV / 30.0)),
-    }
+    } | {k: f(_unbounded(v, *_SCALAR_BOUNDS[k])) for k, v in readouts.items()}
 
 
 def values_from_raw(raw: dict, weight_c302, weight_max_factor: float, bias_max_pA: float,
@@ -97,14 +115,9 @@ def values_from_raw(raw: dict, weight_c302, weight_max_factor: float, bias_max_p
         extra["tau_ms"] = tau_min_ms * jnp.exp(np.log(TAU_MAX_MS / tau_min_ms) * jax.nn.sigmoid(raw["tau"]))
     return extra | {
         "weight": jnp.asarray(weight_c302) * float(weight_scale) * m * jax.nn.sigmoid(raw["rho"] + shift),
-        "vth_mV": -70.0 + 70.0 * jax.nn.sigmoid(raw["vth"]),
-        "bias_pA": bias_max_pA * jnp.tanh(raw["bias"]),
-        "afd_gain_pA": 5.0 * jax.nn.sigmoid(raw["afd_gain_pA"]),
-        "afd_offset_pA": 2.0 * jnp.tanh(raw["afd_offset_pA"]),
-        "steer_gain": 20.0 * jax.nn.sigmoid(raw["steer_gain"]),
-        "reversal_gain": 20.0 * jax.nn.sigmoid(raw["reversal_gain"]),
-        "reversal_threshold_mV": 30.0 * jnp.tanh(raw["reversal_threshold_mV"]),
-    }
+        "vth_mV": _bounded(raw["vth"], *_VTH),
+        "bias_pA": _bounded(raw["bias"], -bias_max_pA, bias_max_pA, "tanh"),
+    } | {k: _bounded(raw[k], *b) for k, b in _SCALAR_BOUNDS.items()}
 
 
 def raw_from_values(values: dict, weight_c302, weight_max_factor: float, bias_max_pA: float,
@@ -136,17 +149,12 @@ def raw_from_values(values: dict, weight_c302, weight_max_factor: float, bias_ma
     if "tau_ms" in v:
         u = unit("tau_ms", np.log(v["tau_ms"]), np.log(tau_min_ms), np.log(TAU_MAX_MS))
         out["tau"] = f(_logit(u))
-    return out | {
-        "rho": f(_logit(frac) - _logit(1.0 / m)),
-        "vth": f(_logit(unit("vth_mV", v["vth_mV"], -70.0, 0.0))),
-        "bias": f(np.arctanh(2.0 * unit("bias_pA", v["bias_pA"], -bias_max_pA, bias_max_pA) - 1.0)),
-        "afd_gain_pA": f(_logit(unit("afd_gain_pA", v["afd_gain_pA"], 0.0, 5.0))),
-        "afd_offset_pA": f(np.arctanh(2.0 * unit("afd_offset_pA", v["afd_offset_pA"], -2.0, 2.0) - 1.0)),
-        "steer_gain": f(_logit(unit("steer_gain", v["steer_gain"], 0.0, 20.0))),
-        "reversal_gain": f(_logit(unit("reversal_gain", v["reversal_gain"], 0.0, 20.0))),
-        "reversal_threshold_mV": f(np.arctanh(2.0 * unit("reversal_threshold_mV", v["reversal_threshold_mV"],
-                                                          -30.0, 30.0) - 1.0)),
-    }
+    bounded = {"vth": ("vth_mV", _VTH), "bias": ("bias_pA", (-bias_max_pA, bias_max_pA, "tanh"))} | {
+        k: (k, b) for k, b in _SCALAR_BOUNDS.items()}
+    for name, (lo, hi, _) in bounded.values():  # every value inside its bounds, or a clear error
+        unit(name, v[name], lo, hi)
+    return out | {"rho": f(_logit(frac) - _logit(1.0 / m))} | {
+        k: f(_unbounded(v[name], *b)) for k, (name, b) in bounded.items()}
 
 
 def apply_values(loop: Composite, values: dict) -> Composite:
