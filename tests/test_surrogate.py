@@ -48,6 +48,23 @@ def test_fno_shapes_and_any_grid():
     assert sc(jnp.ones((2, 10))).shape == (2, 10)
 
 
+def test_spectral_convolution_equals_the_fft_definition():
+    """The spectral layer's cosine/sine-table form is rfft → weights on the kept modes → irfft(n),
+    on even and odd grids, with fewer modes than the grid holds, all of them, and more."""
+
+    def by_fft(sc, x):
+        xf = jnp.fft.rfft(x, axis=-1)
+        m = min(sc.modes, xf.shape[-1])
+        yf = jnp.einsum("im,mio->om", xf[:, :m], sc.weight_re[:m] + 1j * sc.weight_im[:m])
+        out = jnp.zeros((yf.shape[0], xf.shape[-1]), xf.dtype).at[:, :m].set(yf)
+        return jnp.fft.irfft(out, n=x.shape[-1], axis=-1)
+
+    for n, modes in ((158, 24), (10, 6), (11, 6), (9, 12), (40, 21)):
+        sc = SpectralConv1d(5, 4, modes, key=jax.random.PRNGKey(n))
+        x = jax.random.normal(jax.random.PRNGKey(1), (5, n))
+        np.testing.assert_allclose(np.asarray(sc(x)), np.asarray(by_fft(sc, x)), atol=1e-12)
+
+
 def test_medium_encodings():
     from owjax.surrogate.fno import BodyFNO, PostureDecoder, medium_channels, n_input_channels
 
@@ -166,6 +183,13 @@ def trained(tiny_data):
         data["val"] = data["train"]
     task = BodySurrogateTask(data, {"width": 8, "modes": 6, "n_layers": 2, "posture": "eigenworms", "n_posture": 6},
                              {"batch_size": 8, "stride": 2}, {"centroid": 1.0, "posture": 0.25})
+    params, loss0, batch, _ = _train(task, 60)
+    return task, params, loss0, batch
+
+
+def _train(task, steps: int):
+    """Adam (lr 1e-2) on the task's minibatches: (parameters, first batch's initial loss, that batch,
+    every step's gradients were finite)."""
     params = task.init(jax.random.PRNGKey(0))
     opt = optax.adam(1e-2)
     state = opt.init(params)
@@ -176,11 +200,13 @@ def trained(tiny_data):
     def step(p, s, b):
         (v, _), g = jax.value_and_grad(task.loss, has_aux=True)(p, b, None)
         u, s = opt.update(g, s, p)
-        return optax.apply_updates(p, u), s, v
+        return optax.apply_updates(p, u), s, jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in g.values()]))
 
-    for k in range(60):
-        params, state, _ = step(params, state, task.batches(k, jax.random.PRNGKey(k)))
-    return task, params, loss0, batch
+    finite = True
+    for k in range(steps):
+        params, state, ok = step(params, state, task.batches(k, jax.random.PRNGKey(k)))
+        finite = finite and bool(ok)
+    return params, loss0, batch, finite
 
 
 def test_training_lowers_the_loss(trained):
@@ -239,6 +265,73 @@ def test_save_load_round_trip(trained, tmp_path):
     assert back.settings["provenance"] == {"note": "test"}
     with pytest.raises(FileNotFoundError, match="train one"):
         BodySurrogate.load(tmp_path / "missing")
+
+
+def test_resistive_force_kinematics_reproduce_the_physics_track(tiny_data):
+    """From the physics' own tangent angles, the zero-force/zero-torque balance of the drag gives the
+    physics' centroid and heading to ≈ 0.01 body lengths (what it leaves out — stretch, rod shear —
+    is what remains); no shape change means no motion; the dorsal ↔ ventral mirror is exact."""
+    from owjax.surrogate.kinematics import check_against_physics, resistive_force_motion
+
+    d, _ = tiny_data
+    generate_dataset(d, TINY, progress=False)
+    ds = load_dataset(d)
+    t = ds["t_s"]
+    err, travel, heading_err = [], [], []
+    for th, c, m in zip(ds["tangent_angle_rad"], ds["centroid_mm"], ds["medium"]):
+        err.append(check_against_physics(t, th, c, float(m)))
+        travel.append(float(np.sqrt(np.mean(np.sum(c ** 2, -1)))))
+        psi = jnp.asarray(th - th.mean(-1, keepdims=True))
+        _, heading = resistive_force_motion(jnp.asarray(t), psi, float(m))
+        heading_err.append(float(np.sqrt(np.mean((np.asarray(heading) - th.mean(-1)) ** 2))))
+    err, travel = np.array(err), np.array(travel)
+    moving = travel > 0.02
+    assert moving.sum() >= 10
+    # 1-s runs: errors ≤ 0.02 mm, ≈ 8 % of the RMS displacement (5-s runs of the full data: 0.018 mm, ≈ 2 %)
+    assert np.max(err) < 0.025, err
+    assert np.mean(err[moving]) < 0.12 * np.mean(travel[moving])
+    assert np.max(heading_err) < 0.05
+    # a body that keeps its shape does not move; a mirrored shape moves in the mirror image
+    tt = jnp.linspace(0.0, 1.0, 41)
+    bent = jnp.broadcast_to(jnp.sin(jnp.linspace(0, 3, 48)) - jnp.mean(jnp.sin(jnp.linspace(0, 3, 48))), (41, 48))
+    c0, h0 = resistive_force_motion(tt, bent, 1.0)
+    np.testing.assert_allclose(c0, 0.0, atol=1e-12)
+    np.testing.assert_allclose(h0, 0.0, atol=1e-12)
+    th = jnp.asarray(ds["tangent_angle_rad"][0])
+    psi = th - th.mean(-1, keepdims=True)
+    c1, h1 = resistive_force_motion(jnp.asarray(t), psi, 0.7)
+    c2, h2 = resistive_force_motion(jnp.asarray(t), -psi, 0.7)
+    np.testing.assert_allclose(c2, c1 * jnp.array([1.0, -1.0]), atol=1e-12)
+    np.testing.assert_allclose(h2, -h1, atol=1e-12)
+    with pytest.raises(ValueError, match="at least 3 time points"):
+        resistive_force_motion(tt[:2], bent[:2], 1.0)
+
+
+def test_rft_motion_surrogate_trains_and_round_trips(tiny_data, tmp_path):
+    """``model.motion=rft``: the operator predicts the shape and the kinematics move it; training
+    lowers the loss, the gradient reaches the operator through the kinematics, save/load keeps the
+    motion; the angles posture is refused with the reason."""
+    d, _ = tiny_data
+    generate_dataset(d, TINY, progress=False)
+    data = {s: load_dataset(d, s) for s in ("train", "val", "test", "ood")}
+    if len(data["val"]["activation"]) == 0:
+        data["val"] = data["train"]
+    hp = {"width": 8, "modes": 6, "n_layers": 2, "posture": "eigenworms", "n_posture": 6, "motion": "rft"}
+    task = BodySurrogateTask(data, hp, {"batch_size": 8, "stride": 2}, {"centroid": 1.0, "posture": 0.25})
+    params, loss0, batch, finite = _train(task, 40)
+    assert task.model(params).motion == "rft" and finite
+    assert float(task.loss(params, batch, None)[0]) < 0.7 * loss0
+    sur, _ = task.surrogate(params)
+    sur.save(tmp_path / "rft")
+    back = BodySurrogate.load(tmp_path / "rft")
+    assert back.model.motion == "rft" and back.settings["hyperparameters"]["motion"] == "rft"
+    a = data["train"]["activation"][:2]
+    r1, r2 = (x.predict(task.t_fine, a, 0.4, backend="surrogate") for x in (sur, back))
+    np.testing.assert_allclose(r1.centroid_mm, r2.centroid_mm, atol=1e-6)
+    with pytest.raises(ValueError, match="motion=rft needs model.posture=eigenworms"):
+        BodySurrogateTask(data, {**hp, "posture": "angles"}, {"batch_size": 8}, {})
+    with pytest.raises(ValueError, match="unknown model.motion"):
+        BodySurrogateTask(data, {**hp, "motion": "rigid"}, {"batch_size": 8}, {})
 
 
 def test_ensemble_members_raise_the_estimate_and_round_trip(trained, tmp_path):

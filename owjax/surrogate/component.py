@@ -447,12 +447,12 @@ class BodySurrogate:
 
 # ----------------------------------------------------------------------------- weights on disk
 def model_hyperparameters(model) -> dict:
-    """A BodyFNO's constructor arguments and medium encoding, as saved in the JSON (``hyperparameters``)."""
+    """A BodyFNO's constructor arguments, medium encoding and motion, as saved in the JSON (``hyperparameters``)."""
     f = model.fno
     return {"in_channels": int(f.in_channels), "out_channels": int(f.out_channels),
             "width": int(f.width), "modes": int(f.modes), "n_layers": int(f.n_layers),
             "pad_fraction": float(f.pad_fraction), "medium_encoding": model.medium_encoding,
-            "n_posture": int(model.decoder.n_posture)}
+            "motion": model.motion, "n_posture": int(model.decoder.n_posture)}
 
 
 def _model_arrays(model, prefix: str = "") -> dict:
@@ -481,4 +481,4 @@ def _model_from_arrays(arrays: dict, h: dict, posture_kind: str, prefix: str, wh
     fno = jax.tree_util.tree_unflatten(treedef, [jax.numpy.asarray(arrays[n]) for n in names])
     dec = PostureDecoder(arrays[f"{prefix}basis"], arrays[f"{prefix}centroid_scale_mm"],
                          arrays[f"{prefix}posture_scale"], posture_kind)
-    return BodyFNO(fno, dec, h.get("medium_encoding", "linear"))
+    return BodyFNO(fno, dec, h.get("medium_encoding", "linear"), h.get("motion", "direct"))

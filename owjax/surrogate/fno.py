@@ -33,8 +33,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from owjax.surrogate.kinematics import resistive_force_motion
+
 __all__ = ["SpectralConv1d", "FNO1d", "PostureDecoder", "BodyFNO", "angle_basis", "eigenworm_basis",
-           "N_ACTIVATION_CHANNELS", "TIME_SCALE_S", "MEDIUM_ENCODINGS", "medium_channels", "n_input_channels"]
+           "N_ACTIVATION_CHANNELS", "TIME_SCALE_S", "MEDIUM_ENCODINGS", "MOTIONS", "medium_channels", "n_input_channels"]
 
 #: 2 sides × 24 muscle segments
 N_ACTIVATION_CHANNELS = 48
@@ -67,6 +69,11 @@ def n_input_channels(encoding: str) -> int:
     if encoding not in MEDIUM_ENCODINGS:
         raise ValueError(f"unknown medium encoding {encoding!r}; allowed: {list(MEDIUM_ENCODINGS)}")
     return N_ACTIVATION_CHANNELS + (1 if encoding == "linear" else 2) + 1
+#: how the centroid and heading are obtained: ``direct`` (two output channels are the centroid, the
+#: posture's mean-angle channel the heading) or ``rft`` (the operator predicts the shape; the centroid
+#: and heading follow from it by the resistive-force kinematics of :mod:`owjax.surrogate.kinematics`,
+#: plus a learned correction to the body-frame velocity carried by those three channels)
+MOTIONS = ("direct", "rft")
 #: the time encoding is t / TIME_SCALE_S (s)
 TIME_SCALE_S = 5.0
 
@@ -91,13 +98,32 @@ class SpectralConv1d(eqx.Module):
         self.modes = int(modes)
 
     def __call__(self, x: Float[Array, "cin n"]) -> Float[Array, "cout n"]:
+        # rfft → keep modes 0 … m−1 → complex weights → irfft(n), written as products with the real
+        # cosine and sine tables of the kept modes: the same numbers (to rounding; tests/test_surrogate.py
+        # checks against jnp.fft) at a fraction of the cost on CPU, where the batched truncated
+        # transform becomes a few dense matrix products instead of full-length FFTs
         n = x.shape[-1]
-        xf = jnp.fft.rfft(x, axis=-1)
-        m = min(self.modes, xf.shape[-1])
-        w = (self.weight_re[:m] + 1j * self.weight_im[:m]).astype(xf.dtype)
-        yf = jnp.einsum("im,mio->om", xf[:, :m], w)
-        out = jnp.zeros((w.shape[-1], xf.shape[-1]), xf.dtype).at[:, :m].set(yf)
-        return jnp.fft.irfft(out, n=n, axis=-1).astype(x.dtype)
+        m = min(self.modes, n // 2 + 1)
+        cos, sin, scale = _dft_tables(n, m)
+        cos, sin, scale = (jnp.asarray(a, x.dtype) for a in (cos, sin, scale))
+        xr, xi = x @ cos, -(x @ sin)  # (cin, m): real and imaginary parts of the kept modes
+        wr, wi = self.weight_re[:m].astype(x.dtype), self.weight_im[:m].astype(x.dtype)
+        yr = jnp.einsum("im,mio->om", xr, wr) - jnp.einsum("im,mio->om", xi, wi)
+        yi = jnp.einsum("im,mio->om", xr, wi) + jnp.einsum("im,mio->om", xi, wr)
+        return (yr * scale) @ cos.T - (yi * scale) @ sin.T
+
+
+def _dft_tables(n: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """cos and sin of 2π k t / n, (n, m), and irfft's weight of mode k, (m,): 1/n for the mean (and
+    the Nyquist mode of an even n), 2/n for the others (their conjugate twins)."""
+    t = np.arange(n)[:, None]
+    k = np.arange(m)[None, :]
+    ang = 2.0 * np.pi * ((t * k) % n) / n
+    w = np.full(m, 2.0 / n)
+    w[0] = 1.0 / n
+    if n % 2 == 0 and m == n // 2 + 1:
+        w[-1] = 1.0 / n
+    return np.cos(ang), np.sin(ang), w
 
 
 class _Pointwise(eqx.Module):
@@ -247,11 +273,17 @@ class BodyFNO(eqx.Module):
         fno: the operator (the trainable part).
         decoder: :class:`PostureDecoder` (fixed).
         medium_encoding: ``linear`` or ``log_drag`` (:data:`MEDIUM_ENCODINGS`).
+        motion: ``direct`` or ``rft`` (:data:`MOTIONS`): how the centroid and heading are obtained.
     """
 
     fno: FNO1d
     decoder: PostureDecoder
     medium_encoding: str = eqx.field(static=True, default="linear")
+    motion: str = eqx.field(static=True, default="direct")
+
+    def __check_init__(self):
+        if self.motion not in MOTIONS:
+            raise ValueError(f"unknown motion {self.motion!r}; allowed: {list(MOTIONS)}")
 
     def inputs(self, t_s: Float[Array, " n"], activation: Float[Array, "n 2 24"],
                medium: Float[Array, ""]) -> Float[Array, "c n"]:
@@ -281,4 +313,16 @@ class BodyFNO(eqx.Module):
                  medium: Float[Array, ""]) -> tuple[Float[Array, "n 2"], Float[Array, "n 48"]]:
         """(centroid displacement (N, 2) mm, tangent angles (N, 48) rad) on the times ``t_s`` (s,
         starting at 0, evenly spaced)."""
-        return self.decoder.decode(self.channels(t_s, activation, medium))
+        y = self.channels(t_s, activation, medium)
+        if self.motion == "direct":
+            return self.decoder.decode(y)
+        # rft: the shape from the posture channels (heading removed); channels 0, 1 and the heading
+        # channel carry a correction to the body-frame velocity (u_x, u_y, ω) of the kinematics
+        _, th = self.decoder.decode(y.at[:3].set(0.0))
+        shape = th - th.mean(-1, keepdims=True)
+        duration = TIME_SCALE_S
+        corr = jnp.stack([y[0] * self.decoder.centroid_scale_mm / duration,
+                          y[1] * self.decoder.centroid_scale_mm / duration,
+                          y[2] * self.decoder.posture_scale[0] / duration], -1)
+        c, heading = resistive_force_motion(t_s, shape, medium, corr)
+        return c, shape + heading[:, None]

@@ -25,7 +25,7 @@ import numpy as np
 from owjax.fitting.task import AbstractFitTask
 from owjax.surrogate.component import BodySurrogate, NoveltyEstimator, indicators, model_hyperparameters
 from owjax.surrogate.evaluate import _fallback, _spearman, compare, latent_batch, predict_batch, trajectory_errors
-from owjax.surrogate.fno import FNO1d, BodyFNO, PostureDecoder, angle_basis, eigenworm_basis, n_input_channels
+from owjax.surrogate.fno import MOTIONS, FNO1d, BodyFNO, PostureDecoder, angle_basis, eigenworm_basis, n_input_channels
 
 __all__ = ["BodySurrogateTask", "POSTURE_KINDS", "posture_representation_error"]
 
@@ -54,7 +54,8 @@ class BodySurrogateTask(AbstractFitTask):
 
     Arguments:
         data: ``{"train", "val", "test", "ood"}`` → datasets from :func:`owjax.surrogate.data.load_dataset`.
-        model: ``{width, modes, n_layers, pad_fraction, posture, n_posture, medium_encoding}``.
+        model: ``{width, modes, n_layers, pad_fraction, posture, n_posture, medium_encoding, motion}``
+            (``motion``: ``direct`` or ``rft``, :data:`owjax.surrogate.fno.MOTIONS`).
         train: ``{batch_size, stride, mirror_augment, novelty_k, novelty_quantile, bound}``
             (``mirror_augment``: half of every batch mirrored dorsal ↔ ventral, an exact symmetry of the body).
         loss_weights: ``{centroid, posture}``.
@@ -82,6 +83,12 @@ class BodySurrogateTask(AbstractFitTask):
         self.medium_encoding = str(self.hp.get("medium_encoding", "linear"))
         n_input_channels(self.medium_encoding)  # raises naming the allowed encodings
         kind, n_post = str(self.hp.get("posture", "angles")), int(self.hp.get("n_posture", 12))
+        self.motion = str(self.hp.get("motion", "direct"))
+        if self.motion not in MOTIONS:
+            raise ValueError(f"unknown model.motion {self.motion!r}; allowed: {list(MOTIONS)}")
+        if self.motion == "rft" and kind != "eigenworms":
+            raise ValueError("model.motion=rft needs model.posture=eigenworms (its mean-angle channel carries the "
+                             f"turning-rate correction), got model.posture={kind!r}")
         basis = _basis(kind, n_post, tr["tangent_angle_rad"][:, ::self.stride])
         coef = tr["tangent_angle_rad"].reshape(-1, 48) @ np.linalg.pinv(basis).T
         c_scale = float(np.std(tr["centroid_mm"])) + 1e-3
@@ -112,7 +119,8 @@ class BodySurrogateTask(AbstractFitTask):
         if self._treedef is None:
             self._treedef = jax.tree_util.tree_structure(self._fno(jax.random.PRNGKey(0)))
         leaves = [params[k] for k in sorted(params)]
-        return BodyFNO(jax.tree_util.tree_unflatten(self._treedef, leaves), self.decoder, self.medium_encoding)
+        return BodyFNO(jax.tree_util.tree_unflatten(self._treedef, leaves), self.decoder, self.medium_encoding,
+                       self.motion)
 
     def describe(self) -> str:
         h = self.hp

@@ -23,7 +23,8 @@ from owjax.fitting.tasks.base import AbstractExperiment, section
 __all__ = ["BodySurrogateExperiment"]
 
 DATA_KEYS = ("dir", "size", "seed", "dtype", "shard_size", "extra_seeds")
-MODEL_KEYS = ("width", "modes", "n_layers", "pad_fraction", "posture", "n_posture", "medium_encoding")
+MODEL_KEYS = ("width", "modes", "n_layers", "pad_fraction", "posture", "n_posture", "medium_encoding", "motion")
+MODEL_REQUIRED = MODEL_KEYS[:6]  # medium_encoding and motion have defaults (linear, direct)
 TRAIN_KEYS = ("batch_size", "stride", "mirror_augment", "novelty_k", "novelty_quantile", "bound")
 
 
@@ -40,7 +41,7 @@ class BodySurrogateExperiment(AbstractExperiment):
         from owjax.surrogate.training import POSTURE_KINDS, BodySurrogateTask
 
         d = section(cfg, "data", DATA_KEYS, DATA_KEYS)
-        m = section(cfg, "model", MODEL_KEYS[:-1], MODEL_KEYS)
+        m = section(cfg, "model", MODEL_REQUIRED, MODEL_KEYS)
         t = section(cfg, "train", TRAIN_KEYS, TRAIN_KEYS)
         if m["posture"] not in POSTURE_KINDS:
             raise ValueError(f"unknown model.posture {m['posture']!r}; allowed: {list(POSTURE_KINDS)}")
