@@ -21,6 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dtype", default="float64", choices=["float32", "float64"])
     ap.add_argument("--count", action="append", default=[], metavar="FAMILY=N",
                     help="override the number of samples of a family (repeatable)")
+    ap.add_argument("--no-ood", action="store_true",
+                    help="no out-of-distribution samples (for extra training seeds; same as --count ood_X=0 for all)")
     ap.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
     from owjax.core.precision import set_precision
@@ -34,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     kw = dict(SIZES[a.size])
     base = DatasetSpec()
     counts, ood = dict(kw.pop("counts", base.counts)), dict(kw.pop("ood_counts", base.ood_counts))
+    if a.no_ood:
+        ood = {fam: 0 for fam in ood}
     for c in a.count:
         fam, _, n = c.partition("=")
         if fam in FAMILIES:
