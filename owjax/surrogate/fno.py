@@ -12,15 +12,17 @@ optimises as a plain float array).
 
 The time axis is padded with zeros by ``pad_fraction`` of its length before the Fourier layers and
 cropped after them, so the operator does not treat the end of the run as adjacent to its start. The
-spectral convolution uses ``rfft``/``irfft`` with the default normalisation, under which a band-
-limited input gives the same output on any grid fine enough to hold ``modes`` modes: the same
+spectral convolution computes ``rfft`` → weights → ``irfft`` (default normalisation) restricted to the
+kept modes, as products with cosine and sine tables; under that normalisation a band-limited input
+gives the same output on any grid fine enough to hold ``modes`` modes: the same
 weights run on a coarse and a fine time grid (resolution independence), provided the padding covers
 the same fraction of the run.
 
 :class:`BodyFNO` assembles the inputs (48 muscle-segment activations, the medium, t / 5 s),
 runs the operator and decodes the outputs: the centroid displacement (mm) and the tangent angles of
 the 48 segments (rad) through a fixed linear posture basis (:class:`PostureDecoder`: tangent angles
-at a few points along the body, or eigenworm amplitudes).
+at a few points along the body, or eigenworm amplitudes) — with ``motion="rft"`` the centroid and
+heading are computed from the decoded shape by :mod:`owjax.surrogate.kinematics`.
 """
 
 from __future__ import annotations
