@@ -528,7 +528,8 @@ def test_locomotion_backend_refusals_are_clear(tmp_path):
 def test_evaluate_refuses_training_seeds(tmp_path):
     from owjax.surrogate.evaluate import evaluate_surrogate
 
-    with pytest.raises(ValueError, match="training seed"):
-        evaluate_surrogate(tmp_path, seed=0)
+    for seed in (0, 14):
+        with pytest.raises(ValueError, match="training seed"):
+            evaluate_surrogate(tmp_path, seed=seed)
     with pytest.raises(ValueError, match="scale"):
         evaluate_surrogate(tmp_path, scale=0.0)

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m owjax.surrogate evaluate", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="outputs/surrogate_evaluate", help="output folder (metrics.json, data/)")
     ap.add_argument("--model", default=None, help="surrogate STEM (STEM.npz + STEM.json); default: the shipped one")
-    ap.add_argument("--seed", type=int, default=EVAL_SEED, help=f"data seed, not a training seed 0-8 (default {EVAL_SEED})")
+    ap.add_argument("--seed", type=int, default=EVAL_SEED, help=f"data seed, not a training seed 0-14 (default {EVAL_SEED})")
     ap.add_argument("--scale", type=float, default=1.0, help="multiplies the sample counts (1: 155 test + 200 OOD)")
     ap.add_argument("--data", default=None, help="data folder (default DIR/data; reused when complete)")
     ap.add_argument("--record", action="store_true",

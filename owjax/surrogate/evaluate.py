@@ -128,7 +128,9 @@ def compare(t_s, c_pred, th_pred, c_true, th_true, families=None, gait_mask=None
 #: holds) and the full dataset's OOD set
 EVAL_COUNTS = {"nominal": 3, "perturbed": 16, "wave": 80, "single": 16, "smooth": 40}
 EVAL_OOD_COUNTS = {"ood_fast": 40, "ood_amplitude": 40, "ood_wavelength": 40, "ood_mixture": 40, "ood_reversal": 40}
-#: the training seeds (0-8) are never an evaluation seed
+#: the seeds of the shipped model's training data (python -m owjax.surrogate.generate --seed N; 0 … 14),
+#: never an evaluation seed
+TRAINING_SEEDS = range(15)
 EVAL_SEED = 1000
 _GAIT = ("nominal", "perturbed", "wave", "ood_fast", "ood_amplitude", "ood_wavelength", "ood_mixture")
 
@@ -160,7 +162,7 @@ def evaluate_surrogate(out_dir, model_stem=None, seed: int = EVAL_SEED, scale: f
     Arguments:
         out_dir: folder for ``metrics.json`` (and the data, in ``out_dir/data`` unless ``data_dir``).
         model_stem: surrogate ``STEM`` (``STEM.npz``/``.json``); None: the shipped one.
-        seed: the data seed (not one of the training seeds 0-8).
+        seed: the data seed (not one of the training seeds 0-14, :data:`TRAINING_SEEDS`).
         scale: multiplies the sample counts (:data:`EVAL_COUNTS`, :data:`EVAL_OOD_COUNTS`; 1.0: 155 + 200).
         data_dir: where the data go (resumable; reused if complete).
         progress: progress bars.
@@ -188,8 +190,8 @@ def evaluate_surrogate(out_dir, model_stem=None, seed: int = EVAL_SEED, scale: f
     from owjax.surrogate.component import SHIPPED, BodySurrogate, indicators
     from owjax.surrogate.data import DatasetSpec, PhysicsRunner, _git_commit, generate_dataset, load_dataset
 
-    if int(seed) in range(9):
-        raise ValueError(f"seed {seed} is a training seed (0-8); pick another (default {EVAL_SEED})")
+    if int(seed) in TRAINING_SEEDS:
+        raise ValueError(f"seed {seed} is a training seed (0-{TRAINING_SEEDS[-1]}); pick another (default {EVAL_SEED})")
     if not (scale > 0 and np.isfinite(scale)):
         raise ValueError(f"scale must be a positive number, got {scale!r}")
     out = Path(out_dir)
