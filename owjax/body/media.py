@@ -16,7 +16,7 @@ from typing import Any
 
 from owjax.body.geometry import DRAG_KG_PER_S_TO_UN_S_PER_MM, N_SEGMENTS
 
-__all__ = ["Medium", "resolve_medium", "AGAR", "WATER", "MEDIUM_NAMES"]
+__all__ = ["Medium", "resolve_medium", "per_rod_drag", "AGAR", "WATER", "MEDIUM_NAMES"]
 
 #: whole-body drag totals (kg/s), BBC worm.cc / CE_locomotion WormBody.h
 AGAR_PAR_KG_S, AGAR_PERP_KG_S = 3.2e-3, 128e-3
@@ -67,6 +67,17 @@ def interpolated(value: float) -> Medium:
 
 AGAR = interpolated(1.0)
 WATER = interpolated(0.0)
+
+
+def per_rod_drag(medium, dtype=None):
+    """Per-rod (C_par, C_perp) (µN·s/mm) of the medium number(s) m ∈ [0, 1], linear in m as
+    :func:`interpolated`, as JAX arrays: traceable (under jit/vmap), so the range is not checked here."""
+    import jax.numpy as jnp
+
+    ap, aq = AGAR.per_rod()
+    wp, wq = WATER.per_rod()
+    m = jnp.asarray(medium, dtype)
+    return wp + (ap - wp) * m, wq + (aq - wq) * m
 
 
 def resolve_medium(spec: Any) -> Medium:

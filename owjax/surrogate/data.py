@@ -47,7 +47,7 @@ from owjax.body.circuit import ActivationToBody, BBCCircuit, BodyToStretchRecept
 from owjax.body.drive import RecordedActivation
 from owjax.body.integrate import BodySolver, solve_component
 from owjax.body.mechanics import RodBody
-from owjax.body.media import AGAR, WATER
+from owjax.body.media import per_rod_drag
 from owjax.core.component import Composite
 from owjax.core.sharding import sharded_vmap
 from owjax.surrogate import families as F
@@ -150,14 +150,6 @@ def skeleton_from_features(centroid: np.ndarray, angles: np.ndarray, x0: float =
 
 
 # ----------------------------------------------------------------------------- physics
-def _drag_for_medium(m, dtype):
-    """Per-rod (C_par, C_perp) (µN·s/mm) of the medium number m ∈ [0, 1] (traceable)."""
-    ap, aq = AGAR.per_rod()
-    wp, wq = WATER.per_rod()
-    m = jnp.asarray(m, dtype)
-    return wp + (ap - wp) * m, wq + (aq - wq) * m
-
-
 class PhysicsRunner:
     """The body driven by recorded activations, vmapped over samples (and sharded over devices).
 
@@ -182,7 +174,7 @@ class PhysicsRunner:
         template = RecordedActivation(self.t, np.zeros((self.t.size, 2, F.N_MUSCLE_SEGMENTS)), dtype=dtype)
 
         def one(values, medium):
-            cp, cq = _drag_for_medium(medium, dtype)
+            cp, cq = per_rod_drag(medium, dtype)
             b = eqx.tree_at(lambda m: (m.c_par, m.c_perp), body, (cp, cq))
             drv = eqx.tree_at(lambda d: d.values, template, jnp.repeat(values, 2, axis=-1))
             comp = Composite({"drive": drv, "body": b}, [ActivationToBody(source="drive")])
@@ -244,7 +236,7 @@ def nominal_pool(n: int, spec: DatasetSpec, dtype, progress: bool = True) -> tup
     t_out = jnp.asarray(t, dtype)
 
     def one(medium, avb):
-        cp, cq = _drag_for_medium(medium, dtype)
+        cp, cq = per_rod_drag(medium, dtype)
         b = eqx.tree_at(lambda m: (m.c_par, m.c_perp), body, (cp, cq))
         c = eqx.tree_at(lambda m: m.avb_current, circuit, jnp.asarray(avb, dtype))
         comp = Composite({"circuit": c, "body": b}, [BodyToStretchReceptors(), ActivationToBody()])

@@ -322,9 +322,8 @@ class BodyFNO(eqx.Module):
         # channel carry a correction to the body-frame velocity (u_x, u_y, ω) of the kinematics
         _, th = self.decoder.decode(y.at[:3].set(0.0))
         shape = th - th.mean(-1, keepdims=True)
-        duration = TIME_SCALE_S
-        corr = jnp.stack([y[0] * self.decoder.centroid_scale_mm / duration,
-                          y[1] * self.decoder.centroid_scale_mm / duration,
-                          y[2] * self.decoder.posture_scale[0] / duration], -1)
+        corr = jnp.stack([y[0] * self.decoder.centroid_scale_mm / TIME_SCALE_S,
+                          y[1] * self.decoder.centroid_scale_mm / TIME_SCALE_S,
+                          y[2] * self.decoder.posture_scale[0] / TIME_SCALE_S], -1)
         c, heading = resistive_force_motion(t_s, shape, medium, corr)
         return c, shape + heading[:, None]

@@ -24,7 +24,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from owjax.body import geometry as geo
-from owjax.body.media import AGAR, WATER
+from owjax.body.media import per_rod_drag
 
 __all__ = ["shape_points", "body_frame_velocity", "integrate_rigid_motion", "resistive_force_motion"]
 
@@ -71,20 +71,18 @@ def body_frame_velocity(t_s: Float[Array, " n"], shape_angles: Float[Array, "n s
     """
     dtype = shape_angles.dtype
     dt = t_s[1] - t_s[0]
-    centred, avg = _rod_matrices(shape_angles.shape[-1])
-    cos, sin = jnp.cos(shape_angles), jnp.sin(shape_angles)
-    mat = jnp.asarray(centred * geo.SEGMENT_LENGTH_MM, dtype)
-    sx, sy = cos @ mat, sin @ mat  # rod centres (N, 49)
+    _, avg = _rod_matrices(shape_angles.shape[-1])
+    s = shape_points(shape_angles)
+    sx, sy = s[..., 0], s[..., 1]  # rod centres (N, 49)
     ang = shape_angles @ jnp.asarray(avg, dtype)  # body axis at each rod
     vx, vy = _time_derivative(sx, dt), _time_derivative(sy, dt)
-    m = jnp.asarray(medium, dtype)
-    k = (WATER.c_perp_total_kg_s + (AGAR.c_perp_total_kg_s - WATER.c_perp_total_kg_s) * m) / \
-        (WATER.c_par_total_kg_s + (AGAR.c_par_total_kg_s - WATER.c_par_total_kg_s) * m)  # C_perp / C_par
+    c_par, c_perp = per_rod_drag(medium, dtype)
+    k = c_perp / c_par
     # Per rod, drag / C_par = τ τᵀ + k ν νᵀ (τ = (cos a, sin a) the body axis, ν across it), written
     # out by component on (N, 49) arrays: d11 = cos² + k sin², d22 = sin² + k cos², d12 = (1 − k) cos sin
     ca, sa = jnp.cos(ang), jnp.sin(ang)
-    c2, s2, cs = ca * ca, sa * sa, (1.0 - k) * ca * sa
-    d11, d22, d12 = c2 + k * s2, s2 + k * c2, cs
+    c2, s2 = ca * ca, sa * sa
+    d11, d22, d12 = c2 + k * s2, s2 + k * c2, (1.0 - k) * ca * sa
     rot = rotational_drag_factor * jnp.asarray(geo.rod_radii_mm(), dtype) ** 2  # / C_par
     # drag per unit of each unknown, and of the shape's own motion: D e_x, D e_y, D (J s), D ṡ
     fx_w, fy_w = d12 * sx - d11 * sy, d22 * sx - d12 * sy
