@@ -29,6 +29,7 @@ from owjax.fitting.tasks.synapse_polarity import (
     apply_params,
     atlas_correlation_matrix,
     atlas_loss,
+    expand_shared,
     init_params,
     nt_class_of,
     nt_classes,
@@ -36,6 +37,7 @@ from owjax.fitting.tasks.synapse_polarity import (
     nt_penalty,
     p_exc_of,
     polarity_of,
+    presynaptic_groups,
     response_metrics,
     shuffle_connectome,
     split_stimulated,
@@ -283,6 +285,39 @@ def test_init_params_reproduce_c302(full_model, mode):
     assert np.array_equal(np.asarray(p_exc_of(p, full_model)) > 0.5, polarity_of(full_model))
     flipped = dict(p, theta=-p["theta"])
     assert np.array_equal(polarity_of(apply_params(full_model, flipped)), ~polarity_of(full_model))
+
+
+@pytest.mark.parametrize("sharing", ["nt", "class", "presynaptic"])
+def test_shared_conductance_parameters_start_at_c302(full_model, sharing):
+    """conductance_sharing: one weight and one sign per presynaptic group, a gap gain; the start is
+    c302 (c302's sign is uniform per presynaptic neuron, and the NT/class groups follow its majority)."""
+    cfg = SynapsePolarityConfig(conductance_sharing=sharing)
+    g_cell, names = presynaptic_groups(full_model, sharing)
+    p = init_params(full_model, cfg)
+    assert set(p) == {"w", "theta", "gain", "gap_gain"} and p["w"].shape == p["theta"].shape == (len(names),)
+    pc = expand_shared(p, g_cell)
+    m = apply_params(full_model, pc)
+    np.testing.assert_allclose(np.asarray(m.graded.weight), np.asarray(full_model.graded.weight), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(m.gaps.weight), np.asarray(full_model.gaps.weight), rtol=1e-6)
+    agree = np.mean((np.asarray(p_exc_of(pc, full_model)) > 0.5) == polarity_of(full_model))
+    assert agree == 1.0 if sharing == "presynaptic" else agree > 0.9
+    # one group's parameters move all of its connections, and nothing else
+    k = int(g_cell[int(full_model.graded.pre[0])])
+    m2 = apply_params(full_model, expand_shared(dict(p, w=p["w"].at[k].set(2.0)), g_cell))
+    changed = np.asarray(m2.graded.weight) != np.asarray(m.graded.weight)
+    assert np.array_equal(changed, g_cell[np.asarray(full_model.graded.pre)] == k)
+    if sharing == "nt":
+        codes = nt_classes([n.split("->")[0] for n in full_model.graded_names])[0]
+        assert len(set(zip(codes, g_cell[np.asarray(full_model.graded.pre)]))) == len(set(codes))
+
+
+def test_shared_conductance_parameters_refusals():
+    with pytest.raises(ValueError, match="conductance_sharing"):
+        SynapsePolarityConfig.from_dict(dict(conductance_sharing="neuron"))
+    with pytest.raises(ValueError, match="model=c302"):
+        SynapsePolarityConfig.from_dict(dict(model="rate", conductance_sharing="nt"))
+    with pytest.raises(ValueError, match="polarity=connection"):
+        SynapsePolarityConfig.from_dict(dict(conductance_sharing="nt", polarity="presynaptic"))
 
 
 def test_weights_stay_positive(full_model):

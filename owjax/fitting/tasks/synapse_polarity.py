@@ -6,7 +6,8 @@ neurons), float32 by default. Protocol (:mod:`owjax.reference.atlas_protocol`): 
 inject a current pulse into one neuron, summarise every neuron's readout (Ca by default) as the
 window mean of its change, scaled; one trial per stimulated atlas neuron.
 
-Parameters (``cfg.polarity`` = ``connection`` or ``presynaptic``):
+Parameters (``cfg.conductance_sharing=connection``, the first round; ``cfg.polarity`` = ``connection``
+or ``presynaptic``):
 
 * weights, one per chemical neuron→neuron connection, kept positive by a softplus:
   ``w = w_c302 · m(g) · m(ρ)``, ``m(u) = softplus(u)/ln 2`` (m(0) = 1, so the start is c302's weight);
@@ -29,6 +30,15 @@ Loss on a minibatch of training stimulations (``batch_size`` trials per Adam ste
   cholinergic (without GABA) → target 1 with a smaller ω_ACh (C. elegans ACh can inhibit through
   ACC chloride channels), glutamatergic, mixed ACh+GABA, aminergic/unknown → free (ω = 0).
 * ``reg`` — L2 of the per-connection ρ (pull towards c302's weights).
+
+Shared parameters (``cfg.conductance_sharing`` = ``class``, ``presynaptic`` or ``nt``): one weight
+multiplier ``m(ρ_k)`` and one relaxed sign ``σ(θ_k)`` per *group* k of presynaptic neurons — a neuron
+class (L/R and D/V homologues and numbered motor neurons tied), a neuron, or a transmitter class, the
+groups of the rate models (:mod:`.synapse_polarity_rate`) — shared by all of the group's outgoing
+chemical connections, the global gains, and one gap-junction gain (no per-connection gap weights):
+a few hundred (class) or a handful (nt) of parameters instead of ≈ 5 600, so the fit cannot memorise
+the training stimulations connection by connection. θ_k starts at the majority c302 sign of the
+group; ``reg`` is then the L2 of the ρ_k.
 
 Held-out evaluation: stimulated neurons are split into train and test *by neuron* (cfg.split
 ``bilateral`` keeps left/right homologues on the same side, so AVAR cannot leak AVAL's answer).
@@ -70,6 +80,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
+from owjax.core.checkpoint import atomic_write_json
 from owjax.fitting.task import AbstractFitTask
 from owjax.fitting.tasks.base import AbstractExperiment, FitProblem
 from owjax.fitting.tasks.synapse_polarity_ceiling import ceiling_metrics, held_out_statistics
@@ -106,6 +117,8 @@ log = logging.getLogger("owjax.synapse_polarity")
 
 __all__ = [
     "SynapsePolarityConfig",
+    "presynaptic_groups",
+    "expand_shared",
     "LOOP_SETTINGS",
     "config_from_fit",
     "Setup",
@@ -165,7 +178,8 @@ class SynapsePolarityConfig:
     max_stimulated: int | None = None    # use at most this many stimulated neurons (CI)
     stimulated: list | None = None       # or exactly these (names)
     seed: int = 0
-    polarity: str = "connection"         # connection | presynaptic
+    polarity: str = "connection"         # connection | presynaptic (conductance_sharing=connection)
+    conductance_sharing: str = "connection"  # connection | class | presynaptic | nt (model=c302: per-group weights and signs)
     theta0: float = 4.0
     fit_gaps: bool = True
     global_gain: bool = True
@@ -220,7 +234,8 @@ class SynapsePolarityConfig:
                        split=("bilateral", "neuron"), polarity=("connection", "presynaptic"),
                        loss=("scaled_mse", "pearson", "mixed"), dtype=("float32", "float64"),
                        spontaneous_readout=("v", "ca"), model=("c302", "rate", "rate_extrasynaptic"),
-                       sharing=("class", "presynaptic", "nt"))
+                       sharing=("class", "presynaptic", "nt"),
+                       conductance_sharing=("connection", "class", "presynaptic", "nt"))
         for k, allowed in choices.items():
             if getattr(self, k) not in allowed:
                 raise ValueError(f"synapse_polarity.{k}={getattr(self, k)!r}; allowed: {list(allowed)}")
@@ -245,6 +260,12 @@ class SynapsePolarityConfig:
             raise ValueError(f"synapse_polarity.control_steps must be >= 0, got {self.control_steps}")
         if self.batch_size < 1:
             raise ValueError(f"synapse_polarity.batch_size must be >= 1, got {self.batch_size}")
+        if self.conductance_sharing != "connection" and (self.model != "c302" or self.polarity != "connection"):
+            raise ValueError(
+                f"synapse_polarity.conductance_sharing={self.conductance_sharing!r} shares weights and signs per "
+                "presynaptic group of the conductance model: it needs model=c302 (got "
+                f"{self.model!r}; the rate models use synapse_polarity.sharing) and polarity=connection (got "
+                f"{self.polarity!r}; the group's sign replaces it)")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -271,10 +292,43 @@ def softplus_multiplier(u):
     return jax.nn.softplus(u) / LN2
 
 
+def presynaptic_groups(model: NetworkModel, sharing: str) -> tuple[np.ndarray, list[str]]:
+    """Group index of every cell as a presynaptic neuron, and the group names, for
+    ``conductance_sharing`` = ``class`` (neuron classes), ``presynaptic`` (one per neuron) or ``nt``
+    (Wang et al. 2024 transmitter classes, :data:`NT_CLASSES`; cells without chemical output form a group
+    of their own, which no connection uses)."""
+    from owjax.fitting.tasks.synapse_polarity_rate import _groups, neuron_class
+
+    names = list(model.cell_names)
+    if sharing == "class":
+        labels = [neuron_class(c, names) for c in names]
+    elif sharing == "presynaptic":
+        labels = names
+    elif sharing == "nt":
+        codes = np.full(model.n_cells, -1, dtype=np.int64)
+        codes[np.asarray(model.graded.pre)] = nt_classes(presynaptic_names(model))[0]
+        labels = [NT_CLASSES[c] if c >= 0 else "no_chemical_output" for c in codes]
+    else:
+        raise ValueError(f"presynaptic_groups: sharing={sharing!r}; allowed: ['class', 'presynaptic', 'nt']")
+    return _groups(labels)
+
+
 def init_params(model: NetworkModel, cfg: SynapsePolarityConfig) -> dict[str, Array]:
-    """Unconstrained parameters whose :func:`apply_params` reproduces c302 (to within theta0)."""
+    """Unconstrained parameters whose :func:`apply_params` reproduces c302 (to within theta0); with
+    shared parameters (``cfg.conductance_sharing`` ≠ ``connection``) per presynaptic group (expand
+    them with :func:`expand_shared` before :func:`apply_params`)."""
     dt = model.dtype
     exc = polarity_of(model)
+    if cfg.conductance_sharing != "connection":
+        group_of_cell, names = presynaptic_groups(model, cfg.conductance_sharing)
+        grp = group_of_cell[np.asarray(model.graded.pre)]
+        frac = np.bincount(grp, weights=exc, minlength=len(names)) / np.maximum(np.bincount(grp, minlength=len(names)), 1)
+        p = dict(w=jnp.zeros(len(names), dt), theta=jnp.asarray(np.where(frac >= 0.5, cfg.theta0, -cfg.theta0), dt))
+        if cfg.global_gain:
+            p["gain"] = jnp.zeros((), dt)
+        if cfg.fit_gaps:
+            p["gap_gain"] = jnp.zeros((), dt)
+        return p
     if cfg.polarity == "connection":
         theta = np.where(exc, cfg.theta0, -cfg.theta0)
     else:
@@ -291,6 +345,16 @@ def init_params(model: NetworkModel, cfg: SynapsePolarityConfig) -> dict[str, Ar
     return p
 
 
+def expand_shared(params: Mapping, group_of_cell: np.ndarray | None) -> dict[str, Array]:
+    """Per-group weight and sign parameters (:func:`init_params` with shared parameters) as one value
+    per presynaptic cell, which :func:`apply_params` and :func:`p_exc_of` take; ``group_of_cell``
+    None (per-connection parameters): ``params`` unchanged."""
+    if group_of_cell is None:
+        return dict(params)
+    g = jnp.asarray(group_of_cell)
+    return {**params, "w": params["w"][g], "theta": params["theta"][g]}
+
+
 def p_exc_of(params: Mapping, model: NetworkModel):
     """p_exc per connection (gathers per-presynaptic θ when needed)."""
     theta = params["theta"]
@@ -304,7 +368,10 @@ def apply_params(base: NetworkModel, params: Mapping) -> NetworkModel:
     e_inh, e_exc = erev_range(base)
     if e_inh == e_exc:  # a network without inhibitory synapses: use c302's C1 values
         e_inh, e_exc = -70.0, 0.0
-    w = base.graded.weight * softplus_multiplier(params["w"])
+    rho = params["w"]
+    if rho.shape != base.graded.weight.shape:  # one value per presynaptic cell (expand_shared)
+        rho = rho[base.graded.pre]
+    w = base.graded.weight * softplus_multiplier(rho)
     if "gain" in params:
         w = w * softplus_multiplier(params["gain"])
     erev = e_inh + p_exc_of(params, base) * (e_exc - e_inh)
@@ -387,6 +454,8 @@ class SynapsePolarityTask(AbstractFitTask):
         self.batch_size = min(cfg.batch_size, len(su.train))
         self.n_pairs_used = int((self.weight > 0).sum())
         self._nt = jnp.asarray(su.nt_codes)
+        self._groups = (None if cfg.conductance_sharing == "connection"
+                        else presynaptic_groups(su.model, cfg.conductance_sharing))
         self._objective_cache: dict[str, tuple[float, dict[str, float]]] = {}
         self._objective_s = 0.0  # wall time spent evaluating the full objective
         self._report: dict = {}
@@ -397,11 +466,23 @@ class SynapsePolarityTask(AbstractFitTask):
         self.loss_description = (f"{cfg.loss} on atlas responses + {cfg.lambda_nt}·NT consistency (Wang 2024) + "
                                  f"{cfg.lambda_w}·L2 of the per-connection weight parameters (towards c302)")
         self.info = dict(n_train_neurons=len(su.train), n_test_neurons=len(su.test), n_pairs_used=self.n_pairs_used,
-                         batch_size=self.batch_size)
+                         batch_size=self.batch_size, conductance_sharing=cfg.conductance_sharing)
+        if self._groups is not None:
+            self.info["n_pre_groups"] = len(self._groups[1])
         self.setup_s = time.perf_counter() - t0
+
+    def per_cell(self, params) -> dict[str, Array]:
+        """``params`` with shared (per-group) weights and signs expanded to presynaptic cells
+        (:func:`expand_shared`); per-connection parameters unchanged."""
+        return expand_shared(params, None if self._groups is None else self._groups[0])
 
     def describe(self) -> str:
         cfg, m = self.cfg, self.su.model
+        if self._groups is not None:
+            return (f"synapse_polarity: one weight and one polarity per presynaptic {cfg.conductance_sharing} group "
+                    f"({len(self._groups[1])} groups) for {m.graded.weight.size} chemical connections"
+                    + (", a gap-junction gain" if cfg.fit_gaps else "") + (", a global gain" if cfg.global_gain else "")
+                    + f"; {len(self.su.train)} training / {len(self.su.test)} test stimulations, batch {self.batch_size}")
         return (f"synapse_polarity: {m.graded.weight.size} chemical weights + polarities per {cfg.polarity}"
                 + (f", {m.gaps.weight.size} gap weights" if cfg.fit_gaps else "")
                 + (", global gains" if cfg.global_gain else "")
@@ -424,10 +505,10 @@ class SynapsePolarityTask(AbstractFitTask):
 
     def _terms(self, params, amps, target, weight):
         cfg, model = self.cfg, self.su.model
-        m = apply_params(model, params)
+        m = apply_params(model, self.per_cell(params))
         r = simulate_responses(m, amps, self.su.y0, cfg.protocol)
         data = atlas_loss(r, target.astype(r.dtype), weight.astype(r.dtype), cfg.loss)
-        nt = nt_penalty(p_exc_of(params, model), self._nt, cfg.nt_weight_gaba, cfg.nt_weight_ach)
+        nt = nt_penalty(p_exc_of(self.per_cell(params), model), self._nt, cfg.nt_weight_gaba, cfg.nt_weight_ach)
         reg = jnp.mean(params["w"] ** 2) + (jnp.mean(params["gap"] ** 2) if "gap" in params else 0.0)
         return data + cfg.lambda_nt * nt + cfg.lambda_w * reg, dict(atlas=data, nt=nt, reg=reg)
 
@@ -442,10 +523,10 @@ class SynapsePolarityTask(AbstractFitTask):
         if h not in self._objective_cache:
             t0 = time.perf_counter()
             cfg, su = self.cfg, self.su
-            resp = evaluate_responses(su, apply_params(su.model, params), su.y0, su.train)
+            resp = evaluate_responses(su, apply_params(su.model, self.per_cell(params)), su.y0, su.train)
             data = float(atlas_loss(jnp.asarray(resp), jnp.asarray(self.target, resp.dtype),
                                     jnp.asarray(self.weight, resp.dtype), cfg.loss))
-            nt = float(nt_penalty(p_exc_of(params, su.model), self._nt, cfg.nt_weight_gaba, cfg.nt_weight_ach))
+            nt = float(nt_penalty(p_exc_of(self.per_cell(params), su.model), self._nt, cfg.nt_weight_gaba, cfg.nt_weight_ach))
             reg = float(jnp.mean(params["w"] ** 2) + (jnp.mean(params["gap"] ** 2) if "gap" in params else 0.0))
             self._objective_cache[h] = (data + cfg.lambda_nt * nt + cfg.lambda_w * reg, dict(atlas=data, nt=nt, reg=reg))
             self._objective_s += time.perf_counter() - t0
@@ -457,8 +538,8 @@ class SynapsePolarityTask(AbstractFitTask):
         cfg, su = self.cfg, self.su
         t0, t_obj0 = time.perf_counter(), self._objective_s
         obj0, obj1 = self.objective(params_init), self.objective(params)
-        fitted = apply_params(su.model, params)
-        p_fit = np.asarray(p_exc_of(params, su.model))
+        fitted = apply_params(su.model, self.per_cell(params))
+        p_fit = np.asarray(p_exc_of(self.per_cell(params), su.model))
         p_c302 = polarity_of(su.model).astype(np.float64)
         stim_all = su.train + su.test
         c_data, defined = atlas_correlation_matrix(su.atlas, clip=cfg.clip, min_common=cfg.corr_min_common)
@@ -517,7 +598,14 @@ class SynapsePolarityTask(AbstractFitTask):
         meta.update(source="auto-fitted", data=self.data_description, loss=self.loss_description)
         if "test_r" in self._report:
             meta["test_r"] = self._report["test_r"]
-        save_params_with_registry(self.su, apply_params(self.su.model, params), run_dir, provenance, meta)
+        if self._groups is not None:
+            ml = np.asarray(softplus_multiplier(params["w"]))
+            pe = np.asarray(jax.nn.sigmoid(params["theta"]))
+            atomic_write_json(run_dir / "fitted_groups.json", dict(
+                sharing=self.cfg.conductance_sharing,
+                groups={n: dict(weight_multiplier=float(ml[k]), p_exc=float(pe[k])) for k, n in enumerate(self._groups[1])},
+                **{k: float(softplus_multiplier(params[k])) for k in ("gain", "gap_gain") if k in params}))
+        save_params_with_registry(self.su, apply_params(self.su.model, self.per_cell(params)), run_dir, provenance, meta)
 
 
 # ============================================================================ the experiment
