@@ -306,6 +306,10 @@ def test_shared_conductance_parameters_start_at_c302(full_model, sharing):
     m2 = apply_params(full_model, expand_shared(dict(p, w=p["w"].at[k].set(2.0)), g_cell))
     changed = np.asarray(m2.graded.weight) != np.asarray(m.graded.weight)
     assert np.array_equal(changed, g_cell[np.asarray(full_model.graded.pre)] == k)
+    # the one gap gain scales every gap junction (there are no per-connection gap parameters)
+    m3 = apply_params(full_model, expand_shared(dict(p, gap_gain=jnp.asarray(2.0, p["w"].dtype)), g_cell))
+    np.testing.assert_allclose(np.asarray(m3.gaps.weight) / np.asarray(full_model.gaps.weight),
+                               np.log1p(np.exp(2.0)) / np.log(2.0), rtol=1e-5)
     if sharing == "nt":
         codes = nt_classes([n.split("->")[0] for n in full_model.graded_names])[0]
         assert len(set(zip(codes, g_cell[np.asarray(full_model.graded.pre)]))) == len(set(codes))
@@ -318,6 +322,8 @@ def test_shared_conductance_parameters_refusals():
         SynapsePolarityConfig.from_dict(dict(model="rate", conductance_sharing="nt"))
     with pytest.raises(ValueError, match="polarity=connection"):
         SynapsePolarityConfig.from_dict(dict(conductance_sharing="nt", polarity="presynaptic"))
+    with pytest.raises(ValueError, match="lambda_rest"):
+        SynapsePolarityConfig.from_dict(dict(lambda_rest=-1.0))
 
 
 def test_weights_stay_positive(full_model):

@@ -30,6 +30,13 @@ Loss on a minibatch of training stimulations (``batch_size`` trials per Adam ste
   cholinergic (without GABA) → target 1 with a smaller ω_ACh (C. elegans ACh can inhibit through
   ACC chloride channels), glutamatergic, mixed ACh+GABA, aminergic/unknown → free (ω = 0).
 * ``reg`` — L2 of the per-connection ρ (pull towards c302's weights).
+* ``rest`` (``lambda_rest`` > 0) — the network must stay at rest without a stimulus: one
+  unstimulated trial per step from the same resting state, its response statistic's mean square
+  relative to the stimulated trials'. The fit starts from c302's resting state and does not settle the
+  fitted network again, so without this term stronger excitation can make the network drift or
+  ignite on its own — a common positive "response" in every trial, which agrees with the atlas'
+  mostly positive responses — and the evaluation (which settles the fitted network) then finds no
+  resting state.
 
 Shared parameters (``cfg.conductance_sharing`` = ``class``, ``presynaptic`` or ``nt``): one weight
 multiplier ``m(ρ_k)`` and one relaxed sign ``σ(θ_k)`` per *group* k of presynaptic neurons — a neuron
@@ -108,6 +115,7 @@ from owjax.reference.atlas import SignalPropagationAtlas, load_atlas
 from owjax.reference.atlas_protocol import (
     AtlasProtocol,
     protocol_model,
+    responses_jit,
     resting_state,
     simulate_responses,
     stimulus_amplitudes,
@@ -188,6 +196,7 @@ class SynapsePolarityConfig:
     nt_weight_gaba: float = 1.0
     nt_weight_ach: float = 0.5
     lambda_w: float = 1e-3
+    lambda_rest: float = 0.0             # penalty on the unstimulated network's drift from the resting state
     batch_size: int = 12                 # training stimulations per step
     sign_eps: float = 1e-3
     shuffle_seed: int = 1
@@ -258,6 +267,8 @@ class SynapsePolarityConfig:
                              f"and 0 < q_eq_max <= 1 (got {self.q_eq_max})")
         if self.control_steps < 0:
             raise ValueError(f"synapse_polarity.control_steps must be >= 0, got {self.control_steps}")
+        if not self.lambda_rest >= 0.0:
+            raise ValueError(f"synapse_polarity.lambda_rest must be >= 0, got {self.lambda_rest}")
         if self.batch_size < 1:
             raise ValueError(f"synapse_polarity.batch_size must be >= 1, got {self.batch_size}")
         if self.conductance_sharing != "connection" and (self.model != "c302" or self.polarity != "connection"):
@@ -376,8 +387,8 @@ def apply_params(base: NetworkModel, params: Mapping) -> NetworkModel:
         w = w * softplus_multiplier(params["gain"])
     erev = e_inh + p_exc_of(params, base) * (e_exc - e_inh)
     m = eqx.tree_at(lambda m: (m.graded.weight, m.graded.erev_mV), base, (w, erev.astype(base.dtype)))
-    if "gap" in params:
-        gw = base.gaps.weight * softplus_multiplier(params["gap"])
+    if "gap" in params or "gap_gain" in params:  # per-connection gap weights and/or one gap gain
+        gw = base.gaps.weight * (softplus_multiplier(params["gap"]) if "gap" in params else 1.0)
         if "gap_gain" in params:
             gw = gw * softplus_multiplier(params["gap_gain"])
         m = eqx.tree_at(lambda m: m.gaps.weight, m, gw)
@@ -510,7 +521,12 @@ class SynapsePolarityTask(AbstractFitTask):
         data = atlas_loss(r, target.astype(r.dtype), weight.astype(r.dtype), cfg.loss)
         nt = nt_penalty(p_exc_of(self.per_cell(params), model), self._nt, cfg.nt_weight_gaba, cfg.nt_weight_ach)
         reg = jnp.mean(params["w"] ** 2) + (jnp.mean(params["gap"] ** 2) if "gap" in params else 0.0)
-        return data + cfg.lambda_nt * nt + cfg.lambda_w * reg, dict(atlas=data, nt=nt, reg=reg)
+        total, terms = data + cfg.lambda_nt * nt + cfg.lambda_w * reg, dict(atlas=data, nt=nt, reg=reg)
+        if cfg.lambda_rest > 0:
+            drift = simulate_responses(m, jnp.zeros_like(amps[:1]), self.su.y0, cfg.protocol)
+            rest = jnp.mean(drift ** 2) / (jnp.mean(r ** 2) + 1e-12)
+            total, terms = total + cfg.lambda_rest * rest, dict(terms, rest=rest)
+        return total, terms
 
     def loss(self, params, batch, key):
         return self._terms(params, batch["amps"], batch["target"], batch["weight"])
@@ -528,7 +544,13 @@ class SynapsePolarityTask(AbstractFitTask):
                                     jnp.asarray(self.weight, resp.dtype), cfg.loss))
             nt = float(nt_penalty(p_exc_of(self.per_cell(params), su.model), self._nt, cfg.nt_weight_gaba, cfg.nt_weight_ach))
             reg = float(jnp.mean(params["w"] ** 2) + (jnp.mean(params["gap"] ** 2) if "gap" in params else 0.0))
-            self._objective_cache[h] = (data + cfg.lambda_nt * nt + cfg.lambda_w * reg, dict(atlas=data, nt=nt, reg=reg))
+            total, terms = data + cfg.lambda_nt * nt + cfg.lambda_w * reg, dict(atlas=data, nt=nt, reg=reg)
+            if cfg.lambda_rest > 0:
+                drift = responses_jit(apply_params(su.model, self.per_cell(params)), jnp.zeros_like(self.amps[:1]),
+                                      su.y0, cfg.protocol)
+                rest = float(jnp.mean(drift ** 2) / (jnp.mean(jnp.asarray(resp) ** 2) + 1e-12))
+                total, terms = total + cfg.lambda_rest * rest, dict(terms, rest=rest)
+            self._objective_cache[h] = (total, terms)
             self._objective_s += time.perf_counter() - t0
         return self._objective_cache[h]
 

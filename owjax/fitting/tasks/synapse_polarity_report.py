@@ -109,9 +109,18 @@ def model_report(su, name: str, model: NetworkModel, p_exc: np.ndarray, stim_all
         ``(metrics, responses (S, N))``.
     """
     t0 = time.perf_counter()
-    y0 = resting_state(model, su.cfg.protocol) if recompute_rest else su.y0
+    y0, rest = su.y0, "c302's resting state (as in training)"
+    if recompute_rest:
+        try:
+            y0, rest = resting_state(model, su.cfg.protocol), "its own resting state"
+        except Exception as e:  # an igniting/oscillating network reaches solver.max_steps while settling
+            log.warning("%s: the network does not settle within %g ms (%s); evaluated from c302's resting state "
+                        "instead, so its responses include its own drift", name, su.cfg.protocol.settle_ms,
+                        str(e).splitlines()[0])
+            rest = "c302's resting state: the network did not settle (solver.max_steps reached)"
     resp = evaluate_responses(su, model, y0, stim_all)
     out = _split_metrics(su, resp, stim_all)
+    out["evaluated_from"] = rest
     out.update(nt_consistency(p_exc, su.nt_codes))
     atl_idx = np.array([su.model.index(n) for n in su.atlas.names])
     c_sim, info = spontaneous_correlation(model, y0, su.cfg, seed=su.cfg.seed)
