@@ -65,12 +65,16 @@ class BodySurrogateExperiment(AbstractExperiment):
                                      f"--out {folder} --size {d['size']} --seed {seed_} --shard-size "
                                      f"{d['shard_size']}") from None
         data = {s: load_dataset(data_dir, s) for s in ("train", "val", "test", "ood")}
-        for x in extra:  # more training data: every train/val/test sample of the other seeds' datasets
-            more = load_dataset(x)
-            keep = more["split"] < 3
-            for k, v in data["train"].items():
-                if isinstance(v, np.ndarray) and k != "t_s":
-                    data["train"][k] = np.concatenate([v, more[k][keep]], 0)
+        if extra:  # more training data: every train/val/test sample of the other seeds' datasets
+            parts = {k: [v] for k, v in data["train"].items() if isinstance(v, np.ndarray) and k != "t_s"}
+            for x in extra:
+                more = load_dataset(x)
+                keep = more["split"] < 3
+                for k in parts:
+                    # activations are used in float32 only (BodySurrogateTask): kept so, to halve the memory
+                    parts[k].append(more[k][keep].astype(np.float32) if k == "activation" else more[k][keep])
+            for k, v in parts.items():  # one concatenation (repeated ones copied everything once per seed)
+                data["train"][k] = np.concatenate(v, 0, dtype=np.float32 if k == "activation" else None)
         info = {"dataset": {"dir": str(data_dir), "extra_dirs": [str(x) for x in extra], "size": str(d["size"]),
                             "dtype": str(d["dtype"]),
                             **{f"n_{s}": int(len(v["activation"])) for s, v in data.items()},
