@@ -322,6 +322,7 @@ def test_shared_conductance_parameters_refusals():
         SynapsePolarityConfig.from_dict(dict(model="rate", conductance_sharing="nt"))
     with pytest.raises(ValueError, match="polarity=connection"):
         SynapsePolarityConfig.from_dict(dict(conductance_sharing="nt", polarity="presynaptic"))
+    assert SynapsePolarityConfig.from_dict(dict(resettle=True)).resettle
     with pytest.raises(ValueError, match="lambda_rest"):
         SynapsePolarityConfig.from_dict(dict(lambda_rest=-1.0))
 
@@ -349,6 +350,28 @@ def test_gradient_reaches_weights_and_polarities():
     g = jax.grad(f)(p0)
     assert all(np.all(np.isfinite(np.asarray(v))) for v in g.values())
     assert float(jnp.abs(g["w"]).max()) > 0 and float(jnp.abs(g["theta"]).max()) > 0
+
+
+def test_settled_state_is_the_rest_with_the_gradient_stopped():
+    """resettle's settling: the same state as resting_state from the same start, no gradient through
+    it, and the last finite saved state when the solver runs out of steps."""
+    from dataclasses import replace
+
+    from owjax.core.solve import SolverConfig
+    from owjax.reference.atlas_protocol import settled_state
+
+    spec = load_c302_network("C1", "Full")
+    proto = AtlasProtocol(duration_ms=30.0, stim_duration_ms=20.0, settle_ms=100.0)
+    m = protocol_model(spec.subset(["AVAL", "AVAR", "AVEL", "AVDL", "RIML", "AIBL", "DD1", "VA1"]), proto)
+    ref = resting_state(m, proto)
+    y = jax.jit(lambda mm: settled_state(mm, mm.initial_state(), proto))(m)
+    np.testing.assert_allclose(np.asarray(y["V"]), np.asarray(ref["V"]), rtol=1e-5, atol=1e-4)
+    p0 = init_params(m, SynapsePolarityConfig())
+    g = jax.grad(lambda p: jnp.sum(settled_state(apply_params(m, p), m.initial_state(), proto)["V"]))(p0)
+    assert all(float(jnp.abs(v).max()) == 0.0 for v in g.values())
+    short = replace(proto, solver=SolverConfig("tsit5", rtol=1e-6, atol=1e-6, max_steps=3))
+    y_short = settled_state(m, m.initial_state(), short)
+    assert all(np.all(np.isfinite(np.asarray(v))) for v in jax.tree.leaves(y_short))
 
 
 # ---------------------------------------------------------------------------- protocol

@@ -51,6 +51,7 @@ __all__ = [
     "AtlasProtocol",
     "protocol_model",
     "resting_state",
+    "settled_state",
     "stimulus_amplitudes",
     "simulate_responses",
     "simulate_traces",
@@ -213,6 +214,21 @@ def resting_state(model: NetworkModel, protocol: AtlasProtocol) -> State:
     evaluations recompute it).
     """
     return _rest_fn(protocol.settle_ms, protocol.solver)(_no_stimulus(model))
+
+
+def settled_state(model: NetworkModel, start: State, protocol: AtlasProtocol) -> State:
+    """The state after ``protocol.settle_ms`` without stimulus from ``start``, as a constant for
+    differentiation (the gradient is stopped: nothing flows through the settling). Pure JAX, for use
+    inside a loss: a fit that changes the network can start its trials from the network's own
+    resting state instead of a fixed one. If the settling runs out of solver steps (an oscillating
+    network), the last state saved before that is returned (saved every ``settle_ms`` / 10)."""
+    frozen = jax.tree.map(lambda x: jax.lax.stop_gradient(x) if eqx.is_inexact_array(x) else x,
+                          _no_stimulus(model))
+    start = jax.tree.map(jax.lax.stop_gradient, start)
+    sol = solve_ys(frozen, protocol.settle_ms, protocol.settle_ms / 10.0, protocol.solver, y0=start, throw=False)
+    ok = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x), axis=tuple(range(1, x.ndim))) for x in jax.tree.leaves(sol.ys)]), 0)
+    last = jnp.max(jnp.where(ok, jnp.arange(ok.shape[0]), 0))
+    return jax.tree.map(lambda x: x[last], sol.ys)
 
 
 @lru_cache(maxsize=8)

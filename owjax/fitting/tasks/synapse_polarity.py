@@ -30,6 +30,10 @@ Loss on a minibatch of training stimulations (``batch_size`` trials per Adam ste
   cholinergic (without GABA) → target 1 with a smaller ω_ACh (C. elegans ACh can inhibit through
   ACC chloride channels), glutamatergic, mixed ACh+GABA, aminergic/unknown → free (ω = 0).
 * ``reg`` — L2 of the per-connection ρ (pull towards c302's weights).
+* ``resettle`` (option): every step first settles the current network without stimulus for
+  ``settle_ms`` from c302's resting state (the gradient stopped through the settling,
+  :func:`~owjax.reference.atlas_protocol.settled_state`) and starts its trials there, as the
+  evaluation does; about twice the cost of a step.
 * ``rest`` (``lambda_rest`` > 0) — the network must stay at rest without a stimulus: one
   unstimulated trial per step from the same resting state, its response statistic's mean square
   relative to the stimulated trials'. The fit starts from c302's resting state and does not settle the
@@ -117,11 +121,14 @@ from owjax.reference.atlas_protocol import (
     protocol_model,
     responses_jit,
     resting_state,
+    settled_state,
     simulate_responses,
     stimulus_amplitudes,
 )
 
 log = logging.getLogger("owjax.synapse_polarity")
+
+_settled_jit = eqx.filter_jit(settled_state)
 
 __all__ = [
     "SynapsePolarityConfig",
@@ -197,6 +204,7 @@ class SynapsePolarityConfig:
     nt_weight_ach: float = 0.5
     lambda_w: float = 1e-3
     lambda_rest: float = 0.0             # penalty on the unstimulated network's drift from the resting state
+    resettle: bool = False               # start each step's trials from the fitted network's own resting state
     batch_size: int = 12                 # training stimulations per step
     sign_eps: float = 1e-3
     shuffle_seed: int = 1
@@ -517,13 +525,14 @@ class SynapsePolarityTask(AbstractFitTask):
     def _terms(self, params, amps, target, weight):
         cfg, model = self.cfg, self.su.model
         m = apply_params(model, self.per_cell(params))
-        r = simulate_responses(m, amps, self.su.y0, cfg.protocol)
+        y0 = settled_state(m, self.su.y0, cfg.protocol) if cfg.resettle else self.su.y0
+        r = simulate_responses(m, amps, y0, cfg.protocol)
         data = atlas_loss(r, target.astype(r.dtype), weight.astype(r.dtype), cfg.loss)
         nt = nt_penalty(p_exc_of(self.per_cell(params), model), self._nt, cfg.nt_weight_gaba, cfg.nt_weight_ach)
         reg = jnp.mean(params["w"] ** 2) + (jnp.mean(params["gap"] ** 2) if "gap" in params else 0.0)
         total, terms = data + cfg.lambda_nt * nt + cfg.lambda_w * reg, dict(atlas=data, nt=nt, reg=reg)
         if cfg.lambda_rest > 0:
-            drift = simulate_responses(m, jnp.zeros_like(amps[:1]), self.su.y0, cfg.protocol)
+            drift = simulate_responses(m, jnp.zeros_like(amps[:1]), y0, cfg.protocol)
             rest = jnp.mean(drift ** 2) / (jnp.mean(r ** 2) + 1e-12)
             total, terms = total + cfg.lambda_rest * rest, dict(terms, rest=rest)
         return total, terms
@@ -539,15 +548,16 @@ class SynapsePolarityTask(AbstractFitTask):
         if h not in self._objective_cache:
             t0 = time.perf_counter()
             cfg, su = self.cfg, self.su
-            resp = evaluate_responses(su, apply_params(su.model, self.per_cell(params)), su.y0, su.train)
+            fitted = apply_params(su.model, self.per_cell(params))
+            y0 = _settled_jit(fitted, su.y0, cfg.protocol) if cfg.resettle else su.y0
+            resp = evaluate_responses(su, fitted, y0, su.train)
             data = float(atlas_loss(jnp.asarray(resp), jnp.asarray(self.target, resp.dtype),
                                     jnp.asarray(self.weight, resp.dtype), cfg.loss))
             nt = float(nt_penalty(p_exc_of(self.per_cell(params), su.model), self._nt, cfg.nt_weight_gaba, cfg.nt_weight_ach))
             reg = float(jnp.mean(params["w"] ** 2) + (jnp.mean(params["gap"] ** 2) if "gap" in params else 0.0))
             total, terms = data + cfg.lambda_nt * nt + cfg.lambda_w * reg, dict(atlas=data, nt=nt, reg=reg)
             if cfg.lambda_rest > 0:
-                drift = responses_jit(apply_params(su.model, self.per_cell(params)), jnp.zeros_like(self.amps[:1]),
-                                      su.y0, cfg.protocol)
+                drift = responses_jit(fitted, jnp.zeros_like(self.amps[:1]), y0, cfg.protocol)
                 rest = float(jnp.mean(drift ** 2) / (jnp.mean(jnp.asarray(resp) ** 2) + 1e-12))
                 total, terms = total + cfg.lambda_rest * rest, dict(terms, rest=rest)
             self._objective_cache[h] = (total, terms)
