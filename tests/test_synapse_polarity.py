@@ -315,6 +315,28 @@ def test_shared_conductance_parameters_start_at_c302(full_model, sharing):
         assert len(set(zip(codes, g_cell[np.asarray(full_model.graded.pre)]))) == len(set(codes))
 
 
+def test_gain_bound_keeps_every_multiplier_in_range(full_model):
+    """gain_bound=B: weights within [1/B², B²] of c302's (a group multiplier times the global gain),
+    c302 itself at zero parameters."""
+    from owjax.fitting.tasks.synapse_polarity import bounded_multiplier
+
+    u = jnp.linspace(-50.0, 50.0, 101)
+    b = np.asarray(bounded_multiplier(u, 2.0))
+    assert b.min() >= 0.5 - 1e-6 and b.max() <= 2.0 + 1e-6 and abs(float(bounded_multiplier(0.0, 2.0)) - 1.0) < 1e-7
+    assert np.all(np.diff(b) >= 0)
+    g_cell, _ = presynaptic_groups(full_model, "nt")
+    p = init_params(full_model, SynapsePolarityConfig(conductance_sharing="nt", gain_bound=2.0))
+    m0 = apply_params(full_model, expand_shared(p, g_cell), gain_bound=2.0)
+    np.testing.assert_allclose(np.asarray(m0.graded.weight), np.asarray(full_model.graded.weight), rtol=1e-6)
+    big = dict(p, w=jnp.full_like(p["w"], 40.0), gain=jnp.asarray(40.0, p["w"].dtype), gap_gain=jnp.asarray(-40.0, p["w"].dtype))
+    m = apply_params(full_model, expand_shared(big, g_cell), gain_bound=2.0)
+    ratio = np.asarray(m.graded.weight) / np.asarray(full_model.graded.weight)
+    np.testing.assert_allclose(ratio, 4.0, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(m.gaps.weight) / np.asarray(full_model.gaps.weight), 0.5, rtol=1e-5)
+    with pytest.raises(ValueError, match="gain_bound"):
+        SynapsePolarityConfig.from_dict(dict(gain_bound=0.5))
+
+
 def test_shared_conductance_parameters_refusals():
     with pytest.raises(ValueError, match="conductance_sharing"):
         SynapsePolarityConfig.from_dict(dict(conductance_sharing="neuron"))

@@ -141,6 +141,7 @@ __all__ = [
     "SynapsePolarityTask",
     "SynapsePolarity",
     "softplus_multiplier",
+    "bounded_multiplier",
     "init_params",
     "apply_params",
     "p_exc_of",
@@ -204,6 +205,7 @@ class SynapsePolarityConfig:
     nt_weight_ach: float = 0.5
     lambda_w: float = 1e-3
     lambda_rest: float = 0.0             # penalty on the unstimulated network's drift from the resting state
+    gain_bound: float | None = None      # > 1: every weight multiplier bounded to [1/gain_bound, gain_bound]
     resettle: bool = False               # start each step's trials from the fitted network's own resting state
     batch_size: int = 12                 # training stimulations per step
     sign_eps: float = 1e-3
@@ -275,6 +277,8 @@ class SynapsePolarityConfig:
                              f"and 0 < q_eq_max <= 1 (got {self.q_eq_max})")
         if self.control_steps < 0:
             raise ValueError(f"synapse_polarity.control_steps must be >= 0, got {self.control_steps}")
+        if self.gain_bound is not None and not float(self.gain_bound) > 1.0:
+            raise ValueError(f"synapse_polarity.gain_bound must be > 1 (or null: unbounded), got {self.gain_bound}")
         if not self.lambda_rest >= 0.0:
             raise ValueError(f"synapse_polarity.lambda_rest must be >= 0, got {self.lambda_rest}")
         if self.batch_size < 1:
@@ -332,6 +336,12 @@ def presynaptic_groups(model: NetworkModel, sharing: str) -> tuple[np.ndarray, l
     return _groups(labels)
 
 
+def bounded_multiplier(u, bound: float):
+    """b(u) = B^tanh(u / ln B): a weight multiplier in [1/B, B], b(0) = 1, slope 1 at 0 (``gain_bound``)."""
+    lb = math.log(bound)
+    return jnp.exp(lb * jnp.tanh(u / lb))
+
+
 def init_params(model: NetworkModel, cfg: SynapsePolarityConfig) -> dict[str, Array]:
     """Unconstrained parameters whose :func:`apply_params` reproduces c302 (to within theta0); with
     shared parameters (``cfg.conductance_sharing`` ≠ ``connection``) per presynaptic group (expand
@@ -382,23 +392,25 @@ def p_exc_of(params: Mapping, model: NetworkModel):
     return jax.nn.sigmoid(theta)
 
 
-def apply_params(base: NetworkModel, params: Mapping) -> NetworkModel:
-    """The model with fitted weights and relaxed polarities (pure; differentiable)."""
+def apply_params(base: NetworkModel, params: Mapping, gain_bound: float | None = None) -> NetworkModel:
+    """The model with fitted weights and relaxed polarities (pure; differentiable). ``gain_bound``:
+    every weight multiplier is :func:`bounded_multiplier` (in [1/B, B]) instead of the softplus one."""
+    mult = softplus_multiplier if gain_bound is None else (lambda u: bounded_multiplier(u, gain_bound))
     e_inh, e_exc = erev_range(base)
     if e_inh == e_exc:  # a network without inhibitory synapses: use c302's C1 values
         e_inh, e_exc = -70.0, 0.0
     rho = params["w"]
     if rho.shape != base.graded.weight.shape:  # one value per presynaptic cell (expand_shared)
         rho = rho[base.graded.pre]
-    w = base.graded.weight * softplus_multiplier(rho)
+    w = base.graded.weight * mult(rho)
     if "gain" in params:
-        w = w * softplus_multiplier(params["gain"])
+        w = w * mult(params["gain"])
     erev = e_inh + p_exc_of(params, base) * (e_exc - e_inh)
     m = eqx.tree_at(lambda m: (m.graded.weight, m.graded.erev_mV), base, (w, erev.astype(base.dtype)))
     if "gap" in params or "gap_gain" in params:  # per-connection gap weights and/or one gap gain
-        gw = base.gaps.weight * (softplus_multiplier(params["gap"]) if "gap" in params else 1.0)
+        gw = base.gaps.weight * (mult(params["gap"]) if "gap" in params else 1.0)
         if "gap_gain" in params:
-            gw = gw * softplus_multiplier(params["gap_gain"])
+            gw = gw * mult(params["gap_gain"])
         m = eqx.tree_at(lambda m: m.gaps.weight, m, gw)
     return m
 
@@ -490,6 +502,10 @@ class SynapsePolarityTask(AbstractFitTask):
             self.info["n_pre_groups"] = len(self._groups[1])
         self.setup_s = time.perf_counter() - t0
 
+    def network(self, params) -> NetworkModel:
+        """The c302 network with the parameters ``params`` (shared ones expanded; ``gain_bound``)."""
+        return apply_params(self.su.model, self.per_cell(params), self.cfg.gain_bound)
+
     def per_cell(self, params) -> dict[str, Array]:
         """``params`` with shared (per-group) weights and signs expanded to presynaptic cells
         (:func:`expand_shared`); per-connection parameters unchanged."""
@@ -524,7 +540,7 @@ class SynapsePolarityTask(AbstractFitTask):
 
     def _terms(self, params, amps, target, weight):
         cfg, model = self.cfg, self.su.model
-        m = apply_params(model, self.per_cell(params))
+        m = self.network(params)
         y0 = settled_state(m, self.su.y0, cfg.protocol) if cfg.resettle else self.su.y0
         r = simulate_responses(m, amps, y0, cfg.protocol)
         data = atlas_loss(r, target.astype(r.dtype), weight.astype(r.dtype), cfg.loss)
@@ -548,7 +564,7 @@ class SynapsePolarityTask(AbstractFitTask):
         if h not in self._objective_cache:
             t0 = time.perf_counter()
             cfg, su = self.cfg, self.su
-            fitted = apply_params(su.model, self.per_cell(params))
+            fitted = self.network(params)
             y0 = _settled_jit(fitted, su.y0, cfg.protocol) if cfg.resettle else su.y0
             resp = evaluate_responses(su, fitted, y0, su.train)
             data = float(atlas_loss(jnp.asarray(resp), jnp.asarray(self.target, resp.dtype),
@@ -570,7 +586,7 @@ class SynapsePolarityTask(AbstractFitTask):
         cfg, su = self.cfg, self.su
         t0, t_obj0 = time.perf_counter(), self._objective_s
         obj0, obj1 = self.objective(params_init), self.objective(params)
-        fitted = apply_params(su.model, self.per_cell(params))
+        fitted = self.network(params)
         p_fit = np.asarray(p_exc_of(self.per_cell(params), su.model))
         p_c302 = polarity_of(su.model).astype(np.float64)
         stim_all = su.train + su.test
@@ -631,13 +647,15 @@ class SynapsePolarityTask(AbstractFitTask):
         if "test_r" in self._report:
             meta["test_r"] = self._report["test_r"]
         if self._groups is not None:
-            ml = np.asarray(softplus_multiplier(params["w"]))
+            mult = (softplus_multiplier if self.cfg.gain_bound is None
+                    else (lambda u: bounded_multiplier(u, self.cfg.gain_bound)))
+            ml = np.asarray(mult(params["w"]))
             pe = np.asarray(jax.nn.sigmoid(params["theta"]))
             atomic_write_json(run_dir / "fitted_groups.json", dict(
                 sharing=self.cfg.conductance_sharing,
                 groups={n: dict(weight_multiplier=float(ml[k]), p_exc=float(pe[k])) for k, n in enumerate(self._groups[1])},
-                **{k: float(softplus_multiplier(params[k])) for k in ("gain", "gap_gain") if k in params}))
-        save_params_with_registry(self.su, apply_params(self.su.model, self.per_cell(params)), run_dir, provenance, meta)
+                **{k: float(mult(params[k])) for k in ("gain", "gap_gain") if k in params}))
+        save_params_with_registry(self.su, self.network(params), run_dir, provenance, meta)
 
 
 # ============================================================================ the experiment
