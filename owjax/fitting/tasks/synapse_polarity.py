@@ -142,6 +142,7 @@ __all__ = [
     "SynapsePolarity",
     "softplus_multiplier",
     "bounded_multiplier",
+    "weight_multiplier",
     "init_params",
     "apply_params",
     "p_exc_of",
@@ -342,6 +343,12 @@ def bounded_multiplier(u, bound: float):
     return jnp.exp(lb * jnp.tanh(u / lb))
 
 
+def weight_multiplier(gain_bound: float | None):
+    """The map from a weight parameter to its multiplier: :func:`softplus_multiplier`, or
+    :func:`bounded_multiplier` in [1/B, B] with ``gain_bound`` = B."""
+    return softplus_multiplier if gain_bound is None else (lambda u: bounded_multiplier(u, gain_bound))
+
+
 def init_params(model: NetworkModel, cfg: SynapsePolarityConfig) -> dict[str, Array]:
     """Unconstrained parameters whose :func:`apply_params` reproduces c302 (to within theta0); with
     shared parameters (``cfg.conductance_sharing`` ≠ ``connection``) per presynaptic group (expand
@@ -395,7 +402,7 @@ def p_exc_of(params: Mapping, model: NetworkModel):
 def apply_params(base: NetworkModel, params: Mapping, gain_bound: float | None = None) -> NetworkModel:
     """The model with fitted weights and relaxed polarities (pure; differentiable). ``gain_bound``:
     every weight multiplier is :func:`bounded_multiplier` (in [1/B, B]) instead of the softplus one."""
-    mult = softplus_multiplier if gain_bound is None else (lambda u: bounded_multiplier(u, gain_bound))
+    mult = weight_multiplier(gain_bound)
     e_inh, e_exc = erev_range(base)
     if e_inh == e_exc:  # a network without inhibitory synapses: use c302's C1 values
         e_inh, e_exc = -70.0, 0.0
@@ -539,17 +546,24 @@ class SynapsePolarityTask(AbstractFitTask):
         return dict(amps=self.amps[idx], target=jnp.asarray(self.target[idx]), weight=jnp.asarray(self.weight[idx]))
 
     def _terms(self, params, amps, target, weight):
-        cfg, model = self.cfg, self.su.model
+        cfg = self.cfg
         m = self.network(params)
         y0 = settled_state(m, self.su.y0, cfg.protocol) if cfg.resettle else self.su.y0
         r = simulate_responses(m, amps, y0, cfg.protocol)
         data = atlas_loss(r, target.astype(r.dtype), weight.astype(r.dtype), cfg.loss)
-        nt = nt_penalty(p_exc_of(self.per_cell(params), model), self._nt, cfg.nt_weight_gaba, cfg.nt_weight_ach)
+        drift = simulate_responses(m, jnp.zeros_like(amps[:1]), y0, cfg.protocol) if cfg.lambda_rest > 0 else None
+        return self._total(params, data, r, drift)
+
+    def _total(self, params, data, responses, drift):
+        """``atlas + lambda_nt·nt + lambda_w·reg (+ lambda_rest·rest)`` and its terms, from the data term,
+        the stimulated trials' responses and the unstimulated trial's (``drift``; None without
+        ``lambda_rest``). Traceable; :meth:`objective` takes floats of it."""
+        cfg = self.cfg
+        nt = nt_penalty(p_exc_of(self.per_cell(params), self.su.model), self._nt, cfg.nt_weight_gaba, cfg.nt_weight_ach)
         reg = jnp.mean(params["w"] ** 2) + (jnp.mean(params["gap"] ** 2) if "gap" in params else 0.0)
         total, terms = data + cfg.lambda_nt * nt + cfg.lambda_w * reg, dict(atlas=data, nt=nt, reg=reg)
-        if cfg.lambda_rest > 0:
-            drift = simulate_responses(m, jnp.zeros_like(amps[:1]), y0, cfg.protocol)
-            rest = jnp.mean(drift ** 2) / (jnp.mean(r ** 2) + 1e-12)
+        if drift is not None:
+            rest = jnp.mean(drift ** 2) / (jnp.mean(responses ** 2) + 1e-12)
             total, terms = total + cfg.lambda_rest * rest, dict(terms, rest=rest)
         return total, terms
 
@@ -567,16 +581,12 @@ class SynapsePolarityTask(AbstractFitTask):
             fitted = self.network(params)
             y0 = _settled_jit(fitted, su.y0, cfg.protocol) if cfg.resettle else su.y0
             resp = evaluate_responses(su, fitted, y0, su.train)
-            data = float(atlas_loss(jnp.asarray(resp), jnp.asarray(self.target, resp.dtype),
-                                    jnp.asarray(self.weight, resp.dtype), cfg.loss))
-            nt = float(nt_penalty(p_exc_of(self.per_cell(params), su.model), self._nt, cfg.nt_weight_gaba, cfg.nt_weight_ach))
-            reg = float(jnp.mean(params["w"] ** 2) + (jnp.mean(params["gap"] ** 2) if "gap" in params else 0.0))
-            total, terms = data + cfg.lambda_nt * nt + cfg.lambda_w * reg, dict(atlas=data, nt=nt, reg=reg)
-            if cfg.lambda_rest > 0:
-                drift = responses_jit(fitted, jnp.zeros_like(self.amps[:1]), y0, cfg.protocol)
-                rest = float(jnp.mean(drift ** 2) / (jnp.mean(jnp.asarray(resp) ** 2) + 1e-12))
-                total, terms = total + cfg.lambda_rest * rest, dict(terms, rest=rest)
-            self._objective_cache[h] = (total, terms)
+            data = atlas_loss(jnp.asarray(resp), jnp.asarray(self.target, resp.dtype),
+                              jnp.asarray(self.weight, resp.dtype), cfg.loss)
+            drift = (responses_jit(fitted, jnp.zeros_like(self.amps[:1]), y0, cfg.protocol)
+                     if cfg.lambda_rest > 0 else None)
+            total, terms = self._total(params, data, jnp.asarray(resp), drift)
+            self._objective_cache[h] = (float(total), {k: float(v) for k, v in terms.items()})
             self._objective_s += time.perf_counter() - t0
         return self._objective_cache[h]
 
@@ -647,8 +657,7 @@ class SynapsePolarityTask(AbstractFitTask):
         if "test_r" in self._report:
             meta["test_r"] = self._report["test_r"]
         if self._groups is not None:
-            mult = (softplus_multiplier if self.cfg.gain_bound is None
-                    else (lambda u: bounded_multiplier(u, self.cfg.gain_bound)))
+            mult = weight_multiplier(self.cfg.gain_bound)
             ml = np.asarray(mult(params["w"]))
             pe = np.asarray(jax.nn.sigmoid(params["theta"]))
             atomic_write_json(run_dir / "fitted_groups.json", dict(

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
 
+import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
@@ -113,7 +114,7 @@ def model_report(su, name: str, model: NetworkModel, p_exc: np.ndarray, stim_all
     if recompute_rest:
         try:
             y0, rest = resting_state(model, su.cfg.protocol), "its own resting state"
-        except Exception as e:  # an igniting/oscillating network reaches solver.max_steps while settling
+        except eqx.EquinoxRuntimeError as e:  # an igniting/oscillating network reaches solver.max_steps
             log.warning("%s: the network does not settle within %g ms (%s); evaluated from c302's resting state "
                         "instead, so its responses include its own drift", name, su.cfg.protocol.settle_ms,
                         str(e).splitlines()[0])
