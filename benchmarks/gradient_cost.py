@@ -13,8 +13,8 @@ not count):
   for the exponential integrator (``etd2``, two evaluations per step instead of six);
 * ``network``: the real thing, per ``--network-presets``: a 1-s C1 Full solve (V saved every ms)
   and the gradient of the mean V with respect to every parameter, each timed after compilation
-  (best of two), with their ratio; for ``tsit5`` also the same gradient by owjax's discrete
-  adjoint (``owjax.core.discrete_adjoint``, row ``tsit5 + discrete adjoint``);
+  (best of two), with their ratio; for ``tsit5`` and ``imex`` also the same gradient by owjax's
+  discrete adjoint (``owjax.core.discrete_adjoint``, rows ``… + discrete adjoint``);
 * ``tsit5_step_us`` / ``tsit5_step_vjp_us``: one Tsit5 step of C1 Full unrolled (six field
   evaluations) and its VJP with the forward recomputed (the state read from a buffer, so nothing is
   hoisted out of the loop): what any adjoint that recomputes the stages pays per step at least.
@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--steps", type=int, default=4092, help="steps of the linear test solve (C1 Full 1 s: 4092)")
     p.add_argument("--loops", type=int, default=2000, help="vector-field evaluations per timing")
-    p.add_argument("--network-presets", default="tsit5,exponential",
+    p.add_argument("--network-presets", default="tsit5,imex,exponential",
                    help="solver presets for the whole-network gradient/forward ratio ('' to skip)")
     p.add_argument("--network-duration-ms", type=float, default=1000.0)
     a = p.parse_args(argv)
@@ -163,7 +163,7 @@ def main(argv=None) -> int:
     exp_f = _best(jax.jit(linear_loss_etd2), rate) / a.steps * 1e6
     exp_g = _best(jax.jit(jax.grad(linear_loss_etd2)), rate) / a.steps * 1e6
 
-    from owjax.core.discrete_adjoint import solve_ys_discrete_adjoint
+    from owjax.core.discrete_adjoint import DISCRETE_ADJOINT_METHODS, solve_ys_discrete_adjoint
     from owjax.core.solve import get_solver, solve_ys
 
     network = []
@@ -183,7 +183,7 @@ def main(argv=None) -> int:
                    forward_s=t_f, gradient_s=t_g, gradient_over_forward=t_g / t_f)
         print(json.dumps(row), flush=True)
         network.append(row)
-        if cfg.method == "tsit5":
+        if cfg.method in DISCRETE_ADJOINT_METHODS:
             def da_loss(m, cfg=cfg):
                 return jnp.mean(solve_ys_discrete_adjoint(m, a.network_duration_ms, 1.0, cfg, save=("V",))["V"])
 

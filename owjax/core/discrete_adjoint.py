@@ -32,11 +32,12 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PyTree
 
-from owjax.core.component import AbstractComponent, field_per_ms
+from owjax.core.component import AbstractComponent
+from owjax.core.imex import imex_stages
 
 __all__ = ["DISCRETE_ADJOINT_METHODS", "solve_ys_discrete_adjoint", "step_end_times", "unrolled_rk_step"]
 
-DISCRETE_ADJOINT_METHODS = ("tsit5", "dopri5")  # the ones tested (tests/test_discrete_adjoint.py)
+DISCRETE_ADJOINT_METHODS = ("tsit5", "dopri5", "imex4")  # the ones tested (tests/test_discrete_adjoint.py)
 
 
 def step_end_times(saved_t: Float[Array, " k"], jump_ts: Float[Array, " j"] | None) -> Float[Array, " k"]:
@@ -135,12 +136,12 @@ def solve_ys_discrete_adjoint(
     Returns:
         the saved states, a pytree of arrays with a leading time axis (T + 1 outputs, from 0).
     """
-    from owjax.core.solve import _EXPLICIT, _check_save, _controller, _select_state, get_solver, jump_times_ms
+    from owjax.core.solve import _build, _check_save, _controller, _select_state, get_solver, jump_times_ms
 
     cfg = get_solver(solver)
     if cfg.method not in DISCRETE_ADJOINT_METHODS:
         raise ValueError(
-            f"the discrete adjoint needs an explicit Runge-Kutta method with dense output, one of "
+            f"the discrete adjoint needs an explicit or diagonal-IMEX Runge-Kutta method with dense output, one of "
             f"{DISCRETE_ADJOINT_METHODS}; got solver method {cfg.method!r}"
         )
     if not isinstance(model, AbstractComponent):
@@ -166,7 +167,7 @@ def solve_ys_discrete_adjoint(
     t_start, t_end = np.asarray(0.0, dtype), np.asarray(duration_ms, dtype)
     jumps = jump_times_ms(model, duration_ms)
     jump_ts = np.asarray(jumps, dtype) if jumps else None
-    method = _EXPLICIT[cfg.method]()
+    method = _build(model, cfg)[1]
     # float arrays (differentiated), other arrays (index arrays, masks: passed through, never closed
     # over, since they may be tracers of an enclosing jit/scan) and the static rest
     diff, rest = eqx.partition((model, y0, inputs), eqx.is_inexact_array)
@@ -174,7 +175,7 @@ def solve_ys_discrete_adjoint(
 
     def unpack(d, a):
         m, y, args = eqx.combine(d, a, static)
-        return dfx.ODETerm(field_per_ms(m)), y, args
+        return _build(m, cfg)[0], y, args
 
     def forward(d, a):
         term, y, args = unpack(d, a)
@@ -185,17 +186,35 @@ def solve_ys_discrete_adjoint(
                               saveat=saveat, stepsize_controller=controller, max_steps=int(max_steps), throw=True)
         return sol.ys[0], (sol.ts[1], sol.ys[1], sol.stats["num_accepted_steps"])
 
-    tableau = method.tableau
-    n_stages = len(tableau.c)  # stages after the first; the last one is evaluated at y1 (FSAL)
+    if cfg.method == "imex4":
+        # the step's stages are recomputed from y_k alone (f and the decay rates at y_k included);
+        # its dense output is the cubic Hermite through h f(y_k) (returned as the one "stage") and
+        # h f(y_{k+1}) (the last, first-same-as-last stage)
+        n_stages = 1
 
-    def rk_step(d, a, y, t0, t1):
-        term, _, args = unpack(d, a)
-        return unrolled_rk_step(term.vector_field, tableau, t0, t1, y, args)
+        def rk_step(d, a, y, t0, t1):
+            term, _, args = unpack(d, a)
+            f0, lam = term.vf_and_decay(t0, y, args)
+            y1, _ = imex_stages(term.vf, t0, t1, y, args, f0, lam)
+            return y1, jax.tree.map(lambda v: ((t1 - t0) * v)[None], f0)
+
+        def dense_kwargs(dn):
+            return dict(y0=dn["y0"], y1=dn["y1"], k0=_tree_at(dn["k"], 0), k1=_tree_at(dn["k"], 1))
+    else:
+        tableau = method.tableau
+        n_stages = len(tableau.c)  # stages after the first; the last one is evaluated at y1 (FSAL)
+
+        def rk_step(d, a, y, t0, t1):
+            term, _, args = unpack(d, a)
+            return unrolled_rk_step(term.vf, tableau, t0, t1, y, args)
+
+        def dense_kwargs(dn):
+            return dn
 
     def last_stage(d, a, y1, t0, t1):
         """The FSAL stage h f(t1, y1) of a step."""
         term, _, args = unpack(d, a)
-        return jax.tree.map(lambda v: (t1 - t0) * v, term.vector_field(t1, y1, args))
+        return jax.tree.map(lambda v: (t1 - t0) * v, term.vf(t1, y1, args))
 
     @jax.custom_vjp
     def run(d, a):
@@ -228,7 +247,7 @@ def solve_ys_discrete_adjoint(
 
             def add_output(j, acc):
                 def out_of(dn):
-                    interp = method.interpolation_cls(t0=t0, t1=t1, **dn)
+                    interp = method.interpolation_cls(t0=t0, t1=t1, **dense_kwargs(dn))
                     return select(ts_j[j], interp.evaluate(ts_j[j]), None)
 
                 _, pull_out = jax.vjp(out_of, zeros_dense)

@@ -42,7 +42,7 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
-__all__ = ["LinearDecayTerm", "ExponentialRK2", "phi_functions"]
+__all__ = ["LinearDecayTerm", "ExponentialRK2", "phi_functions", "vf_and_decay"]
 
 #: below |z| = λh of this size φ₁ and φ₂ are taken from their Taylor series (relative error < 1e-13)
 _SERIES_BELOW = 0.05
@@ -97,14 +97,23 @@ class LinearDecayTerm(dfx.AbstractTerm):
         return jtu.tree_map(lambda v: control * v, vf)
 
 
-def _vf_and_decay(terms, t, y, args):
-    """(f, λ) of a LinearDecayTerm, also when diffrax has wrapped it (``WrapTerm``: time direction)."""
+def vf_and_decay(terms, t, y, args, solver: str = "ExponentialRK2"):
+    """(f, λ) of a :class:`LinearDecayTerm`, also when diffrax has wrapped it (``WrapTerm``: time direction).
+
+    Arguments:
+        terms: the term handed to the solver's ``step``.
+        t, y, args: where to evaluate.
+        solver: the calling solver's name, for the error raised when ``terms`` is not a LinearDecayTerm.
+
+    Returns:
+        ``(f, λ)``, each a pytree shaped like ``y``.
+    """
     if isinstance(terms, LinearDecayTerm):
         return terms.vf_and_decay(t, y, args)
     inner, direction = getattr(terms, "term", None), getattr(terms, "direction", None)
     if isinstance(inner, LinearDecayTerm) and direction is not None:
         return inner.vf_and_decay(t * direction, y, args)
-    raise TypeError(f"ExponentialRK2 needs a LinearDecayTerm (the field and its decay rates), got {type(terms).__name__}")
+    raise TypeError(f"{solver} needs a LinearDecayTerm (the field and its decay rates), got {type(terms).__name__}")
 
 
 def _axpy(y, a, x):
@@ -127,10 +136,10 @@ class ExponentialRK2(dfx.AbstractAdaptiveSolver):
         return 2
 
     def init(self, terms: LinearDecayTerm, t0, t1, y0: PyTree, args):
-        return _vf_and_decay(terms, t0, y0, args)
+        return vf_and_decay(terms, t0, y0, args)
 
     def step(self, terms: LinearDecayTerm, t0, t1, y0: PyTree, args, solver_state, made_jump):
-        f0, lam0 = jax.lax.cond(made_jump, lambda: _vf_and_decay(terms, t0, y0, args), lambda: solver_state)
+        f0, lam0 = jax.lax.cond(made_jump, lambda: vf_and_decay(terms, t0, y0, args), lambda: solver_state)
         h = terms.contr(t0, t1)
         p1 = jtu.tree_map(lambda lam: h * phi_functions(lam * h)[0], lam0)
         p2 = jtu.tree_map(lambda lam: h * phi_functions(lam * h)[1], lam0)
@@ -139,7 +148,7 @@ class ExponentialRK2(dfx.AbstractAdaptiveSolver):
         corr = jtu.tree_map(lambda a, b, lam, ye, yy: a - b + lam * (ye - yy), f1, f0, lam0, y_euler, y0)
         y1 = _axpy(y_euler, p2, corr)
         y_error = jtu.tree_map(lambda a, b: a - b, y1, y_euler)
-        f_new, lam_new = _vf_and_decay(terms, t1, y1, args)
+        f_new, lam_new = vf_and_decay(terms, t1, y1, args)
         dense_info = dict(y0=y0, y1=y1, k0=jtu.tree_map(lambda v: h * v, f0), k1=jtu.tree_map(lambda v: h * v, f_new))
         return y1, y_error, dense_info, (f_new, lam_new), dfx.RESULTS.successful
 

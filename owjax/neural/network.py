@@ -23,6 +23,7 @@ key         shape   meaning
 
 from __future__ import annotations
 
+import dataclasses
 from typing import ClassVar
 
 import equinox as eqx
@@ -60,6 +61,7 @@ __all__ = [
     "GradedSynapses2",
     "GapJunctions",
     "PulseStimuli",
+    "UniformCellLayout",
     "State",
 ]
 
@@ -68,6 +70,68 @@ State = dict[str, Array]
 
 def _segment_sum(values, index, n):
     return jax.ops.segment_sum(values, index, num_segments=n)
+
+
+@dataclasses.dataclass(frozen=True)
+class UniformCellLayout:
+    """The row layout shared by every cell when all cells carry the same channels and gates.
+
+    All of c302's parameter sets (C0, C1, C2) are built this way: every cell has the same
+    channel densities in the same order, each with the same gates. The rows of
+    :class:`IonChannels` and :class:`GatingVariables` are then cell-major blocks of equal size, and
+    the per-cell sums and gathers of the vector field become reshapes and static slices, whose
+    reverse pass needs no scatter (the expensive part of the vector field's VJP on CPU).
+
+    Attributes:
+        channels_per_cell: channel rows per cell.
+        gates_per_cell: gate rows per cell.
+        gate_slots: for each channel slot, the gate slots whose product is its open probability
+            (a gate slot repeated once per instance, in the order of ``IonChannels.gate_factors``).
+        h_slots: channel slots multiplied by the cell's Ca-dependent inactivation (one
+            :class:`CaInactivationGates` row per cell, in cell order), or ``()``.
+        ca_slots: channel slots that carry Ca.
+    """
+
+    channels_per_cell: int
+    gates_per_cell: int
+    gate_slots: tuple[tuple[int, ...], ...]
+    h_slots: tuple[int, ...]
+    ca_slots: tuple[int, ...]
+
+    @classmethod
+    def detect(cls, n_cells: int, channel_cell, gate_cell, gate_factors, h_gate, h_cell, is_ca):
+        """The layout if the rows are uniform across cells (numpy arrays of :class:`NetworkModel`), else ``None``."""
+        channel_cell, gate_cell = np.asarray(channel_cell), np.asarray(gate_cell)
+        if n_cells == 0 or len(channel_cell) % n_cells or len(gate_cell) % n_cells:
+            return None
+        nch, ng = len(channel_cell) // n_cells, len(gate_cell) // n_cells
+        cells = np.arange(n_cells)
+        if not (np.array_equal(channel_cell, np.repeat(cells, nch)) and np.array_equal(gate_cell, np.repeat(cells, ng))):
+            return None
+        n_gates, n_h = len(gate_cell), len(np.asarray(h_cell))
+        factors = np.asarray(gate_factors).reshape(n_cells, nch, -1)
+        rel = np.where(factors == n_gates, -1, factors - cells[:, None, None] * ng)
+        if not np.all(rel == rel[:1]) or np.any((rel[0] != -1) & ((rel[0] < 0) | (rel[0] >= ng))):
+            return None
+        h = np.asarray(h_gate).reshape(n_cells, nch)
+        has_h = h != n_h
+        if not np.all(has_h == has_h[:1]):
+            return None
+        h_slots = tuple(int(c) for c in np.flatnonzero(has_h[0]))
+        if h_slots:
+            if not (n_h == n_cells and np.array_equal(np.asarray(h_cell), cells)
+                    and all(np.array_equal(h[:, c], cells) for c in h_slots)):
+                return None
+        ca = np.asarray(is_ca).reshape(n_cells, nch)
+        if not np.all(ca == ca[:1]):
+            return None
+        return cls(
+            channels_per_cell=int(nch),
+            gates_per_cell=int(ng),
+            gate_slots=tuple(tuple(int(g) for g in row if g != -1) for row in rel[0]),
+            h_slots=h_slots,
+            ca_slots=tuple(int(c) for c in np.flatnonzero(ca[0])),
+        )
 
 
 class CellMembranes(eqx.Module):
@@ -205,6 +269,8 @@ class NetworkModel(AbstractNetworkModel):
     gap_names: tuple[str, ...] = eqx.field(static=True)
     stimulus_times_ms: tuple[float, ...] = eqx.field(static=True)  #: pulse on/off edges
     name: str = eqx.field(static=True, default="network")
+    #: rows uniform across cells (every c302 parameter set): the fast path of the vector field
+    layout: UniformCellLayout | None = eqx.field(static=True, default=None)
 
     state_keys: ClassVar[tuple[str, ...]] = ("V", "Ca", "gates", "s", "s2")
     time_unit_ms: ClassVar[float] = 1.0
@@ -281,6 +347,7 @@ class NetworkModel(AbstractNetworkModel):
         for r, fl in enumerate(ch_factors):
             factors[r, : len(fl)] = fl
         h_rows = [n_h if h is None else h for h in ch_h]
+        layout = UniformCellLayout.detect(len(names), ch_cell, g_cell, factors, h_rows, h_cell, ch_ca)
 
         def syn_rows(kind):
             rows = [c for c in spec.chemical if spec.synapses[c.synapse].kind == kind]
@@ -340,6 +407,7 @@ class NetworkModel(AbstractNetworkModel):
             gap_names=tuple(f"{c.pre}->{c.post}" for c in spec.electrical),
             stimulus_times_ms=tuple(float(t) for t in edges_ms),
             name=spec.name,
+            layout=layout,
         )
 
     # ------------------------------------------------------------------ views
@@ -389,6 +457,8 @@ class NetworkModel(AbstractNetworkModel):
         v = y["V"]
         ca_mM = y["Ca"] / CA_STATE_SCALE
         n = self.n_cells
+        if self.layout is not None:
+            return self._uniform_channel_currents(v, ca_mM, y["gates"])
         x_ext = jnp.concatenate([y["gates"], jnp.ones((1,), v.dtype)])
         open_prob = jnp.prod(x_ext[self.channels.gate_factors], axis=1)
         h = ca_dependent_h_factor(
@@ -400,6 +470,33 @@ class NetworkModel(AbstractNetworkModel):
         i_total = _segment_sum(i_ch, self.channels.cell, n)
         i_ca = _segment_sum(jnp.where(self.channels.is_ca, i_ch, 0.0), self.channels.cell, n)
         return i_total, i_ca, _segment_sum(g, self.channels.cell, n)
+
+    def _uniform_channel_currents(self, v, ca_mM, gates) -> tuple[Array, Array, Array]:
+        """:meth:`_channel_currents` for a :class:`UniformCellLayout`: reshapes and static slices only."""
+        lay, n = self.layout, self.n_cells
+        nch = lay.channels_per_cell
+        x = gates.reshape(n, lay.gates_per_cell)
+        ones = jnp.ones((n,), v.dtype)
+        cols = []
+        for c, slots in enumerate(lay.gate_slots):
+            p = ones
+            for g in slots:
+                p = p * x[:, g]
+            cols.append(p)
+        if lay.h_slots:
+            cg = self.ca_gates
+            h = ca_dependent_h_factor(ca_mM, cg.ca_half_mM, cg.k_mM, cg.alpha)
+            cols = [p * h if c in lay.h_slots else p for c, p in enumerate(cols)]
+        g = self.channels.g_max_nS.reshape(n, nch) * jnp.stack(cols, axis=1)
+        i_ch = ohmic_current(g, self.channels.erev_mV.reshape(n, nch), v[:, None])
+        i_ca = sum((i_ch[:, c] for c in lay.ca_slots), jnp.zeros((n,), v.dtype))
+        return jnp.sum(i_ch, axis=1), i_ca, jnp.sum(g, axis=1)
+
+    def _v_per_gate(self, v: Array) -> Array:
+        """The membrane potential of each gate row's cell."""
+        if self.layout is not None:
+            return jnp.broadcast_to(v[:, None], (self.n_cells, self.layout.gates_per_cell)).reshape(-1)
+        return v[self.gates.cell]
 
     def synaptic_currents(self, y: State) -> Array:
         """Chemical + electrical synaptic current per cell (pA)."""
@@ -490,7 +587,7 @@ class NetworkModel(AbstractNetworkModel):
         )
         lam_ca = 1.0 / mb.ca_decay_ms
         gt = self.gates
-        x_inf = sigmoid_steady_state(v[gt.cell], gt.midpoint_mV, gt.scale_mV, gt.rate)
+        x_inf = sigmoid_steady_state(self._v_per_gate(v), gt.midpoint_mV, gt.scale_mV, gt.rate)
         dgates = gate_rate(y["gates"], x_inf, gt.tau_ms)
         lam_gates = 1.0 / gt.tau_ms
         gs = self.graded
