@@ -37,6 +37,8 @@ def main(argv=None) -> int:
     p.add_argument("--atol", type=float, default=None)
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--checkpoints", type=int, default=None, help="gradient: states kept by the reverse pass")
+    p.add_argument("--adjoint", choices=("diffrax", "discrete"), default="diffrax",
+                   help="gradient: diffrax's reverse mode or owjax's discrete adjoint (owjax.core.discrete_adjoint)")
     p.add_argument("--save", default=None, help="npz file for the forward traces")
     p.add_argument("--device", default=None, help="cpu or gpu (default: JAX's default)")
     a = p.parse_args(argv)
@@ -96,9 +98,22 @@ def main(argv=None) -> int:
         params, static = eqx.partition(model, eqx.is_inexact_array)
         gcfg = dataclasses.replace(cfg, max_steps=int(16 * a.duration_ms), checkpoints=a.checkpoints)
 
+        da_steps = None
+        if a.adjoint == "discrete":
+            steps = int(solve(model, a.duration_ms, a.dt_out_ms, cfg, save=("V",)).stats["num_steps"])
+            da_steps = int(2 ** np.ceil(np.log2(1.25 * steps)))
+
         def loss(params):
             m = eqx.combine(params, static)
-            ys = solve_ys(m, a.duration_ms, a.dt_out_ms, gcfg, save=("V", "Ca")).ys
+            if a.adjoint == "discrete":
+                from owjax.core.discrete_adjoint import solve_ys_discrete_adjoint
+
+                # every accepted step's state is stored in a max_steps-long buffer, sized from a
+                # forward solve's step count (next power of two above 1.25x)
+                ys = solve_ys_discrete_adjoint(m, a.duration_ms, a.dt_out_ms, gcfg, save=("V", "Ca"),
+                                               max_steps=da_steps)
+            else:
+                ys = solve_ys(m, a.duration_ms, a.dt_out_ms, gcfg, save=("V", "Ca")).ys
             return jnp.mean(ys["V"]) + jnp.mean(ys["Ca"])
 
         fwd = jax.jit(loss)
@@ -119,7 +134,7 @@ def main(argv=None) -> int:
         t_g = time.perf_counter() - t0
         out.update(forward_s=t_f, gradient_s=t_g, gradient_over_forward=t_g / t_f,
                    forward_compile_s=t_fc, gradient_compile_s=t_gc, max_steps=gcfg.max_steps,
-                   checkpoints=gcfg.checkpoints)
+                   checkpoints=gcfg.checkpoints, adjoint=a.adjoint, discrete_adjoint_max_steps=da_steps)
     out["peak_rss_mb"] = _peak_mb()
     out["process_wall_s"] = time.perf_counter() - t_proc
     print("BENCH " + json.dumps(out))

@@ -14,7 +14,8 @@ not count):
 * ``network``: the real thing, per ``--network-presets``: a 1-s C1 Full solve (V saved every ms)
   and the gradient of the mean V with respect to every parameter, each timed after compilation
   (best of two), with their ratio; for ``tsit5`` and ``imex`` also the same gradient by owjax's
-  discrete adjoint (``owjax.core.discrete_adjoint``, rows ``… + discrete adjoint``);
+  discrete adjoint (``owjax.core.discrete_adjoint``, rows ``… + discrete adjoint``, its step buffer
+  sized to the next power of two above 1.25× the forward's steps);
 * ``tsit5_step_us`` / ``tsit5_step_vjp_us``: one Tsit5 step of C1 Full unrolled (six field
   evaluations) and its VJP with the forward recomputed (the state read from a buffer, so nothing is
   hoisted out of the loop): what any adjoint that recomputes the stages pays per step at least.
@@ -184,13 +185,19 @@ def main(argv=None) -> int:
         print(json.dumps(row), flush=True)
         network.append(row)
         if cfg.method in DISCRETE_ADJOINT_METHODS:
-            def da_loss(m, cfg=cfg):
-                return jnp.mean(solve_ys_discrete_adjoint(m, a.network_duration_ms, 1.0, cfg, save=("V",))["V"])
+            # the stored states fill a max_steps-long buffer: size it from the forward's step count
+            # (the next power of two above 1.25x), as a user who knows the forward solve would
+            da_steps = int(2 ** np.ceil(np.log2(1.25 * steps)))
+
+            def da_loss(m, cfg=cfg, da_steps=da_steps):
+                return jnp.mean(solve_ys_discrete_adjoint(m, a.network_duration_ms, 1.0, cfg, save=("V",),
+                                                          max_steps=da_steps)["V"])
 
             grad_da = eqx.filter_jit(eqx.filter_grad(da_loss))
             t_da = _best(lambda m: jax.tree.leaves(grad_da(m)), model, repeats=2)
             g_ref, g_da = (np.concatenate([np.ravel(x) for x in jax.tree.leaves(g)]) for g in (grad(model), grad_da(model)))
             row = dict(row, preset=f"{preset} + discrete adjoint", gradient_s=t_da, gradient_over_forward=t_da / t_f,
+                       max_steps=da_steps,
                        gradient_rel_diff_vs_diffrax=float(np.linalg.norm(g_da - g_ref) / np.linalg.norm(g_ref)))
             print(json.dumps(row), flush=True)
             network.append(row)

@@ -6,9 +6,11 @@ For c302 C1 Full and C1 Muscles (1 s each):
 
 * NEURON at dt = 0.05 ms (c302's default), single thread: its own simulation time (``neuron_s``)
   and end to end (generation, export, nrnivmodl, run; ``neuron_end_to_end_s``);
-* owjax at its default (Tsit5, rtol = atol = 1e-6, float64), the ``fast`` preset (Ralston 2(1),
-  rtol = atol = 1e-4, float32) and Tsit5 at 1e-4 in float32: solve time without compilation
-  (``owjax_s``), compile time, process end to end;
+* owjax with Tsit5 (rtol = atol = 1e-6, float64), the ``imex`` preset (diagonal IMEX ARK4(3),
+  rtol = atol = 1e-5, float64 and float32; the default of ``python -m owjax.simulate``), ``imex_fast``
+  (the same at 3e-5, float32), the ``fast`` preset (Ralston 2(1), rtol = atol = 1e-4,
+  float32) and Tsit5 at 1e-4 in float32: solve time without compilation (``owjax_s``), compile
+  time, process end to end;
 * accuracy of each against converged NEURON: by default the checked-in Richardson-extrapolated
   NEURON traces of ``tests/c302_vs_neuron/data`` (dt 0.0005/0.001 ms for C1 Full, 0.001/0.002 ms
   for C1 Muscles; every 3rd cell, sampled every 0.5 ms), or with ``--converged neuron`` a fresh
@@ -17,8 +19,9 @@ For c302 C1 Full and C1 Muscles (1 s each):
   floored at 1 mV), plus spike-time errors;
 * vmap throughput for 1, 32 and 128 parameter sets (``fast`` preset, float32, output every 10 ms) against NEURON run
   sequentially (``neuron_s`` = batch × NEURON's simulation time);
-* gradient (reverse mode through the solve, RecursiveCheckpointAdjoint) against a forward solve:
-  the default in float64 with diffrax's checkpoints and with every step kept, and ``fast`` in float32;
+* gradient against a forward solve with the same solver: Tsit5 in float64 by diffrax's reverse mode
+  (RecursiveCheckpointAdjoint, its checkpoints and every step kept) and by owjax's discrete adjoint,
+  ``imex`` by both, and ``fast`` in float32;
 * peak resident memory of each owjax case (each runs in its own process).
 
 Then :mod:`benchmarks.devices` (``--no-devices`` skips it): sharded batches on 1, 2 and 4 forced CPU
@@ -171,7 +174,10 @@ def main(argv=None) -> int:
         add(dict(case=f"C1_{cfgname}_{int(dur)}ms_neuron_dt0.05", owjax_s=None, neuron_s=neuron_s,
                  neuron_end_to_end_s=neuron_e2e, speedup_vs_neuron=1.0,
                  **errors_vs(conv, nrn.t_ms, nv, names)))
-        for label, extra in (("default_f64_tsit5_1e-6", ["--dtype", "float64"]),
+        for label, extra in (("tsit5_f64_1e-6", ["--dtype", "float64"]),
+                             ("imex_f64_1e-5", ["--dtype", "float64", "--preset", "imex"]),
+                             ("imex_f32_1e-5", ["--dtype", "float32", "--preset", "imex"]),
+                             ("imex_fast_f32_3e-5", ["--dtype", "float32", "--preset", "imex_fast"]),
                              ("fast_f32_ralston_1e-4", ["--dtype", "float32", "--preset", "fast"]),
                              ("f32_tsit5_1e-4", ["--dtype", "float32", "--rtol", "1e-4"])):
             with tempfile.TemporaryDirectory() as tmp:
@@ -192,10 +198,14 @@ def main(argv=None) -> int:
                          per_member_s=r["per_member_s"], compile_s=r["compile_s"], peak_rss_mb=r["peak_rss_mb"],
                          max_rel_err_vs_converged=None))
             # diffrax's default checkpoints; every step kept; the fast preset in float32
-            for label, dtype, preset, ck in (("f64", "float64", "tsit5", None),
-                                             (f"f64_checkpoints{int(8 * dur)}", "float64", "tsit5", int(8 * dur)),
-                                             ("f32_fast", "float32", "fast", None)):
-                extra = [] if ck is None else ["--checkpoints", ck]
+            for label, dtype, preset, ck, adjoint in (
+                    ("f64", "float64", "tsit5", None, "diffrax"),
+                    (f"f64_checkpoints{int(8 * dur)}", "float64", "tsit5", int(8 * dur), "diffrax"),
+                    ("f64_discrete_adjoint", "float64", "tsit5", None, "discrete"),
+                    ("imex_f64", "float64", "imex", None, "diffrax"),
+                    ("imex_f64_discrete_adjoint", "float64", "imex", None, "discrete"),
+                    ("f32_fast", "float32", "fast", None, "diffrax")):
+                extra = ([] if ck is None else ["--checkpoints", ck]) + ["--adjoint", adjoint]
                 r = run_case("gradient", "--config", cfgname, "--duration-ms", dur, "--dtype", dtype,
                              "--preset", preset, "--dt-out-ms", 1.0, *extra)
                 add(dict(case=f"C1_{cfgname}_{int(dur)}ms_gradient_{label}", owjax_s=r["gradient_s"], neuron_s=None,

@@ -126,13 +126,13 @@ def _exp_case(name):
     return pytest.param(name, marks=[pytest.mark.slow] if name in EXPONENTIAL_SLOW_CASES else [], id=name)
 
 
-def _check_preset(name, preset, method, bounds):
-    """Run data file ``name`` with solver ``preset`` (float64): the 1 % criteria, no spike-count change, ``bounds``."""
+def _check_preset(name, preset, method, bounds, dtype="float64"):
+    """Run data file ``name`` with solver ``preset``: the 1 % criteria, no spike-count change, ``bounds``."""
     ref = read_traces(DATA / f"{name}.h5")
     at = ref.attrs
     ow, sol = owjax_traces(at["parameter_set"], at["config"], float(at["duration_ms"]), float(at["dt_out_ms"]),
-                           solver=preset)
-    assert sol.solver.method == method
+                           solver=preset, dtype=dtype)
+    assert sol.solver.method == method and sol.ys["V"].dtype.name == dtype
     s = compare_traces(ow, ref)["summary"]
     assert s["pass"], s
     assert s["spike_count_mismatches"] == 0
@@ -166,3 +166,23 @@ IMEX_SLOW_CASES = {
                                   for n in {**IMEX_CASES, **IMEX_SLOW_CASES}])
 def test_imex_preset_matches_converged_neuron(name):
     _check_preset(name, "imex", "imex4", {**IMEX_CASES, **IMEX_SLOW_CASES}[name])
+
+
+#: the ``imex_fast`` preset (the same method at rtol = atol = 3e-5) in float32: the fastest preset that
+#: passes the criteria on all six cases; measured values (docs/speed.md) about 3x, Ca capped at the 1 % criterion.
+IMEX_FAST_CASES = {
+    "C1_IClamp": dict(Ca_max_rel=0.01, max_spike_dt_ms=0.04, max_isi_rel=1.3e-4),
+    "C1_Syns": dict(V_max_rel=1.5e-4, Ca_max_rel=6e-4, max_spike_dt_ms=1.5e-4),
+}
+IMEX_FAST_SLOW_CASES = {
+    "C1_Full": dict(V_max_rel=3e-3, Ca_max_rel=0.01, max_spike_dt_ms=0.035, max_isi_rel=6e-4),
+    "C2_Full": dict(V_max_rel=2e-3, Ca_max_rel=0.01, max_spike_dt_ms=0.05, max_isi_rel=6e-4),
+    "C0_Full": dict(V_max_rel=4e-4, Ca_max_rel=6e-3, max_spike_dt_ms=0.055, max_isi_rel=2e-4),
+    "C1_Muscles": dict(V_max_rel=1.2e-3, Ca_max_rel=2.5e-3, max_spike_dt_ms=0.01, max_isi_rel=6e-4),
+}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.slow] if n in IMEX_FAST_SLOW_CASES else [], id=n)
+                                  for n in {**IMEX_FAST_CASES, **IMEX_FAST_SLOW_CASES}])
+def test_imex_fast_float32_preset_matches_converged_neuron(name):
+    _check_preset(name, "imex_fast", "imex4", {**IMEX_FAST_CASES, **IMEX_FAST_SLOW_CASES}[name], dtype="float32")
