@@ -100,16 +100,16 @@ def main(argv=None) -> int:
 
         da_steps = None
         if a.adjoint == "discrete":
-            steps = int(solve(model, a.duration_ms, a.dt_out_ms, cfg, save=("V",)).stats["num_steps"])
-            da_steps = int(2 ** np.ceil(np.log2(1.25 * steps)))
+            from owjax.core.discrete_adjoint import step_buffer_size
+
+            da_steps = step_buffer_size(solve(model, a.duration_ms, a.dt_out_ms, cfg, save=("V",)).stats["num_steps"])
 
         def loss(params):
             m = eqx.combine(params, static)
             if a.adjoint == "discrete":
                 from owjax.core.discrete_adjoint import solve_ys_discrete_adjoint
 
-                # every accepted step's state is stored in a max_steps-long buffer, sized from a
-                # forward solve's step count (next power of two above 1.25x)
+                # every accepted step's state is stored in a buffer sized from a forward solve
                 ys = solve_ys_discrete_adjoint(m, a.duration_ms, a.dt_out_ms, gcfg, save=("V", "Ca"),
                                                max_steps=da_steps)
             else:

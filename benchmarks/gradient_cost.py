@@ -164,7 +164,7 @@ def main(argv=None) -> int:
     exp_f = _best(jax.jit(linear_loss_etd2), rate) / a.steps * 1e6
     exp_g = _best(jax.jit(jax.grad(linear_loss_etd2)), rate) / a.steps * 1e6
 
-    from owjax.core.discrete_adjoint import DISCRETE_ADJOINT_METHODS, solve_ys_discrete_adjoint
+    from owjax.core.discrete_adjoint import DISCRETE_ADJOINT_METHODS, solve_ys_discrete_adjoint, step_buffer_size
     from owjax.core.solve import get_solver, solve_ys
 
     network = []
@@ -185,9 +185,8 @@ def main(argv=None) -> int:
         print(json.dumps(row), flush=True)
         network.append(row)
         if cfg.method in DISCRETE_ADJOINT_METHODS:
-            # the stored states fill a max_steps-long buffer: size it from the forward's step count
-            # (the next power of two above 1.25x), as a user who knows the forward solve would
-            da_steps = int(2 ** np.ceil(np.log2(1.25 * steps)))
+            # the stored states fill a max_steps-long buffer: sized from the forward's step count
+            da_steps = step_buffer_size(steps)
 
             def da_loss(m, cfg=cfg, da_steps=da_steps):
                 return jnp.mean(solve_ys_discrete_adjoint(m, a.network_duration_ms, 1.0, cfg, save=("V",),

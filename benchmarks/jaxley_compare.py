@@ -134,11 +134,10 @@ def case(argv) -> int:
             gcfg = dataclasses.replace(cfg, max_steps=int(16 * a.duration_ms))
 
             if a.adjoint == "discrete":
-                from owjax.core.discrete_adjoint import solve_ys_discrete_adjoint
+                from owjax.core.discrete_adjoint import solve_ys_discrete_adjoint, step_buffer_size
 
                 # the stored states fill a max_steps-long buffer: sized from a forward solve's steps
-                steps = int(solve(model, a.duration_ms, 1.0, cfg, save=("V",)).stats["num_steps"])
-                da_steps = int(2 ** np.ceil(np.log2(1.25 * steps)))
+                da_steps = step_buffer_size(solve(model, a.duration_ms, 1.0, cfg, save=("V",)).stats["num_steps"])
                 out.update(discrete_adjoint_max_steps=da_steps)
 
                 def saved(m):

@@ -12,7 +12,7 @@ import pytest
 
 jax.config.update("jax_enable_x64", True)
 
-from owjax.core.discrete_adjoint import solve_ys_discrete_adjoint, step_end_times  # noqa: E402
+from owjax.core.discrete_adjoint import solve_ys_discrete_adjoint, step_buffer_size, step_end_times  # noqa: E402
 from owjax.core.solve import SolverConfig, solve_ys  # noqa: E402
 from owjax.neural.c302_data import load_c302_network  # noqa: E402
 from owjax.neural.network import NetworkModel  # noqa: E402
@@ -105,6 +105,10 @@ def test_steps_rerun_on_their_own_intervals_across_jumps(iclamp):
     v1 = jax.jit(jax.vmap(rerun))(t_start, t_end, starts)
     worst = float(jnp.max(jnp.abs(v1 - sol.ys["V"][1:n + 1])))
     assert worst < 1e-9, worst
+
+
+def test_step_buffer_is_the_next_power_of_two_above_a_quarter_more_than_the_forward_steps():
+    assert [step_buffer_size(n) for n in (1, 1325, 1638, 1639, 4092)] == [2, 2048, 2048, 4096, 8192]
 
 
 def test_clear_errors(iclamp):
