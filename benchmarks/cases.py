@@ -37,8 +37,9 @@ def main(argv=None) -> int:
     p.add_argument("--atol", type=float, default=None)
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--checkpoints", type=int, default=None, help="gradient: states kept by the reverse pass")
-    p.add_argument("--adjoint", choices=("diffrax", "discrete"), default="diffrax",
-                   help="gradient: diffrax's reverse mode or owjax's discrete adjoint (owjax.core.discrete_adjoint)")
+    p.add_argument("--adjoint", choices=("diffrax", "discrete", "discrete-held"), default="diffrax",
+                   help="gradient: diffrax's reverse mode or owjax's discrete adjoint (owjax.core.discrete_adjoint; "
+                        "'discrete-held': imex4 with each step's decay rates held in the reverse pass)")
     p.add_argument("--save", default=None, help="npz file for the forward traces")
     p.add_argument("--device", default=None, help="cpu or gpu (default: JAX's default)")
     a = p.parse_args(argv)
@@ -99,19 +100,19 @@ def main(argv=None) -> int:
         gcfg = dataclasses.replace(cfg, max_steps=int(16 * a.duration_ms), checkpoints=a.checkpoints)
 
         da_steps = None
-        if a.adjoint == "discrete":
+        if a.adjoint.startswith("discrete"):
             from owjax.core.discrete_adjoint import step_buffer_size
 
             da_steps = step_buffer_size(solve(model, a.duration_ms, a.dt_out_ms, cfg, save=("V",)).stats["num_steps"])
 
         def loss(params):
             m = eqx.combine(params, static)
-            if a.adjoint == "discrete":
+            if a.adjoint.startswith("discrete"):
                 from owjax.core.discrete_adjoint import solve_ys_discrete_adjoint
 
                 # every accepted step's state is stored in a buffer sized from a forward solve
                 ys = solve_ys_discrete_adjoint(m, a.duration_ms, a.dt_out_ms, gcfg, save=("V", "Ca"),
-                                               max_steps=da_steps)
+                                               max_steps=da_steps, hold_decay_rates=a.adjoint == "discrete-held")
             else:
                 ys = solve_ys(m, a.duration_ms, a.dt_out_ms, gcfg, save=("V", "Ca")).ys
             return jnp.mean(ys["V"]) + jnp.mean(ys["Ca"])

@@ -204,6 +204,7 @@ def main(argv=None) -> int:
                     ("f64_discrete_adjoint", "float64", "tsit5", None, "discrete"),
                     ("imex_f64", "float64", "imex", None, "diffrax"),
                     ("imex_f64_discrete_adjoint", "float64", "imex", None, "discrete"),
+                    ("imex_f64_discrete_adjoint_held_rates", "float64", "imex", None, "discrete-held"),
                     ("f32_fast", "float32", "fast", None, "diffrax")):
                 extra = ([] if ck is None else ["--checkpoints", ck]) + ["--adjoint", adjoint]
                 r = run_case("gradient", "--config", cfgname, "--duration-ms", dur, "--dtype", dtype,
