@@ -358,12 +358,14 @@ def test_ensemble_members_raise_the_estimate_and_round_trip(trained, tmp_path):
     back = BodySurrogate.load(tmp_path / "ens", ensemble=True)
     assert [(al, info["name"]) for _, al, info in back.members] == [(3.0, "perturbed")]
     np.testing.assert_allclose(back.error_estimate(t, a, 0.3), est, rtol=1e-5)
-    alone = BodySurrogate.load(tmp_path / "ens")  # members only on request
+    assert len(BodySurrogate.load(tmp_path / "ens").members) == 1  # by default: the members the file has
+    alone = BodySurrogate.load(tmp_path / "ens", ensemble=False)
     assert alone.members == [] and np.allclose(alone.error_estimate(t, a, 0.3), base, rtol=1e-5)
     sur.members = []
     sur.save(tmp_path / "single")
     with pytest.raises(ValueError, match="no ensemble members"):
         BodySurrogate.load(tmp_path / "single", ensemble=True)
+    assert BodySurrogate.load(tmp_path / "single").members == []  # none to use: the primary's own estimate
     with pytest.raises(ValueError, match="α must be a positive number"):
         BodySurrogate(sur.model, sur.novelty, sur.settings, members=[(other.model, 0.0, {"name": "x"})])
 
@@ -396,7 +398,7 @@ def test_bad_inputs_are_clear_errors(trained):
 
 @pytest.mark.skipif(not SHIPPED.with_suffix(".npz").exists(), reason="no shipped surrogate")
 def test_shipped_surrogate_loads_and_predicts():
-    sur = BodySurrogate.load()
+    sur = BodySurrogate.load(ensemble=False)
     meta = sur.settings
     assert {"duration_s", "dt_train_s", "hyperparameters", "provenance", "metrics"} <= set(meta)
     t = F.time_grid(meta["duration_s"], meta["dt_data_s"])
@@ -405,7 +407,7 @@ def test_shipped_surrogate_loads_and_predicts():
     res = sur.predict(t, a, p["medium"], backend="surrogate")
     assert res.centroid_mm.shape == (1, t.size, 2)
     assert np.all(np.isfinite(res.centroid_mm)) and np.isfinite(res.error_estimate[0])
-    ens = BodySurrogate.load(ensemble=True)  # the shipped ensemble members (experiments/body_surrogate)
+    ens = BodySurrogate.load()  # with the shipped ensemble members, the default (experiments/body_surrogate)
     assert len(ens.members) == 2 and all(1.0 < alpha < 5.0 for _, alpha, _ in ens.members)
     r2 = ens.predict(t, a, p["medium"], backend="surrogate")
     np.testing.assert_array_equal(r2.centroid_mm, res.centroid_mm)  # the primary predicts; members only judge
@@ -511,6 +513,8 @@ def test_locomotion_backend_refusals_are_clear(tmp_path):
 
     with pytest.raises(ValueError, match=r"body.backend.*allowed"):
         validate_config({"body": {"backend": "fno"}})
+    with pytest.raises(ValueError, match="body.surrogate_ensemble must be null"):
+        validate_config({"body": {"surrogate_ensemble": "yes"}})
     with pytest.raises(ValueError, match="closed loop"):
         simulate_locomotion({"drive": "bbc", "duration_s": 5.0, "body": {"backend": "surrogate"}})
     with pytest.raises(ValueError, match="duration 10 s differs"):

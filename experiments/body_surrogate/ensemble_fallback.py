@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     from owjax.surrogate.evaluate import _fallback, _spearman, compare
 
     t0 = time.time()
-    ship = BodySurrogate.load()  # without its members: the primary's own estimate
+    ship = BodySurrogate.load(ensemble=False)  # without its members: the primary's own estimate
     members = {Path(m).parent.name: BodySurrogate.load(m) for m in a.members}
     # attached with α = 1 only to measure their raw disagreement (the primary's estimate is taken
     # from its novelty estimator directly); --ship attaches them with their calibrated α

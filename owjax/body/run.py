@@ -49,7 +49,7 @@ DEFAULTS: dict[str, Any] = {
     "transient_s": 2.0,
     "drive": "bbc",
     "body": {"medium": "agar", "rotational_drag": "bbc_code", "backend": "physics", "surrogate_model": None,
-             "surrogate_ensemble": False},
+             "surrogate_ensemble": None},
     "circuit": {"avb_current": 0.675, "neuron_time_constant_s": 0.005, "threshold_width": 0.01},
     "wave": {"frequency_hz": 0.44, "wavelength_body_lengths": 0.6, "amplitude": 0.7, "direction": "forward",
              "dorsal_bias": 0.0},
@@ -130,6 +130,9 @@ def validate_config(cfg) -> dict:
         raise ValueError(f"unknown body.rotational_drag {rot!r}; allowed: {sorted(ROTATIONAL_DRAG_CHOICES)} or a number")
     if out["body"]["backend"] not in BODY_BACKENDS:
         raise ValueError(f"unknown body.backend {out['body']['backend']!r}; allowed: {list(BODY_BACKENDS)}")
+    if out["body"]["surrogate_ensemble"] not in (None, True, False):
+        raise ValueError(f"body.surrogate_ensemble must be null (use the model's ensemble members if it has any), "
+                         f"true or false; got {out['body']['surrogate_ensemble']!r}")
     w = out["wave"]
     for k in ("frequency_hz", "wavelength_body_lengths"):
         w[k] = _number(f"wave.{k}", w[k])
@@ -219,7 +222,7 @@ def _surrogate_body(c: dict, comp: Composite, drive: str) -> tuple[dict | None, 
     why = _surrogate_refusal(c, drive)
     if why:
         return refuse(why)
-    sur = BodySurrogate.load(c["body"]["surrogate_model"], ensemble=bool(c["body"].get("surrogate_ensemble", False)))
+    sur = BodySurrogate.load(c["body"]["surrogate_model"], ensemble=c["body"]["surrogate_ensemble"])
     info["model"] = str(c["body"]["surrogate_model"] or "shipped (owjax/data/surrogate/body_fno)")
     info["bound_body_lengths"] = sur.bound
     n = int(round(c["duration_s"] / c["dt_out_s"]))

@@ -1,4 +1,4 @@
-"""``python -m owjax.surrogate evaluate [--out DIR] [--model STEM] [--seed N] [--scale X] [--ensemble] [--record]``:
+"""``python -m owjax.surrogate evaluate [--out DIR] [--model STEM] [--seed N] [--scale X] [--[no-]ensemble] [--record]``:
 evaluate the shipped (or a given) body surrogate on a fresh, seeded test and OOD set that this
 command generates with owjax's body (float64; ≈ 355 five-second runs, a few CPU-minutes), and write
 ``DIR/metrics.json`` (:func:`owjax.surrogate.evaluate.evaluate_surrogate`).
@@ -34,8 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default=None, help="data folder (default DIR/data; reused when complete)")
     ap.add_argument("--record", action="store_true",
                     help="write the per-sample errors of a small check set into the model's JSON (for the tests)")
-    ap.add_argument("--ensemble", action="store_true",
-                    help="the fallback's error estimate also uses the model's ensemble members' disagreement")
+    ap.add_argument("--ensemble", action=argparse.BooleanOptionalAction, default=None,
+                    help="the fallback's error estimate also uses the model's ensemble members' disagreement "
+                         "(default: if the model has any, as the shipped one does; --no-ensemble: the primary's own)")
     ap.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv[1:])
     from owjax.core.precision import set_precision

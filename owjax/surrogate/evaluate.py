@@ -156,7 +156,7 @@ def _time_best(fn, repeats: int = 3) -> float:
 
 
 def evaluate_surrogate(out_dir, model_stem=None, seed: int = EVAL_SEED, scale: float = 1.0, data_dir=None,
-                       progress: bool = True, record: bool = False, n_check: int = 8, ensemble: bool = False) -> dict:
+                       progress: bool = True, record: bool = False, n_check: int = 8, ensemble: bool | None = None) -> dict:
     """Evaluate a surrogate on a fresh, seeded test and OOD set generated here with the physics.
 
     Arguments:
@@ -166,8 +166,8 @@ def evaluate_surrogate(out_dir, model_stem=None, seed: int = EVAL_SEED, scale: f
         scale: multiplies the sample counts (:data:`EVAL_COUNTS`, :data:`EVAL_OOD_COUNTS`; 1.0: 155 + 200).
         data_dir: where the data go (resumable; reused if complete).
         progress: progress bars.
-        ensemble: the error estimate (fallback) also uses the model's ensemble members
-            (:meth:`~owjax.surrogate.component.BodySurrogate.load`).
+        ensemble: the error estimate (fallback) also uses the model's ensemble members (None: if it
+            has any; :meth:`~owjax.surrogate.component.BodySurrogate.load`).
         record: also write the per-sample errors of a small check set (the first ``n_check`` wave/single/
             smooth samples) into the model's JSON (``check``), which ``tests/test_surrogate.py`` reproduces.
 
@@ -285,7 +285,7 @@ def evaluate_surrogate(out_dir, model_stem=None, seed: int = EVAL_SEED, scale: f
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "git_commit": _git_commit(),
         "ensemble_members": [info.get("name", "?") for _, _, info in sur.members],
         "command": "python -m owjax.surrogate evaluate --out " + str(out) + (f" --model {model_stem}" if model_stem else "")
-                   + (" --ensemble" if ensemble else "")
+                   + ({True: " --ensemble", False: " --no-ensemble", None: ""}[ensemble])
                    + (f" --seed {seed}" if seed != EVAL_SEED else "") + (f" --scale {scale:g}" if scale != 1 else ""),
     }
     if record:
