@@ -103,16 +103,21 @@ class SpectralConv1d(eqx.Module):
         # rfft → keep modes 0 … m−1 → complex weights → irfft(n), written as products with the real
         # cosine and sine tables of the kept modes: the same numbers (to rounding; tests/test_surrogate.py
         # checks against jnp.fft) at a fraction of the cost on CPU, where the batched truncated
-        # transform becomes a few dense matrix products instead of full-length FFTs
+        # transform becomes three dense matrix products instead of full-length FFTs: the real and
+        # imaginary parts side by side, the complex product as one real (2 cin × 2 cout) block matrix
+        # [[Re w, Im w], [−Im w, Re w]] per mode
         n = x.shape[-1]
         m = min(self.modes, n // 2 + 1)
         cos, sin, scale = _dft_tables(n, m)
-        cos, sin, scale = (jnp.asarray(a, x.dtype) for a in (cos, sin, scale))
-        xr, xi = x @ cos, -(x @ sin)  # (cin, m): real and imaginary parts of the kept modes
+        forward = jnp.asarray(np.concatenate([cos, -sin], 1), x.dtype)  # (n, 2m): x → [Re | Im] of the kept modes
+        inverse = jnp.asarray(np.concatenate([cos.T, -sin.T], 0) * np.concatenate([scale, scale])[:, None], x.dtype)
+        z = x @ forward
+        z = jnp.concatenate([z[:, :m], z[:, m:]], 0)  # (2 cin, m): [Re; Im]
         wr, wi = self.weight_re[:m].astype(x.dtype), self.weight_im[:m].astype(x.dtype)
-        yr = jnp.einsum("im,mio->om", xr, wr) - jnp.einsum("im,mio->om", xi, wi)
-        yi = jnp.einsum("im,mio->om", xr, wi) + jnp.einsum("im,mio->om", xi, wr)
-        return (yr * scale) @ cos.T - (yi * scale) @ sin.T
+        w = jnp.concatenate([jnp.concatenate([wr, wi], 2), jnp.concatenate([-wi, wr], 2)], 1)  # (m, 2 cin, 2 cout)
+        y = jnp.einsum("im,mio->om", z, w)  # (2 cout, m): [Re; Im] of the output modes
+        c_out = w.shape[2] // 2
+        return jnp.concatenate([y[:c_out], y[c_out:]], 1) @ inverse
 
 
 def _dft_tables(n: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

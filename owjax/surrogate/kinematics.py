@@ -71,19 +71,26 @@ def body_frame_velocity(t_s: Float[Array, " n"], shape_angles: Float[Array, "n s
     """
     dtype = shape_angles.dtype
     dt = t_s[1] - t_s[0]
-    _, avg = _rod_matrices(shape_angles.shape[-1])
-    s = shape_points(shape_angles)
-    sx, sy = s[..., 0], s[..., 1]  # rod centres (N, 49)
-    ang = shape_angles @ jnp.asarray(avg, dtype)  # body axis at each rod
+    n_rods = shape_angles.shape[-1] + 1
+    centred, avg = _rod_matrices(shape_angles.shape[-1])
+    # one product per trigonometric table: the rod centres (N, 49) and the sums C, S of the two unit
+    # tangents each rod joins. The rod's body axis is at the mean angle a of its two segments, and
+    # (C, S) = cos(half their difference)·(cos a, sin a), so C²/(C² + S²) = cos² a, S²/(…) = sin² a and
+    # CS/(…) = cos a sin a exactly: what the drag needs, with no trigonometry of a. (Undefined only
+    # for two adjacent segments folded back by exactly 180°.)
+    tables = jnp.asarray(np.concatenate([centred * geo.SEGMENT_LENGTH_MM, avg], 1), dtype)
+    cos_part, sin_part = jnp.cos(shape_angles) @ tables, jnp.sin(shape_angles) @ tables
+    sx, sy = cos_part[..., :n_rods], sin_part[..., :n_rods]
+    big_c, big_s = cos_part[..., n_rods:], sin_part[..., n_rods:]
+    inv = 1.0 / (big_c * big_c + big_s * big_s)
+    c2, s2, cs = big_c * big_c * inv, big_s * big_s * inv, big_c * big_s * inv
     vx, vy = _time_derivative(sx, dt), _time_derivative(sy, dt)
     c_par, c_perp = per_rod_drag(medium, dtype)
     k = c_perp / c_par
     # Per rod, drag / C_par = τ τᵀ + k ν νᵀ (τ = (cos a, sin a) the body axis, ν across it), written
     # out by component on (N, 49) arrays: d11 = cos² + k sin², d22 = sin² + k cos², d12 = (1 − k) cos sin
-    ca, sa = jnp.cos(ang), jnp.sin(ang)
-    c2, s2 = ca * ca, sa * sa
-    d11, d22, d12 = c2 + k * s2, s2 + k * c2, (1.0 - k) * ca * sa
-    rot = rotational_drag_factor * jnp.asarray(geo.rod_radii_mm(), dtype) ** 2  # / C_par
+    d11, d22, d12 = c2 + k * s2, s2 + k * c2, (1.0 - k) * cs
+    rot_np = rotational_drag_factor * np.asarray(geo.rod_radii_mm(), np.float64) ** 2  # / C_par
     # drag per unit of each unknown, and of the shape's own motion: D e_x, D e_y, D (J s), D ṡ
     fx_w, fy_w = d12 * sx - d11 * sy, d22 * sx - d12 * sy
     fx_s, fy_s = d11 * vx + d12 * vy, d12 * vx + d22 * vy
@@ -97,8 +104,10 @@ def body_frame_velocity(t_s: Float[Array, " n"], shape_angles: Float[Array, "n s
     a02, a12 = total(fx_w), total(fy_w)
     a = jnp.stack([jnp.stack([total(d11), a01, a02], -1),
                    jnp.stack([a01, total(d22), a12], -1),
-                   jnp.stack([a02, a12, total(sx * fy_w - sy * fx_w) + rot.sum()], -1)], -2)
-    b = -jnp.stack([total(fx_s), total(fy_s), total(sx * fy_s - sy * fx_s) + _time_derivative(ang, dt) @ rot], -1)
+                   jnp.stack([a02, a12, total(sx * fy_w - sy * fx_w) + float(rot_np.sum())], -1)], -2)
+    # the rods' rotation drag Σ_r rot_r da_r/dt, with a = angles @ avg linear: one weighted sum of the angles
+    spin = _time_derivative(shape_angles @ jnp.asarray(avg @ rot_np, dtype), dt)
+    b = -jnp.stack([total(fx_s), total(fy_s), total(sx * fy_s - sy * fx_s) + spin], -1)
     return _solve3(a, b)
 
 
