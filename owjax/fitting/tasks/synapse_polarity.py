@@ -321,7 +321,7 @@ def presynaptic_groups(model: NetworkModel, sharing: str) -> tuple[np.ndarray, l
     ``conductance_sharing`` = ``class`` (neuron classes), ``presynaptic`` (one per neuron) or ``nt``
     (Wang et al. 2024 transmitter classes, :data:`NT_CLASSES`; cells without chemical output form a group
     of their own, which no connection uses)."""
-    from owjax.fitting.tasks.synapse_polarity_rate import _groups, neuron_class
+    from owjax.fitting.tasks.synapse_polarity_rate import group_index, neuron_class
 
     names = list(model.cell_names)
     if sharing == "class":
@@ -334,7 +334,7 @@ def presynaptic_groups(model: NetworkModel, sharing: str) -> tuple[np.ndarray, l
         labels = [NT_CLASSES[c] if c >= 0 else "no_chemical_output" for c in codes]
     else:
         raise ValueError(f"presynaptic_groups: sharing={sharing!r}; allowed: ['class', 'presynaptic', 'nt']")
-    return _groups(labels)
+    return group_index(labels)
 
 
 def bounded_multiplier(u, bound: float):

@@ -74,7 +74,7 @@ from owjax.neural.network import NetworkModel
 
 log = logging.getLogger("owjax.synapse_polarity")
 
-__all__ = ["RATE_MODELS", "SHARING", "neuron_class", "LinearRateNetwork", "build_rate_network", "init_rate_params",
+__all__ = ["RATE_MODELS", "SHARING", "neuron_class", "group_index", "LinearRateNetwork", "build_rate_network", "init_rate_params",
            "rate_responses", "SynapsePolarityRateTask"]
 
 RATE_MODELS = ("rate", "rate_extrasynaptic")
@@ -171,7 +171,8 @@ def _spectral_radius(a: np.ndarray) -> float:
     return r if r > 0 else 1.0
 
 
-def _groups(labels: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+def group_index(labels: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """Each label's group number (int32, by the sorted distinct labels) and the sorted distinct labels."""
     uniq = sorted(set(labels))
     pos = {u: k for k, u in enumerate(uniq)}
     return np.array([pos[x] for x in labels], dtype=np.int32), uniq
@@ -209,8 +210,8 @@ def build_rate_network(model: NetworkModel, cfg, nt_codes_cell: np.ndarray, ext:
         pre_labels = names
     else:
         pre_labels = [str(int(c)) for c in nt_codes_cell]
-    pre_group, pre_names = _groups(pre_labels)
-    post_group, post_names = _groups(classes)
+    pre_group, pre_names = group_index(pre_labels)
+    post_group, post_names = group_index(classes)
     fams = tuple(ext) if ext else ()
     ext_arr = np.stack([ext[f] / _spectral_radius(ext[f]) for f in fams]) if fams else np.zeros((0, n, n))
     rho = _spectral_radius(chem)
