@@ -39,6 +39,7 @@ from owjax.fitting.tasks.synapse_polarity import (
     polarity_of,
     presynaptic_groups,
     response_metrics,
+    kfold_stimulated,
     shuffle_connectome,
     split_stimulated,
 )
@@ -211,7 +212,7 @@ def test_ci_pipeline_outputs(ci_run):
     out, m = ci_run
     for f in ("params.json", "metrics.json", "fitted_synapses.csv", "polarity_flips.csv", "polarity_flips.md",
               "loss_curves.png", "response_matrices.png", "response_scatter.png", "loss_history.json",
-              "checkpoints", "fit_config.yaml", "loss_curve.png"):
+              "checkpoints", "fit_config.yaml", "loss_curve.png", "responses.npz"):
         assert (out / f).exists(), f
     doc = json.loads((out / "params.json").read_text())
     meta = doc.get("metadata", doc)
@@ -440,6 +441,80 @@ def test_split_by_bilateral_pairs():
     assert split_stimulated(names, 0.3, seed=0) == (tr, te)
     tr2, te2 = split_stimulated(names, 0.3, seed=0, mode="neuron")
     assert len(te2) == 3
+
+
+def test_kfold_holds_every_neuron_out_once_with_homologues_together():
+    names = ["AVAL", "AVAR", "AVEL", "AVER", "RIML", "RIMR", "ASHL", "SABD", "DD1", "I3", "URYVL", "M4"]
+    tests = [kfold_stimulated(names, 4, k, seed=3) for k in range(4)]
+    held = [n for _, te in tests for n in te]
+    assert sorted(held) == sorted(names)  # each neuron held out exactly once
+    for tr, te in tests:
+        assert set(tr) | set(te) == set(names) and not set(tr) & set(te) and te
+        for a, b in (("AVAL", "AVAR"), ("AVEL", "AVER"), ("RIML", "RIMR")):
+            assert (a in te) == (b in te)
+    sizes = [len(te) for _, te in tests]
+    assert max(sizes) - min(sizes) <= 1  # 3 pairs and 6 singles: 3 each
+    assert kfold_stimulated(names, 4, 2, seed=3) == tests[2]
+    assert [te for _, te in (kfold_stimulated(names, 4, k, seed=4) for k in range(4))] != [te for _, te in tests]
+    with pytest.raises(ValueError, match="folds >= 2"):
+        kfold_stimulated(names, 4, 4, seed=0)
+    with pytest.raises(ValueError, match="at least 5 split units"):
+        kfold_stimulated(["AVAL", "AVAR", "ASHL", "I3", "M4"], 5, 0, seed=0)
+
+
+def test_cross_validation_config_is_checked():
+    from owjax.fitting.tasks.synapse_polarity import SynapsePolarityConfig
+
+    assert SynapsePolarityConfig.from_dict(dict(folds=4, fold=3)).fold == 3
+    for bad in (dict(folds=1), dict(folds=4, fold=4), dict(fold=2)):
+        with pytest.raises(ValueError, match="folds"):
+            SynapsePolarityConfig.from_dict(bad)
+
+
+def test_pooled_cross_validation_takes_each_row_from_the_fold_that_held_it_out(full_model, tmp_path):
+    """Two folds whose fitted responses are a known matrix on their held-out rows and noise on their
+    training rows: the pooled statistics are those of the known matrix, computed directly."""
+    from types import SimpleNamespace
+
+    from owjax.fitting.tasks.synapse_polarity import SynapsePolarityConfig
+    from owjax.fitting.tasks.synapse_polarity_ceiling import (
+        held_out_statistics,
+        pooled_cross_validation,
+        save_held_out_responses,
+    )
+    from owjax.reference.atlas import load_atlas
+
+    stim = ["AVEL", "AVER", "RIAL", "RIAR", "ASHL", "RMDVR"]
+    atlas = load_atlas("wt", full_model.cell_names)
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=(len(stim), full_model.n_cells))
+    start = rng.normal(size=truth.shape)
+    dirs = []
+    for k in range(2):
+        cfg = SynapsePolarityConfig.from_dict(dict(folds=2, fold=k, stimulated=stim))
+        train, test = kfold_stimulated(stim, 2, k, cfg.seed)
+        fitted = np.where(np.isin(stim, test)[:, None], truth, rng.normal(size=truth.shape))
+        su = SimpleNamespace(cfg=cfg, model=full_model, train=train, test=test)
+        d = tmp_path / f"fold_{k}"
+        d.mkdir()
+        save_held_out_responses(d, su, dict(fitted=fitted, c302=start, shuffled=-start), stim)
+        dirs.append(d)
+    pooled = pooled_cross_validation(cfg, dirs, atlas=atlas, n_boot=50, n_splits=10)
+    assert sorted(pooled["fold_of"]) == sorted(stim) and pooled["n_folds"] == 2
+    direct = held_out_statistics(SimpleNamespace(cfg=cfg, atlas=atlas, model=full_model, train=[], test=stim),
+                                 dict(fitted=truth, c302=start, shuffled=-start), stim, n_boot=50, n_splits=10,
+                                 pair_sets=(("all", stim, cfg.q_max),))["all"]
+    got = pooled["heldout_significant"]
+    for m in ("fitted", "c302", "shuffled"):
+        assert got[m]["r"] == pytest.approx(direct[m]["r"], abs=1e-12)
+        assert got[m]["r_ci"] == pytest.approx(direct[m]["r_ci"], abs=1e-12)
+    assert got["n_pairs"] == direct["n_pairs"] > 0
+    with pytest.raises(ValueError, match="folds 0..1 once each"):
+        pooled_cross_validation(cfg, [dirs[0], dirs[0]], atlas=atlas)
+    with pytest.raises(ValueError, match="one 3-fold cross-validation"):
+        pooled_cross_validation(cfg, [*dirs, dirs[0]], atlas=atlas)
+    with pytest.raises(ValueError, match="responses.npz is missing"):
+        pooled_cross_validation(cfg, [dirs[0], tmp_path], atlas=atlas)
 
 
 def test_atlas_loss_and_metrics():

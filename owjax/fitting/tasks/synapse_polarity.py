@@ -52,7 +52,10 @@ the training stimulations connection by connection. θ_k starts at the majority 
 group; ``reg`` is then the L2 of the ρ_k.
 
 Held-out evaluation: stimulated neurons are split into train and test *by neuron* (cfg.split
-``bilateral`` keeps left/right homologues on the same side, so AVAR cannot leak AVAL's answer).
+``bilateral`` keeps left/right homologues on the same side, so AVAR cannot leak AVAL's answer);
+with ``cfg.folds`` = K ≥ 2 the split is fold ``cfg.fold`` of a K-fold cross-validation
+(:func:`kfold_stimulated`), and ``experiments/synapse_polarity/crossval.py`` runs the K folds and pools
+their held-out predictions (every run writes them to ``responses.npz``).
 Metrics on the test stimulations: Pearson r between simulated and atlas responses over the q < q_max
 pairs, sign agreement (a simulated response smaller than ``sign_eps`` × the largest |response| of the
 trial set counts as no response, i.e. no sign), NT consistency, for the fitted weights, c302's
@@ -94,7 +97,7 @@ from jaxtyping import Array, PRNGKeyArray
 from owjax.core.checkpoint import atomic_write_json
 from owjax.fitting.task import AbstractFitTask
 from owjax.fitting.tasks.base import AbstractExperiment, FitProblem
-from owjax.fitting.tasks.synapse_polarity_ceiling import ceiling_metrics, held_out_statistics
+from owjax.fitting.tasks.synapse_polarity_ceiling import ceiling_metrics, held_out_statistics, save_held_out_responses
 from owjax.fitting.tasks.synapse_polarity_metrics import (
     NT_CLASSES,
     atlas_correlation_matrix,
@@ -109,6 +112,7 @@ from owjax.fitting.tasks.synapse_polarity_metrics import (
     presynaptic_names,
     response_metrics,
     response_targets,
+    kfold_stimulated,
     shuffle_connectome,
     spontaneous_correlation,
     split_stimulated,
@@ -154,6 +158,7 @@ __all__ = [
     "nt_consistency",
     "polarity_of",
     "split_stimulated",
+    "kfold_stimulated",
     "shuffle_connectome",
     "response_targets",
     "atlas_loss",
@@ -192,6 +197,8 @@ class SynapsePolarityConfig:
     q_eq_max: float = 0.05
     test_fraction: float = 0.25
     split: str = "bilateral"             # bilateral | neuron
+    folds: int = 0                       # >= 2: cross-validation, this run holds out fold `fold` (test_fraction unused)
+    fold: int = 0
     max_stimulated: int | None = None    # use at most this many stimulated neurons (CI)
     stimulated: list | None = None       # or exactly these (names)
     seed: int = 0
@@ -259,6 +266,11 @@ class SynapsePolarityConfig:
         for k, allowed in choices.items():
             if getattr(self, k) not in allowed:
                 raise ValueError(f"synapse_polarity.{k}={getattr(self, k)!r}; allowed: {list(allowed)}")
+        if self.folds != 0 and not (self.folds >= 2 and 0 <= self.fold < self.folds):
+            raise ValueError(f"synapse_polarity: cross-validation needs folds >= 2 and 0 <= fold < folds "
+                             f"(or folds=0: one split by test_fraction); got folds={self.folds}, fold={self.fold}")
+        if self.folds == 0 and self.fold != 0:
+            raise ValueError(f"synapse_polarity.fold={self.fold} needs synapse_polarity.folds >= 2")
         if not 0.0 < self.test_fraction < 1.0:
             raise ValueError(f"synapse_polarity.test_fraction must be in (0, 1), got {self.test_fraction}")
         from owjax.neural.extrasynaptic import EXTRASYNAPTIC_SOURCES
@@ -462,7 +474,10 @@ def setup(cfg: SynapsePolarityConfig, resting: bool = True) -> Setup:
     if cfg.max_stimulated is not None and len(stim) > cfg.max_stimulated:
         rng = np.random.default_rng(cfg.seed + 12345)
         stim = sorted(rng.choice(stim, cfg.max_stimulated, replace=False).tolist(), key=atlas.names.index)
-    train, test = split_stimulated(stim, cfg.test_fraction, cfg.seed, cfg.split)
+    if cfg.folds:
+        train, test = kfold_stimulated(stim, cfg.folds, cfg.fold, cfg.seed, cfg.split)
+    else:
+        train, test = split_stimulated(stim, cfg.test_fraction, cfg.seed, cfg.split)
     if not train or not test:
         raise ValueError(f"need stimulated neurons on both sides of the split; got train={train}, test={test}")
     y0 = resting_state(model, cfg.protocol) if resting else None
@@ -606,7 +621,9 @@ class SynapsePolarityTask(AbstractFitTask):
         rep_c302, resp_c302 = rp.model_report(su, "c302", su.model, p_c302, stim_all, c_data, defined,
                                               recompute_rest=False)
         rep_shuf, resp_shuf = rp.model_report(su, "shuffled", shuffled, p_c302, stim_all, c_data, defined)
-        stats = held_out_statistics(su, dict(fitted=resp_fit, c302=resp_c302, shuffled=resp_shuf), stim_all)
+        resps = dict(fitted=resp_fit, c302=resp_c302, shuffled=resp_shuf)
+        stats = held_out_statistics(su, resps, stim_all)
+        save_held_out_responses(run_dir, su, resps, stim_all)  # pooled by a cross-validation
         hist_file = Path(run_dir) / "loss_history.json"
         hist = json.loads(hist_file.read_text()) if hist_file.exists() else dict(loss=[], terms={}, step_s=[])
         step_s = [s for s in hist.get("step_s", []) if s is not None and math.isfinite(s)]

@@ -21,12 +21,13 @@ differences between models are bootstrapped on the same resamples (paired).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 from jaxtyping import Float, Int
 
 __all__ = ["spearman_brown", "split_half_reliability", "pair_set_ceiling", "bootstrap_metrics", "held_out_statistics",
-           "ceiling_metrics"]
+           "ceiling_metrics", "save_held_out_responses", "pooled_cross_validation"]
 
 
 def spearman_brown(r_half: float) -> float:
@@ -169,7 +170,8 @@ def bootstrap_metrics(sims: Mapping[str, Float[np.ndarray, " p"]], target: Float
 
 
 def held_out_statistics(su, resps: Mapping[str, np.ndarray], stim_all: Sequence[str], n_boot: int = 2000,
-                        n_splits: int = 200) -> dict:
+                        n_splits: int = 200, pair_sets: Sequence[tuple[str, Sequence[str], float | None]] | None = None
+                        ) -> dict:
     """Noise ceilings and bootstrap intervals of a run's held-out (and training) numbers.
 
     Arguments:
@@ -178,6 +180,8 @@ def held_out_statistics(su, resps: Mapping[str, np.ndarray], stim_all: Sequence[
             stimulations ``stim_all`` (rows) of every model cell (columns).
         stim_all: the stimulated neurons of the rows of every response matrix.
         n_boot, n_splits: bootstrap resamples and split-half splits.
+        pair_sets: ``(key, stimulated neurons, q_max)`` of each pair set to report (default: the three
+            below; ``q_max`` None = every observed pair).
 
     Returns:
         ``{pair_set: {ceiling…, bootstrap…}}`` for ``test_significant``, ``test_observed`` and
@@ -196,8 +200,10 @@ def held_out_statistics(su, resps: Mapping[str, np.ndarray], stim_all: Sequence[
         r_ns[np.arange(len(stim_all)), self_cols] = 0.0
         thr[k] = cfg.sign_eps * float(np.abs(r_ns).max())
     out = {}
-    for key, names, q_max in (("test_significant", su.test, cfg.q_max), ("test_observed", su.test, None),
-                              ("train_significant", su.train, cfg.q_max)):
+    if pair_sets is None:
+        pair_sets = (("test_significant", su.test, cfg.q_max), ("test_observed", su.test, None),
+                     ("train_significant", su.train, cfg.q_max))
+    for key, names, q_max in pair_sets:
         p = atlas.pairs(q_max=q_max, min_occ=cfg.min_occ, stimulated=list(names), clip=cfg.clip)
         srow = np.array([rows[atlas.names[j]] for j in p.stim], dtype=int)
         cols = np.array([model.index(atlas.names[i]) for i in p.resp], dtype=int)
@@ -244,3 +250,110 @@ def ceiling_metrics(stats: Mapping) -> dict:
         statistics=dict(stats),
     )
     return out
+
+
+RESPONSES_FILE = "responses.npz"
+
+
+def save_held_out_responses(run_dir, su, resps: Mapping[str, np.ndarray], stim_all: Sequence[str]) -> Path:
+    """Write a run's responses (every model, every stimulation, every cell) with its split to
+    ``run_dir/responses.npz``: what :func:`pooled_cross_validation` pools across the folds of a
+    cross-validation. Keys: ``stimulated`` (rows), ``cells`` (columns), ``train``, ``test``,
+    ``folds``, ``fold`` and ``resp_<model>`` (S, N) for each model of ``resps``."""
+    path = Path(run_dir) / RESPONSES_FILE
+    np.savez(path, stimulated=np.array(list(stim_all)), cells=np.array(list(su.model.cell_names)),
+             train=np.array(list(su.train)), test=np.array(list(su.test)), folds=int(getattr(su.cfg, "folds", 0)),
+             fold=int(getattr(su.cfg, "fold", 0)),
+             **{f"resp_{k}": np.asarray(v, np.float64) for k, v in resps.items()})
+    return path
+
+
+class _Cells:
+    """The cell order of pooled responses (what :func:`held_out_statistics` needs of a model)."""
+
+    def __init__(self, names: Sequence[str]):
+        self.cell_names = tuple(names)
+        self._index = {n: k for k, n in enumerate(self.cell_names)}
+
+    def index(self, name: str) -> int:
+        return self._index[name]
+
+
+def pooled_cross_validation(cfg, run_dirs: Sequence, atlas=None, n_boot: int = 2000, n_splits: int = 200) -> dict:
+    """Pool the held-out predictions of the folds of a cross-validation over stimulated neurons.
+
+    Each run of ``run_dirs`` holds out one fold (``synapse_polarity.folds=K``, ``fold=k``) and wrote
+    :func:`save_held_out_responses`. Every stimulated neuron's row is taken, for every model, from the
+    run that held it out, so each prediction is held out; the statistics of :func:`held_out_statistics`
+    (noise ceiling, bootstrap over stimulated neurons, paired differences) are then computed over all
+    stimulated neurons at once: tighter intervals than one split, and no dependence on which neurons
+    one split happened to hold out.
+
+    Arguments:
+        cfg: the runs' :class:`~owjax.fitting.tasks.synapse_polarity.SynapsePolarityConfig` (pair
+            selection, clip, sign threshold, seed, strain).
+        run_dirs: the K run directories, one per fold.
+        atlas: the atlas (default: loaded for ``cfg.strain`` and the runs' cells).
+        n_boot, n_splits: bootstrap resamples and split-half splits.
+
+    Returns:
+        ``{heldout_significant, heldout_observed}`` blocks as :func:`held_out_statistics`, plus
+        ``n_folds``, ``stimulated``, ``fold_of`` (neuron → fold).
+
+    Raises:
+        ValueError: the runs disagree on cells, stimulated neurons, models or fold count, a fold is
+            missing or twice, or a neuron is held out in no run or in two.
+    """
+    from types import SimpleNamespace
+
+    runs = []
+    for d in run_dirs:
+        f = Path(d) / RESPONSES_FILE
+        if not f.exists():
+            raise ValueError(f"{f} is missing: is {d} a finished synapse_polarity run (folds >= 2)?")
+        with np.load(f) as z:
+            runs.append({k: z[k] for k in z.files})
+    if not runs:
+        raise ValueError("pooled_cross_validation needs the run directories of the folds; got none")
+    k_folds = {int(r["folds"]) for r in runs}
+    if len(k_folds) != 1 or next(iter(k_folds)) != len(runs) or len(runs) < 2:
+        raise ValueError(f"the runs must be the folds of one {len(runs)}-fold cross-validation; their folds "
+                         f"settings are {sorted(int(r['folds']) for r in runs)}")
+    folds = sorted(int(r["fold"]) for r in runs)
+    if folds != list(range(len(runs))):
+        raise ValueError(f"need folds 0..{len(runs) - 1} once each; got {folds}")
+    ref = runs[0]
+    models = sorted(k[5:] for k in ref if k.startswith("resp_"))
+    for r in runs[1:]:
+        if list(r["cells"]) != list(ref["cells"]) or sorted(r["stimulated"]) != sorted(ref["stimulated"]):
+            raise ValueError("the runs disagree on the cells or the stimulated neurons: not one cross-validation")
+        if sorted(k[5:] for k in r if k.startswith("resp_")) != models:
+            raise ValueError("the runs disagree on the models they report")
+    stim = [str(n) for n in ref["stimulated"]]
+    fold_of: dict[str, int] = {}
+    for r in runs:
+        for n in r["test"]:
+            if str(n) in fold_of:
+                raise ValueError(f"{n} is held out in folds {fold_of[str(n)]} and {int(r['fold'])}")
+            fold_of[str(n)] = int(r["fold"])
+    missing = [n for n in stim if n not in fold_of]
+    if missing:
+        raise ValueError(f"never held out: {missing}")
+    by_fold = {int(r["fold"]): r for r in runs}
+    pooled = {}
+    for m in models:
+        out = np.empty_like(ref[f"resp_{m}"])
+        for i, n in enumerate(stim):
+            r = by_fold[fold_of[n]]
+            row = {str(x): k for k, x in enumerate(r["stimulated"])}[n]
+            out[i] = r[f"resp_{m}"][row]
+        pooled[m] = out
+    cells = _Cells([str(c) for c in ref["cells"]])
+    if atlas is None:
+        from owjax.reference.atlas import load_atlas
+
+        atlas = load_atlas(cfg.strain, cells.cell_names)
+    su = SimpleNamespace(cfg=cfg, atlas=atlas, model=cells, train=[], test=stim)
+    stats = held_out_statistics(su, pooled, stim, n_boot=n_boot, n_splits=n_splits,
+                                pair_sets=(("heldout_significant", stim, cfg.q_max), ("heldout_observed", stim, None)))
+    return dict(stats, n_folds=len(runs), stimulated=stim, fold_of=fold_of)

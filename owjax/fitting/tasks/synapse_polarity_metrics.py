@@ -40,6 +40,7 @@ __all__ = [
     "erev_range",
     "polarity_of",
     "split_stimulated",
+    "kfold_stimulated",
     "response_targets",
     "atlas_loss",
     "response_metrics",
@@ -131,10 +132,9 @@ def polarity_of(model: NetworkModel) -> np.ndarray:
 
 
 # ============================================================================ data
-def split_stimulated(names, test_fraction: float, seed: int, mode: str = "bilateral") -> tuple[list[str], list[str]]:
-    """Split stimulated neurons into (train, test) by neuron, or by bilateral pair (``AVAL``/``AVAR``
-    go to the same side). Deterministic for a seed; both sides non-empty when there are ≥ 2 groups."""
-    names = list(names)
+def _split_groups(names: list[str], mode: str) -> dict[str, list[str]]:
+    """The units a split keeps together: each neuron, or (``mode="bilateral"``) each L/R pair whose two
+    sides are both in ``names``."""
     nameset = set(names)
     groups: dict[str, list[str]] = {}
     for n in names:
@@ -144,6 +144,49 @@ def split_stimulated(names, test_fraction: float, seed: int, mode: str = "bilate
             if other in nameset:
                 key = n[:-1]
         groups.setdefault(key, []).append(n)
+    return groups
+
+
+def kfold_stimulated(names, folds: int, fold: int, seed: int, mode: str = "bilateral") -> tuple[list[str], list[str]]:
+    """Fold ``fold`` of a ``folds``-fold cross-validation over stimulated neurons: (train, test).
+
+    The neurons (or bilateral L/R pairs, ``mode="bilateral"``, kept on one side as in
+    :func:`split_stimulated`) are shuffled with ``seed`` and dealt, largest group first, to the fold
+    that holds the fewest neurons so far; fold ``k`` is the test side of run ``k``. Over
+    ``fold = 0 … folds − 1`` every neuron is held out exactly once, so the held-out predictions of
+    the ``folds`` runs pool into one prediction per stimulated neuron
+    (:func:`owjax.fitting.tasks.synapse_polarity_ceiling.pooled_cross_validation`).
+
+    Raises:
+        ValueError: ``folds`` < 2, ``fold`` outside ``[0, folds)``, or fewer split units than folds.
+    """
+    names = list(names)
+    groups = _split_groups(names, mode)
+    if int(folds) < 2 or not 0 <= int(fold) < int(folds):
+        raise ValueError(f"cross-validation needs folds >= 2 and 0 <= fold < folds; got folds={folds}, fold={fold}")
+    if len(groups) < folds:
+        raise ValueError(f"{folds} folds need at least {folds} split units ({mode}); got {len(groups)}: {sorted(groups)}")
+    keys = sorted(groups)
+    rng = np.random.default_rng(seed)
+    order = [keys[i] for i in rng.permutation(len(keys))]
+    order.sort(key=lambda k: -len(groups[k]))  # stable: pairs first, each size class in shuffled order
+    sizes = [0] * int(folds)
+    test: list[str] = []
+    for k in order:
+        f = min(range(int(folds)), key=lambda i: (sizes[i], i))
+        sizes[f] += len(groups[k])
+        if f == int(fold):
+            test += groups[k]
+    tset = set(test)
+    return [n for n in names if n not in tset], [n for n in names if n in tset]
+
+
+def split_stimulated(names, test_fraction: float, seed: int, mode: str = "bilateral") -> tuple[list[str], list[str]]:
+    """Split stimulated neurons into (train, test) by neuron, or by bilateral pair (``AVAL``/``AVAR``
+    go to the same side). Deterministic for a seed; both sides non-empty when there are ≥ 2 groups.
+    (:func:`kfold_stimulated`: the folds of a cross-validation instead.)"""
+    names = list(names)
+    groups = _split_groups(names, mode)
     keys = sorted(groups)
     rng = np.random.default_rng(seed)
     order = [keys[i] for i in rng.permutation(len(keys))]

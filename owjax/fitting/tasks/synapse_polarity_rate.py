@@ -60,6 +60,7 @@ from owjax.fitting.tasks.synapse_polarity_ceiling import (
     bootstrap_metrics,
     ceiling_metrics,
     held_out_statistics,
+    save_held_out_responses,
     split_half_reliability,
 )
 from owjax.fitting.tasks.synapse_polarity_metrics import (
@@ -423,7 +424,9 @@ class SynapsePolarityRateTask(AbstractFitTask):
         reps["c302"].update(nt_consistency(np.asarray(connection_p_exc(params_init, self.net, su.model)), su.nt_codes))
         reps["shuffled"].update(nt_consistency(np.asarray(connection_p_exc(params_shuf, net_shuf, shuffled_model)),
                                                su.nt_codes))
-        stats = held_out_statistics(su, dict(fitted=resp_fit, c302=resp_c302, shuffled=resp_shuf), stim_all)
+        resps = dict(fitted=resp_fit, c302=resp_c302, shuffled=resp_shuf)
+        stats = held_out_statistics(su, resps, stim_all)
+        save_held_out_responses(run_dir, su, resps, stim_all)  # pooled by a cross-validation
         rf, rc, rs = reps["fitted"], reps["c302"], reps["shuffled"]
         metrics = dict(
             model=cfg.model, sharing=cfg.sharing,
