@@ -517,6 +517,33 @@ def test_pooled_cross_validation_takes_each_row_from_the_fold_that_held_it_out(f
         pooled_cross_validation(cfg, [dirs[0], tmp_path], atlas=atlas)
 
 
+def test_cross_validation_baselines_see_only_training_folds(full_model):
+    from types import SimpleNamespace
+
+    from owjax.fitting.tasks.synapse_polarity_ceiling import direct_connection_baseline, responder_mean_baseline
+    from owjax.reference.atlas import load_atlas
+
+    wt = load_atlas("wt", full_model.cell_names)
+    stim = ["AVEL", "AVER", "RIAL", "RIAR", "ASHL", "RMDVR"]
+    fold_of = {"AVEL": 0, "AVER": 0, "ASHL": 0, "RIAL": 1, "RIAR": 1, "RMDVR": 1}
+    fn = responder_mean_baseline(0.05, 2.0)
+    base = fn(wt, full_model.cell_names, stim, fold_of)
+    assert base.shape == (6, full_model.n_cells) and np.isfinite(base).all() and np.abs(base).max() <= 2.0
+    # changing what fold 0's neurons evoked changes fold 1's predictions only
+    resp = np.array(wt.response)
+    for n in ("AVEL", "AVER", "ASHL"):
+        resp[:, wt.names.index(n)] += 0.5
+    moved = fn(SimpleNamespace(names=wt.names, response=resp, q=wt.q), full_model.cell_names, stim, fold_of)
+    rows0 = [stim.index(n) for n in ("AVEL", "AVER", "ASHL")]
+    rows1 = [stim.index(n) for n in ("RIAL", "RIAR", "RMDVR")]
+    np.testing.assert_array_equal(moved[rows0], base[rows0])
+    assert not np.allclose(moved[rows1], base[rows1])
+    direct = direct_connection_baseline(full_model)(wt, full_model.cell_names, stim, fold_of)
+    k = stim.index("AVEL")
+    assert direct[k, full_model.index("AVAL")] == 1.0  # AVEL -> AVAL is a c302 connection
+    assert set(np.unique(direct)) <= {0.0, 1.0}
+
+
 def test_atlas_loss_and_metrics():
     rng = np.random.default_rng(0)
     t = rng.normal(size=(4, 10))

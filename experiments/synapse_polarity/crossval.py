@@ -70,10 +70,20 @@ def _fmt_ci(ci) -> str:
 
 
 def summarise(name: str, dirs: list[Path], overrides: list[str], wall_s: float | None) -> tuple[dict, str]:
-    from owjax.fitting.tasks.synapse_polarity_ceiling import pooled_cross_validation
+    import jax.numpy as jnp
+
+    from owjax.fitting.tasks.synapse_polarity_ceiling import (
+        direct_connection_baseline,
+        pooled_cross_validation,
+        responder_mean_baseline,
+    )
+    from owjax.neural.c302_data import load_c302_network
+    from owjax.neural.network import NetworkModel
 
     cfg = task_config(dirs[0])
-    pooled = pooled_cross_validation(cfg, dirs)
+    wiring = NetworkModel.from_spec(load_c302_network(cfg.parameter_set, "Full"), jnp.float32)
+    pooled = pooled_cross_validation(cfg, dirs, baselines=dict(
+        responder_mean=responder_mean_baseline(cfg.q_max, cfg.clip), direct_connection=direct_connection_baseline(wiring)))
     per_fold = []
     for d in dirs:
         m = json.loads((d / "metrics.json").read_text())
@@ -83,18 +93,21 @@ def summarise(name: str, dirs: list[Path], overrides: list[str], wall_s: float |
                              nt_consistency=m["nt_consistency"], timing_s=m.get("timing_s")))
     hs, ho = pooled["heldout_significant"], pooled["heldout_observed"]
     ceil = hs["noise_ceiling"]["ceiling_r"]
+    models = ("fitted", "c302", "shuffled", "responder_mean", "direct_connection")
     summary = dict(
         name=name, overrides=overrides, folds=len(dirs), seed=cfg.seed, split=cfg.split,
         n_stimulated=len(pooled["stimulated"]), n_pairs_significant=hs["n_pairs"],
-        heldout_r={k: hs[k]["r"] for k in ("fitted", "c302", "shuffled")},
-        heldout_r_ci95={k: hs[k]["r_ci"] for k in ("fitted", "c302", "shuffled")},
-        heldout_fraction_of_ceiling={k: hs[k]["fraction_of_ceiling"] for k in ("fitted", "c302", "shuffled")},
-        heldout_sign_agreement={k: hs[k]["sign_agreement"] for k in ("fitted", "c302", "shuffled")},
-        heldout_sign_agreement_ci95={k: hs[k]["sign_agreement_ci"] for k in ("fitted", "c302", "shuffled")},
+        heldout_r={k: hs[k]["r"] for k in models},
+        heldout_r_ci95={k: hs[k]["r_ci"] for k in models},
+        heldout_fraction_of_ceiling={k: hs[k]["fraction_of_ceiling"] for k in models},
+        heldout_sign_agreement={k: hs[k]["sign_agreement"] for k in models},
+        heldout_sign_agreement_ci95={k: hs[k]["sign_agreement_ci"] for k in models},
         noise_ceiling_r=ceil,
         fitted_minus_c302=hs["differences"]["fitted-c302"], fitted_minus_shuffled=hs["differences"]["fitted-shuffled"],
-        heldout_observed_r={k: ho[k]["r"] for k in ("fitted", "c302", "shuffled")},
-        heldout_observed_r_ci95={k: ho[k]["r_ci"] for k in ("fitted", "c302", "shuffled")},
+        fitted_minus_responder_mean=hs["differences"]["fitted-responder_mean"],
+        c302_minus_responder_mean=hs["differences"]["c302-responder_mean"],
+        heldout_observed_r={k: ho[k]["r"] for k in models},
+        heldout_observed_r_ci95={k: ho[k]["r_ci"] for k in models},
         noise_ceiling_r_observed=ho["noise_ceiling"]["ceiling_r"],
         train_r_mean=float(np.mean([f["train_r"] for f in per_fold])),
         nt_consistency_mean=float(np.mean([f["nt_consistency"] for f in per_fold])),
@@ -107,13 +120,18 @@ def summarise(name: str, dirs: list[Path], overrides: list[str], wall_s: float |
              "(`experiments/synapse_polarity/crossval.py`)." + (f" Wall time {wall_s:.0f} s." if wall_s else ""), "",
              "| model | held-out r, all folds (95 % CI) | fraction of ceiling | sign agreement (CI) | observed pairs r (CI) |",
              "|---|---|---|---|---|"]
-    for k, lab in (("fitted", "fitted"), ("c302", "unfitted start (c302)"), ("shuffled", "shuffled control")):
+    for k, lab in (("fitted", "fitted"), ("c302", "unfitted start (c302)"), ("shuffled", "shuffled control"),
+                   ("responder_mean", "baseline: responder's mean training response (no connectome)"),
+                   ("direct_connection", "baseline: direct connection, 0/1 (nothing fitted)")):
         lines.append(f"| {lab} | {hs[k]['r']:.3f} {_fmt_ci(hs[k]['r_ci'])} | {hs[k]['fraction_of_ceiling']:.3f} | "
                      f"{hs[k]['sign_agreement']:.3f} {_fmt_ci(hs[k]['sign_agreement_ci'])} | "
                      f"{ho[k]['r']:.3f} {_fmt_ci(ho[k]['r_ci'])} |")
     d1, d2 = hs["differences"]["fitted-c302"], hs["differences"]["fitted-shuffled"]
+    d3, d4 = hs["differences"]["fitted-responder_mean"], hs["differences"]["c302-responder_mean"]
     lines += ["", f"Paired differences (bootstrap over stimulated neurons): fitted − start {d1['r_diff']:+.3f} "
-              f"{_fmt_ci(d1['r_diff_ci'])}, fitted − shuffled {d2['r_diff']:+.3f} {_fmt_ci(d2['r_diff_ci'])}. "
+              f"{_fmt_ci(d1['r_diff_ci'])}, fitted − shuffled {d2['r_diff']:+.3f} {_fmt_ci(d2['r_diff_ci'])}, "
+              f"fitted − responder mean {d3['r_diff']:+.3f} {_fmt_ci(d3['r_diff_ci'])}, start − responder mean "
+              f"{d4['r_diff']:+.3f} {_fmt_ci(d4['r_diff_ci'])}. "
               f"Train r, mean over folds: {summary['train_r_mean']:.3f}; NT consistency {summary['nt_consistency_mean']:.3f}.",
               "", "| fold | held-out neurons | held-out r (fold alone) | start | shuffled | train r |", "|---|---|---|---|---|---|"]
     for f in per_fold:

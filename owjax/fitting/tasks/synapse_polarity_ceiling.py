@@ -20,14 +20,15 @@ differences between models are bootstrapped on the same resamples (paired).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 from jaxtyping import Float, Int
 
 __all__ = ["spearman_brown", "split_half_reliability", "pair_set_ceiling", "bootstrap_metrics", "held_out_statistics",
-           "ceiling_metrics", "save_held_out_responses", "pooled_cross_validation"]
+           "ceiling_metrics", "save_held_out_responses", "pooled_cross_validation", "responder_mean_baseline",
+           "direct_connection_baseline"]
 
 
 def spearman_brown(r_half: float) -> float:
@@ -279,7 +280,8 @@ class _Cells:
         return self._index[name]
 
 
-def pooled_cross_validation(cfg, run_dirs: Sequence, atlas=None, n_boot: int = 2000, n_splits: int = 200) -> dict:
+def pooled_cross_validation(cfg, run_dirs: Sequence, atlas=None, n_boot: int = 2000, n_splits: int = 200,
+                            baselines: Mapping[str, Callable] | None = None) -> dict:
     """Pool the held-out predictions of the folds of a cross-validation over stimulated neurons.
 
     Each run of ``run_dirs`` holds out one fold (``synapse_polarity.folds=K``, ``fold=k``) and wrote
@@ -295,6 +297,10 @@ def pooled_cross_validation(cfg, run_dirs: Sequence, atlas=None, n_boot: int = 2
         run_dirs: the K run directories, one per fold.
         atlas: the atlas (default: loaded for ``cfg.strain`` and the runs' cells).
         n_boot, n_splits: bootstrap resamples and split-half splits.
+        baselines: name → ``fn(atlas, cells, stimulated, fold_of)`` returning an (S, N) matrix of
+            predictions that joins the models (e.g. :func:`responder_mean_baseline`,
+            :func:`direct_connection_baseline`); each row must use only what the fold that held its
+            neuron out may see.
 
     Returns:
         ``{heldout_significant, heldout_observed}`` blocks as :func:`held_out_statistics`, plus
@@ -353,7 +359,61 @@ def pooled_cross_validation(cfg, run_dirs: Sequence, atlas=None, n_boot: int = 2
         from owjax.reference.atlas import load_atlas
 
         atlas = load_atlas(cfg.strain, cells.cell_names)
+    for name, fn in (baselines or {}).items():
+        if name in pooled:
+            raise ValueError(f"baseline {name!r} has the name of a model of the runs")
+        pooled[name] = np.asarray(fn(atlas, cells.cell_names, stim, fold_of), np.float64)
+        if pooled[name].shape != (len(stim), len(cells.cell_names)):
+            raise ValueError(f"baseline {name!r} returned shape {pooled[name].shape}, expected "
+                             f"{(len(stim), len(cells.cell_names))}")
     su = SimpleNamespace(cfg=cfg, atlas=atlas, model=cells, train=[], test=stim)
     stats = held_out_statistics(su, pooled, stim, n_boot=n_boot, n_splits=n_splits,
                                 pair_sets=(("heldout_significant", stim, cfg.q_max), ("heldout_observed", stim, None)))
     return dict(stats, n_folds=len(runs), stimulated=stim, fold_of=fold_of)
+
+
+def responder_mean_baseline(q_max: float, clip: float | None):
+    """A model-free baseline: each responding neuron's mean significant ΔF/F (q < ``q_max``, clipped
+    to ±``clip``) over the stimulations of its row's *training* folds predicts its response to the
+    held-out stimulation (0 where it has no significant training pair). It knows nothing of the
+    connectome: what a model gains over it is what the stimulated neuron's identity adds. Returns
+    ``fn(atlas, cells, stimulated, fold_of)`` for :func:`pooled_cross_validation`."""
+
+    def fn(atlas, cells, stimulated, fold_of):
+        resp = np.array(atlas.response, np.float64)
+        if clip is not None:
+            resp = np.clip(resp, -clip, clip)
+        sig = np.where(np.asarray(atlas.q) < q_max, resp, np.nan)
+        col = {n: k for k, n in enumerate(atlas.names)}
+        cell_rows = np.array([col.get(c, -1) for c in cells])
+        out = np.zeros((len(stimulated), len(cells)))
+        for f in sorted(set(fold_of.values())):
+            train = [col[n] for n in stimulated if fold_of[n] != f]
+            with np.errstate(all="ignore"):
+                m = np.nanmean(sig[:, train], axis=1) if train else np.full(len(atlas.names), np.nan)
+            per_cell = np.where(cell_rows >= 0, m[np.maximum(cell_rows, 0)], np.nan)
+            for i, n in enumerate(stimulated):
+                if fold_of[n] == f:
+                    out[i] = np.nan_to_num(per_cell, nan=0.0)
+        return out
+
+    return fn
+
+
+def direct_connection_baseline(model):
+    """A connectome baseline with nothing fitted: 1 where the responding neuron receives a chemical
+    synapse or shares a gap junction with the stimulated one in ``model`` (any sign, any weight), 0
+    elsewhere. Returns ``fn(atlas, cells, stimulated, fold_of)`` for :func:`pooled_cross_validation`."""
+    n = model.n_cells
+    a = np.zeros((n, n))
+    a[np.asarray(model.graded.post), np.asarray(model.graded.pre)] = 1.0
+    if model.graded2.pre.size:
+        a[np.asarray(model.graded2.post), np.asarray(model.graded2.pre)] = 1.0
+    a[np.asarray(model.gaps.post), np.asarray(model.gaps.pre)] = 1.0
+    a[np.asarray(model.gaps.pre), np.asarray(model.gaps.post)] = 1.0
+
+    def fn(atlas, cells, stimulated, fold_of):
+        idx = [model.index(c) for c in cells]
+        return np.stack([a[idx, model.index(s)] for s in stimulated])
+
+    return fn
