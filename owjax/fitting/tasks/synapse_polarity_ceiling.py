@@ -20,6 +20,7 @@ differences between models are bootstrapped on the same resamples (paired).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -389,7 +390,8 @@ def responder_mean_baseline(q_max: float, clip: float | None):
         out = np.zeros((len(stimulated), len(cells)))
         for f in sorted(set(fold_of.values())):
             train = [col[n] for n in stimulated if fold_of[n] != f]
-            with np.errstate(all="ignore"):
+            with warnings.catch_warnings():  # a responder without significant training pairs: NaN, then 0
+                warnings.simplefilter("ignore", RuntimeWarning)
                 m = np.nanmean(sig[:, train], axis=1) if train else np.full(len(atlas.names), np.nan)
             per_cell = np.where(cell_rows >= 0, m[np.maximum(cell_rows, 0)], np.nan)
             for i, n in enumerate(stimulated):
