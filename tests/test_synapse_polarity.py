@@ -509,6 +509,12 @@ def test_pooled_cross_validation_takes_each_row_from_the_fold_that_held_it_out(f
         assert got[m]["r"] == pytest.approx(direct[m]["r"], abs=1e-12)
         assert got[m]["r_ci"] == pytest.approx(direct[m]["r_ci"], abs=1e-12)
     assert got["n_pairs"] == direct["n_pairs"] > 0
+    stacked = pooled_cross_validation(cfg, dirs, atlas=atlas, n_boot=20, n_splits=5, stack=("fitted",))
+    assert len(stacked["stack_coefficients"]["fitted"]) == 2
+    assert np.isfinite(stacked["stack_coefficients"]["fitted"]).all()
+    assert math.isfinite(stacked["heldout_significant"]["fitted+responder_mean"]["r"])
+    with pytest.raises(ValueError, match="not a model of the runs"):
+        pooled_cross_validation(cfg, dirs, atlas=atlas, stack=("nope",))
     with pytest.raises(ValueError, match="folds 0..1 once each"):
         pooled_cross_validation(cfg, [dirs[0], dirs[0]], atlas=atlas)
     with pytest.raises(ValueError, match="one 3-fold cross-validation"):

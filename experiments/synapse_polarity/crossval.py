@@ -83,7 +83,8 @@ def summarise(name: str, dirs: list[Path], overrides: list[str], wall_s: float |
     cfg = task_config(dirs[0])
     wiring = NetworkModel.from_spec(load_c302_network(cfg.parameter_set, "Full"), jnp.float32)
     pooled = pooled_cross_validation(cfg, dirs, baselines=dict(
-        responder_mean=responder_mean_baseline(cfg.q_max, cfg.clip), direct_connection=direct_connection_baseline(wiring)))
+        responder_mean=responder_mean_baseline(cfg.q_max, cfg.clip), direct_connection=direct_connection_baseline(wiring)),
+        stack=("fitted", "c302"))
     per_fold = []
     for d in dirs:
         m = json.loads((d / "metrics.json").read_text())
@@ -93,7 +94,8 @@ def summarise(name: str, dirs: list[Path], overrides: list[str], wall_s: float |
                              nt_consistency=m["nt_consistency"], timing_s=m.get("timing_s")))
     hs, ho = pooled["heldout_significant"], pooled["heldout_observed"]
     ceil = hs["noise_ceiling"]["ceiling_r"]
-    models = ("fitted", "c302", "shuffled", "responder_mean", "direct_connection")
+    models = ("fitted", "c302", "shuffled", "responder_mean", "direct_connection", "fitted+responder_mean",
+              "c302+responder_mean")
     summary = dict(
         name=name, overrides=overrides, folds=len(dirs), seed=cfg.seed, split=cfg.split,
         n_stimulated=len(pooled["stimulated"]), n_pairs_significant=hs["n_pairs"],
@@ -106,6 +108,8 @@ def summarise(name: str, dirs: list[Path], overrides: list[str], wall_s: float |
         fitted_minus_c302=hs["differences"]["fitted-c302"], fitted_minus_shuffled=hs["differences"]["fitted-shuffled"],
         fitted_minus_responder_mean=hs["differences"]["fitted-responder_mean"],
         c302_minus_responder_mean=hs["differences"]["c302-responder_mean"],
+        stacked_minus_responder_mean={m: hs["differences"][f"{m}+responder_mean-responder_mean"] for m in ("fitted", "c302")},
+        stack_coefficients=pooled["stack_coefficients"],
         heldout_observed_r={k: ho[k]["r"] for k in models},
         heldout_observed_r_ci95={k: ho[k]["r_ci"] for k in models},
         noise_ceiling_r_observed=ho["noise_ceiling"]["ceiling_r"],
@@ -122,7 +126,9 @@ def summarise(name: str, dirs: list[Path], overrides: list[str], wall_s: float |
              "|---|---|---|---|---|"]
     for k, lab in (("fitted", "fitted"), ("c302", "unfitted start (c302)"), ("shuffled", "shuffled control"),
                    ("responder_mean", "baseline: responder's mean training response (no connectome)"),
-                   ("direct_connection", "baseline: direct connection, 0/1 (nothing fitted)")):
+                   ("direct_connection", "baseline: direct connection, 0/1 (nothing fitted)"),
+                   ("fitted+responder_mean", "fitted + responder mean (a·model + b·prior + c, fitted per fold)"),
+                   ("c302+responder_mean", "start + responder mean (the same)")):
         lines.append(f"| {lab} | {hs[k]['r']:.3f} {_fmt_ci(hs[k]['r_ci'])} | {hs[k]['fraction_of_ceiling']:.3f} | "
                      f"{hs[k]['sign_agreement']:.3f} {_fmt_ci(hs[k]['sign_agreement_ci'])} | "
                      f"{ho[k]['r']:.3f} {_fmt_ci(ho[k]['r_ci'])} |")
@@ -131,7 +137,9 @@ def summarise(name: str, dirs: list[Path], overrides: list[str], wall_s: float |
     lines += ["", f"Paired differences (bootstrap over stimulated neurons): fitted − start {d1['r_diff']:+.3f} "
               f"{_fmt_ci(d1['r_diff_ci'])}, fitted − shuffled {d2['r_diff']:+.3f} {_fmt_ci(d2['r_diff_ci'])}, "
               f"fitted − responder mean {d3['r_diff']:+.3f} {_fmt_ci(d3['r_diff_ci'])}, start − responder mean "
-              f"{d4['r_diff']:+.3f} {_fmt_ci(d4['r_diff_ci'])}. "
+              f"{d4['r_diff']:+.3f} {_fmt_ci(d4['r_diff_ci'])}; what the model adds to the responder mean: "
+              + ", ".join(f"{m} {d['r_diff']:+.3f} {_fmt_ci(d['r_diff_ci'])}" for m, d in
+                          summary["stacked_minus_responder_mean"].items()) + ". "
               f"Train r, mean over folds: {summary['train_r_mean']:.3f}; NT consistency {summary['nt_consistency_mean']:.3f}.",
               "", "| fold | held-out neurons | held-out r (fold alone) | start | shuffled | train r |", "|---|---|---|---|---|---|"]
     for f in per_fold:

@@ -29,7 +29,7 @@ from jaxtyping import Float, Int
 
 __all__ = ["spearman_brown", "split_half_reliability", "pair_set_ceiling", "bootstrap_metrics", "held_out_statistics",
            "ceiling_metrics", "save_held_out_responses", "pooled_cross_validation", "responder_mean_baseline",
-           "direct_connection_baseline"]
+           "direct_connection_baseline", "stacked_with_responder_prior"]
 
 
 def spearman_brown(r_half: float) -> float:
@@ -282,7 +282,7 @@ class _Cells:
 
 
 def pooled_cross_validation(cfg, run_dirs: Sequence, atlas=None, n_boot: int = 2000, n_splits: int = 200,
-                            baselines: Mapping[str, Callable] | None = None) -> dict:
+                            baselines: Mapping[str, Callable] | None = None, stack: Sequence[str] = ()) -> dict:
     """Pool the held-out predictions of the folds of a cross-validation over stimulated neurons.
 
     Each run of ``run_dirs`` holds out one fold (``synapse_polarity.folds=K``, ``fold=k``) and wrote
@@ -302,10 +302,13 @@ def pooled_cross_validation(cfg, run_dirs: Sequence, atlas=None, n_boot: int = 2
             predictions that joins the models (e.g. :func:`responder_mean_baseline`,
             :func:`direct_connection_baseline`); each row must use only what the fold that held its
             neuron out may see.
+        stack: models of the runs to combine with the responder prior
+            (:func:`stacked_with_responder_prior`), each joining as ``"<model>+responder_mean"``.
 
     Returns:
         ``{heldout_significant, heldout_observed}`` blocks as :func:`held_out_statistics`, plus
-        ``n_folds``, ``stimulated``, ``fold_of`` (neuron → fold).
+        ``n_folds``, ``stimulated``, ``fold_of`` (neuron → fold) and, with ``stack``, ``stack_coefficients``
+        (model → per-fold (a, b, c)).
 
     Raises:
         ValueError: the runs disagree on cells, stimulated neurons, models or fold count, a fold is
@@ -367,10 +370,73 @@ def pooled_cross_validation(cfg, run_dirs: Sequence, atlas=None, n_boot: int = 2
         if pooled[name].shape != (len(stim), len(cells.cell_names)):
             raise ValueError(f"baseline {name!r} returned shape {pooled[name].shape}, expected "
                              f"{(len(stim), len(cells.cell_names))}")
+    coefficients = {}
+    for m in stack:
+        if m not in models:
+            raise ValueError(f"stack: {m!r} is not a model of the runs ({models})")
+        pooled[f"{m}+responder_mean"], coefficients[m] = stacked_with_responder_prior(
+            {f: r[f"resp_{m}"] for f, r in by_fold.items()}, {f: [str(x) for x in r["stimulated"]] for f, r in by_fold.items()},
+            atlas, cells.cell_names, stim, fold_of, cfg.q_max, cfg.clip, cfg.min_occ)
     su = SimpleNamespace(cfg=cfg, atlas=atlas, model=cells, train=[], test=stim)
     stats = held_out_statistics(su, pooled, stim, n_boot=n_boot, n_splits=n_splits,
                                 pair_sets=(("heldout_significant", stim, cfg.q_max), ("heldout_observed", stim, None)))
-    return dict(stats, n_folds=len(runs), stimulated=stim, fold_of=fold_of)
+    out = dict(stats, n_folds=len(runs), stimulated=stim, fold_of=fold_of)
+    if stack:
+        out["stack_coefficients"] = coefficients
+    return out
+
+
+def _significant_responses(atlas, q_max: float, clip: float | None) -> np.ndarray:
+    """(responder, stimulated) ΔF/F of the atlas, clipped, NaN where not significant (q ≥ ``q_max``)."""
+    resp = np.array(atlas.response, np.float64)
+    if clip is not None:
+        resp = np.clip(resp, -clip, clip)
+    return np.where(np.asarray(atlas.q) < q_max, resp, np.nan)
+
+
+def _responder_prior(sig: np.ndarray, atlas_names, cells, train: Sequence[str], leave_out: str | None = None):
+    """Each cell's mean significant response over the stimulations ``train`` (less ``leave_out``), 0
+    where it has none."""
+    col = {n: k for k, n in enumerate(atlas_names)}
+    use = [col[n] for n in train if n != leave_out]
+    with warnings.catch_warnings():  # a responder without significant training pairs: NaN, then 0
+        warnings.simplefilter("ignore", RuntimeWarning)
+        m = np.nanmean(sig[:, use], axis=1) if use else np.full(len(atlas_names), np.nan)
+    rows = np.array([col.get(c, -1) for c in cells])
+    return np.nan_to_num(np.where(rows >= 0, m[np.maximum(rows, 0)], np.nan), nan=0.0)
+
+
+def stacked_with_responder_prior(resp_by_fold: Mapping[int, np.ndarray], rows_by_fold: Mapping[int, Sequence[str]],
+                                 atlas, cells: Sequence[str], stimulated: Sequence[str], fold_of: Mapping[str, int],
+                                 q_max: float, clip: float | None, min_occ: int = 1) -> tuple[np.ndarray, list]:
+    """Does a model add to what the responding neuron's identity predicts? Per fold, the atlas
+    responses of its *training* stimulations are fitted by least squares as ``a·model + b·prior + c``
+    (prior: each responder's mean significant response to the other training stimulations, leaving
+    the row's own stimulation out), and the fold's held-out rows are predicted with the prior of all
+    its training stimulations. Returns the (S, N) pooled held-out predictions and the per-fold
+    ``(a, b, c)``. If the combination beats :func:`responder_mean_baseline` on held-out neurons, the
+    model carries information about the stimulated neuron that the responder's identity does not."""
+    sig = _significant_responses(atlas, q_max, clip)
+    names = list(atlas.names)
+    cell_col = {c: k for k, c in enumerate(cells)}
+    out = np.zeros((len(stimulated), len(cells)))
+    coefs = []
+    for f in sorted(set(fold_of.values())):
+        rows = {n: k for k, n in enumerate(rows_by_fold[f])}
+        resp = np.asarray(resp_by_fold[f], np.float64)
+        train = [n for n in stimulated if fold_of[n] != f]
+        p = atlas.pairs(q_max=q_max, min_occ=min_occ, stimulated=list(train), clip=clip)
+        priors = {n: _responder_prior(sig, names, cells, train, leave_out=n) for n in train}
+        x_model = np.array([resp[rows[names[j]], cell_col[names[i]]] for i, j in zip(p.resp, p.stim)])
+        x_prior = np.array([priors[names[j]][cell_col[names[i]]] for i, j in zip(p.resp, p.stim)])
+        design = np.stack([x_model, x_prior, np.ones_like(x_model)], axis=1)
+        (a, b, c), *_ = np.linalg.lstsq(design, np.asarray(p.target, np.float64), rcond=None)
+        coefs.append([float(a), float(b), float(c)])
+        prior_all = _responder_prior(sig, names, cells, train)
+        for i, n in enumerate(stimulated):
+            if fold_of[n] == f:
+                out[i] = a * resp[rows[n]] + b * prior_all + c
+    return out, coefs
 
 
 def responder_mean_baseline(q_max: float, clip: float | None):
@@ -381,22 +447,13 @@ def responder_mean_baseline(q_max: float, clip: float | None):
     ``fn(atlas, cells, stimulated, fold_of)`` for :func:`pooled_cross_validation`."""
 
     def fn(atlas, cells, stimulated, fold_of):
-        resp = np.array(atlas.response, np.float64)
-        if clip is not None:
-            resp = np.clip(resp, -clip, clip)
-        sig = np.where(np.asarray(atlas.q) < q_max, resp, np.nan)
-        col = {n: k for k, n in enumerate(atlas.names)}
-        cell_rows = np.array([col.get(c, -1) for c in cells])
+        sig = _significant_responses(atlas, q_max, clip)
         out = np.zeros((len(stimulated), len(cells)))
         for f in sorted(set(fold_of.values())):
-            train = [col[n] for n in stimulated if fold_of[n] != f]
-            with warnings.catch_warnings():  # a responder without significant training pairs: NaN, then 0
-                warnings.simplefilter("ignore", RuntimeWarning)
-                m = np.nanmean(sig[:, train], axis=1) if train else np.full(len(atlas.names), np.nan)
-            per_cell = np.where(cell_rows >= 0, m[np.maximum(cell_rows, 0)], np.nan)
+            prior = _responder_prior(sig, list(atlas.names), cells, [n for n in stimulated if fold_of[n] != f])
             for i, n in enumerate(stimulated):
                 if fold_of[n] == f:
-                    out[i] = np.nan_to_num(per_cell, nan=0.0)
+                    out[i] = prior
         return out
 
     return fn
