@@ -29,7 +29,7 @@ from jaxtyping import Float, Int
 
 __all__ = ["spearman_brown", "split_half_reliability", "pair_set_ceiling", "bootstrap_metrics", "held_out_statistics",
            "ceiling_metrics", "save_held_out_responses", "pooled_cross_validation", "responder_mean_baseline",
-           "direct_connection_baseline", "stacked_with_responder_prior"]
+           "direct_connection_baseline", "stacked_with_responder_prior", "responder_prior", "significant_responses"]
 
 
 def spearman_brown(r_half: float) -> float:
@@ -386,7 +386,7 @@ def pooled_cross_validation(cfg, run_dirs: Sequence, atlas=None, n_boot: int = 2
     return out
 
 
-def _significant_responses(atlas, q_max: float, clip: float | None) -> np.ndarray:
+def significant_responses(atlas, q_max: float, clip: float | None) -> np.ndarray:
     """(responder, stimulated) ΔF/F of the atlas, clipped, NaN where not significant (q ≥ ``q_max``)."""
     resp = np.array(atlas.response, np.float64)
     if clip is not None:
@@ -394,7 +394,7 @@ def _significant_responses(atlas, q_max: float, clip: float | None) -> np.ndarra
     return np.where(np.asarray(atlas.q) < q_max, resp, np.nan)
 
 
-def _responder_prior(sig: np.ndarray, atlas_names, cells, train: Sequence[str], leave_out: str | None = None):
+def responder_prior(sig: np.ndarray, atlas_names, cells, train: Sequence[str], leave_out: str | None = None):
     """Each cell's mean significant response over the stimulations ``train`` (less ``leave_out``), 0
     where it has none."""
     col = {n: k for k, n in enumerate(atlas_names)}
@@ -416,7 +416,7 @@ def stacked_with_responder_prior(resp_by_fold: Mapping[int, np.ndarray], rows_by
     its training stimulations. Returns the (S, N) pooled held-out predictions and the per-fold
     ``(a, b, c)``. If the combination beats :func:`responder_mean_baseline` on held-out neurons, the
     model carries information about the stimulated neuron that the responder's identity does not."""
-    sig = _significant_responses(atlas, q_max, clip)
+    sig = significant_responses(atlas, q_max, clip)
     names = list(atlas.names)
     cell_col = {c: k for k, c in enumerate(cells)}
     out = np.zeros((len(stimulated), len(cells)))
@@ -426,13 +426,13 @@ def stacked_with_responder_prior(resp_by_fold: Mapping[int, np.ndarray], rows_by
         resp = np.asarray(resp_by_fold[f], np.float64)
         train = [n for n in stimulated if fold_of[n] != f]
         p = atlas.pairs(q_max=q_max, min_occ=min_occ, stimulated=list(train), clip=clip)
-        priors = {n: _responder_prior(sig, names, cells, train, leave_out=n) for n in train}
+        priors = {n: responder_prior(sig, names, cells, train, leave_out=n) for n in train}
         x_model = np.array([resp[rows[names[j]], cell_col[names[i]]] for i, j in zip(p.resp, p.stim)])
         x_prior = np.array([priors[names[j]][cell_col[names[i]]] for i, j in zip(p.resp, p.stim)])
         design = np.stack([x_model, x_prior, np.ones_like(x_model)], axis=1)
         (a, b, c), *_ = np.linalg.lstsq(design, np.asarray(p.target, np.float64), rcond=None)
         coefs.append([float(a), float(b), float(c)])
-        prior_all = _responder_prior(sig, names, cells, train)
+        prior_all = responder_prior(sig, names, cells, train)
         for i, n in enumerate(stimulated):
             if fold_of[n] == f:
                 out[i] = a * resp[rows[n]] + b * prior_all + c
@@ -447,10 +447,10 @@ def responder_mean_baseline(q_max: float, clip: float | None):
     ``fn(atlas, cells, stimulated, fold_of)`` for :func:`pooled_cross_validation`."""
 
     def fn(atlas, cells, stimulated, fold_of):
-        sig = _significant_responses(atlas, q_max, clip)
+        sig = significant_responses(atlas, q_max, clip)
         out = np.zeros((len(stimulated), len(cells)))
         for f in sorted(set(fold_of.values())):
-            prior = _responder_prior(sig, list(atlas.names), cells, [n for n in stimulated if fold_of[n] != f])
+            prior = responder_prior(sig, list(atlas.names), cells, [n for n in stimulated if fold_of[n] != f])
             for i, n in enumerate(stimulated):
                 if fold_of[n] == f:
                     out[i] = prior
