@@ -1,6 +1,7 @@
 """How small an error can the checked-in converged-NEURON reference resolve? (issue 16, Jaxley targets)
 
-    python -m benchmarks.reference_floor [--presets imex,tsit5,imex_fast]
+    python -m benchmarks.reference_floor [--presets imex,tsit5,imex_fast] [--reference FILE …]
+        [--traces NAME=NPZ …]
 
 The accuracy column of ``bench.md`` and ``jaxley_compare.md`` is ``max_rel_err_vs_converged``: the
 largest |ΔV| over cells and times, divided by the cell's converged V range (at least 1 mV), against
@@ -10,7 +11,10 @@ the checked-in Richardson-extrapolated NEURON traces of C1 Full (``tests/c302_vs
 is the reference's own resolution (NEURON's residual error after extrapolation, the stored precision,
 or a real difference between the two models — this script cannot tell which). It also reports every
 preset's error against owjax's own converged solve (Tsit5 at 1e-10, the same cells and metric): the
-preset's solver error alone. Writes ``benchmarks/results/reference_floor.{json,md}``.
+preset's solver error alone. ``--reference`` adds more reference files (e.g. a finer NEURON run from
+``python -m owjax.reference --richardson``), each a column; ``--traces`` adds saved runs of other
+simulators (npz with ``t``, ``V`` (T, N), ``names``, as ``benchmarks.jaxley_compare case forward
+--save`` writes), each a row. Writes ``benchmarks/results/reference_floor.{json,md}``.
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ import argparse
 import dataclasses
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +35,18 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--presets", default="imex,tsit5,imex_fast,fast",
                    help="solver presets whose own solver error is reported (float32 for *_fast/fast)")
+    p.add_argument("--reference", action="append", type=Path, default=None,
+                   help="reference traces file(s) (default: the checked-in C1 Full file); the first sets the cells")
+    p.add_argument("--traces", action="append", default=[], metavar="NAME=NPZ",
+                   help="another simulator's saved run (npz: t, V, names) to score as a row")
     a = p.parse_args(argv)
+    refs = a.reference or [REFERENCE]
+    extra = []
+    for item in a.traces:
+        name, sep, path = item.partition("=")
+        if not sep or not Path(path).is_file():
+            p.error(f"--traces wants NAME=NPZ with an existing file, got {item!r}")
+        extra.append((name, Path(path)))
 
     import jax
 
@@ -45,63 +59,82 @@ def main(argv=None) -> int:
     from owjax.neural.network import NetworkModel
     from owjax.traces import read_traces
 
-    ref = read_traces(REFERENCE)
+    references = [(str(r), read_traces(r)) for r in refs]
     spec = load_c302_network("C1", "Full")
     m64 = NetworkModel.from_spec(spec, jnp.float64)
     ref_names = set()
-    for pop in ref.populations.values():
+    for pop in references[0][1].populations.values():
         ref_names |= {str(n) for n in pop["names"]}
     cols = [j for j, n in enumerate(m64.cell_names) if n in ref_names]
 
     def run(model, cfg):
-        t0 = time.perf_counter()
         s = solve(model, 1000.0, 0.05, cfg, save=("V",))
-        return np.asarray(s.t_ms, np.float64), np.asarray(s.ys["V"], np.float64), time.perf_counter() - t0
+        return np.asarray(s.t_ms, np.float64), np.asarray(s.ys["V"], np.float64)
+
+    def scores(t, v, names):
+        out = {}
+        for label, ref in references:
+            e = errors_vs(ref, t, v, names)
+            out[label] = dict(max_rel_err=e["max_rel_err_vs_converged"], max_abs_err_V_mV=e["max_abs_err_V_mV"],
+                              max_spike_time_err_ms=e["max_spike_time_err_ms"], cells_compared=e["cells_compared"],
+                              spike_count_mismatches=e["cells_spike_count_mismatch"])
+        return out
 
     rows, converged = [], None
     for tol in (1e-6, 1e-8, 1e-10):
         cfg = dataclasses.replace(get_solver("tsit5"), rtol=tol, atol=tol)
-        t, v, wall = run(m64, cfg)
-        e = errors_vs(ref, t, v, m64.cell_names)
-        rows.append(dict(kind="tolerance sweep", solver=f"tsit5 rtol=atol={tol:g} (float64)",
-                         max_rel_err_vs_reference=e["max_rel_err_vs_converged"], max_abs_err_V_mV=e["max_abs_err_V_mV"],
-                         max_spike_time_err_ms=e["max_spike_time_err_ms"], cells_compared=e["cells_compared"]))
+        t, v = run(m64, cfg)
+        rows.append(dict(kind="tolerance sweep", solver=f"owjax tsit5 rtol=atol={tol:g} (float64)",
+                         vs_reference=scores(t, v, m64.cell_names)))
         print(json.dumps(rows[-1]), flush=True)
         converged = (t, v)
     t_c, v_c = converged
+    names64 = list(m64.cell_names)
     truth = v_c[:, cols]
     scale = np.maximum(np.ptp(truth, axis=0), 1.0)
+
+    def own_error(t, v, names):
+        """Max relative error against owjax's converged solve on the reference's cells (interpolated
+        onto its 0.05-ms grid)."""
+        idx = {str(n): k for k, n in enumerate(names)}
+        vv = np.stack([np.interp(t_c, t, v[:, idx[names64[j]]]) for j in cols], axis=1)
+        return float((np.abs(vv - truth).max(axis=0) / scale).max())
+
     for preset in [x for x in a.presets.split(",") if x]:
         cfg = get_solver(preset)
         model = m64 if not preset.endswith("fast") else NetworkModel.from_spec(spec, jnp.float32)
-        t, v, wall = run(model, cfg)
-        if not np.allclose(t, t_c):
-            raise RuntimeError(f"{preset}: output times differ from the converged solve's")
-        solver_err = float((np.abs(v[:, cols] - truth).max(axis=0) / scale).max())
-        e = errors_vs(ref, t, v, m64.cell_names)
-        rows.append(dict(kind="preset", solver=f"{preset} ({cfg.method}, rtol {cfg.rtol:g}, {model.dtype})",
-                         max_rel_err_vs_reference=e["max_rel_err_vs_converged"], max_rel_err_vs_converged_owjax=solver_err,
-                         max_abs_err_V_mV=e["max_abs_err_V_mV"], max_spike_time_err_ms=e["max_spike_time_err_ms"],
-                         cells_compared=e["cells_compared"]))
+        t, v = run(model, cfg)
+        rows.append(dict(kind="preset", solver=f"owjax {preset} ({cfg.method}, rtol {cfg.rtol:g}, {model.dtype})",
+                         vs_reference=scores(t, v, m64.cell_names), vs_converged_owjax=own_error(t, v, m64.cell_names)))
         print(json.dumps(rows[-1]), flush=True)
-    floor = rows[2]["max_rel_err_vs_reference"]
-    out = dict(reference=str(REFERENCE.relative_to(Path(__file__).parents[1])), rows=rows, reference_floor=floor,
-               machine_note="values, not timings: independent of the machine")
+    for name, path in extra:
+        with np.load(path) as z:
+            t, v, names = np.asarray(z["t"], np.float64), np.asarray(z["V"], np.float64), [str(x) for x in z["names"]]
+        rows.append(dict(kind="other simulator", solver=name, vs_reference=scores(t, v, names),
+                         vs_converged_owjax=own_error(t, v, names)))
+        print(json.dumps(rows[-1]), flush=True)
+    floors = {label: rows[2]["vs_reference"][label]["max_rel_err"] for label, _ in references}
+    out = dict(references=[label for label, _ in references], rows=rows, reference_floor=floors,
+               note="values, not timings: independent of the machine")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "reference_floor.json").write_text(json.dumps(out, indent=1) + "\n")
+    labels = [label for label, _ in references]
     md = ["# What the converged-NEURON reference can resolve (`python -m benchmarks.reference_floor`)", "",
-          "C1 Full, 1 s; metric of bench.md (max over the 133 stored cells and 0.5-ms samples of |ΔV| / the "
-          "cell's converged V range, ≥ 1 mV).", "",
-          "| solver | error vs checked-in converged NEURON | error vs owjax's converged solve (tsit5 1e-10) | "
-          "max spike-time difference vs NEURON (ms) |", "|---|---|---|---|"]
+          "C1 Full, 1 s; metric of bench.md (max over the reference's cells and samples of |ΔV| / the cell's "
+          "converged V range, ≥ 1 mV). References: " + "; ".join(f"({k + 1}) `{lab}`" for k, lab in enumerate(labels))
+          + ".", "",
+          "| solver | " + " | ".join(f"error vs reference ({k + 1})" for k in range(len(labels)))
+          + " | error vs owjax's converged solve (tsit5 1e-10) |",
+          "|---|" + "---|" * (len(labels) + 1)]
     for r in rows:
-        own = r.get("max_rel_err_vs_converged_owjax")
-        md.append(f"| {r['solver']} | {r['max_rel_err_vs_reference']:.3g} | {'—' if own is None else f'{own:.3g}'} | "
-                  f"{r['max_spike_time_err_ms']:.3g} |")
-    md += ["", f"The error against the reference stops at **{floor:.3g}** as the tolerance falls from 1e-8 to 1e-10: "
-               "that is the smallest error this reference can show. An error ratio against another simulator "
-               "(Jaxley's) measured on it is therefore at most that simulator's error / "
-               f"{floor:.3g}, whatever owjax's own error (right column)."]
+        own = r.get("vs_converged_owjax")
+        md.append(f"| {r['solver']} | " + " | ".join(f"{r['vs_reference'][lab]['max_rel_err']:.3g}" for lab in labels)
+                  + f" | {'—' if own is None else f'{own:.3g}'} |")
+    md += ["", "Floor (owjax tsit5 at 1e-10 against each reference): "
+           + ", ".join(f"({k + 1}) **{floors[lab]:.3g}**" for k, lab in enumerate(labels))
+           + ". Where the error stops falling as the tolerance does, that is the smallest error the reference "
+             "can show, and an error ratio against another simulator measured on it is at most that "
+             "simulator's error / the floor."]
     (RESULTS / "reference_floor.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
     return 0
