@@ -57,6 +57,33 @@ def test_same_values_and_gradient_as_diffrax_reverse_mode(iclamp, method):
     assert np.linalg.norm(g - g_ref) <= 1e-9 * np.linalg.norm(g_ref), np.linalg.norm(g - g_ref) / np.linalg.norm(g_ref)
 
 
+def test_gradient_with_respect_to_a_subset_is_that_block_of_the_full_gradient(small_full):
+    """Only the leaves the enclosing derivative asks for get a cotangent (custom_vjp's symbolic zeros):
+    the synaptic weights alone, the initial state alone, and both, each equal to its block of the
+    gradient with respect to everything."""
+    cfg = SolverConfig("imex4")
+    y_start = small_full.initial_state()
+
+    def loss(m, y0):
+        ys = solve_ys_discrete_adjoint(m, 60.0, 1.0, cfg, y0=y0, save=("V", "Ca"))
+        return jnp.mean(ys["V"] ** 2) + jnp.mean(ys["Ca"])
+
+    with jax.numpy_dtype_promotion("strict"):
+        g_m, g_y = eqx.filter_jit(eqx.filter_grad(lambda my: loss(*my)))((small_full, y_start))
+
+        def weights_only(w, wg):
+            m = eqx.tree_at(lambda mm: (mm.graded.weight, mm.gaps.weight), small_full, (w, wg))
+            return loss(m, y_start)
+
+        gw, gwg = jax.jit(jax.grad(weights_only, argnums=(0, 1)))(small_full.graded.weight, small_full.gaps.weight)
+        gy = jax.jit(jax.grad(lambda y: loss(small_full, y)))(y_start)
+        g_v0 = jax.jit(jax.grad(lambda v: loss(small_full, {**y_start, "V": v})))(y_start["V"])
+    for got, ref in ((gw, g_m.graded.weight), (gwg, g_m.gaps.weight), (gy["V"], g_y["V"]), (gy["gates"], g_y["gates"]),
+                     (g_v0, g_y["V"])):
+        assert np.linalg.norm(np.asarray(ref)) > 0
+        np.testing.assert_allclose(np.asarray(got), np.asarray(ref), rtol=1e-10, atol=1e-14)
+
+
 @pytest.mark.parametrize(("method", "hold"), [("dopri5", False), ("imex4", False), ("imex4", True)])
 def test_gradient_matches_finite_differences_for_parameters_and_initial_state(small_full, method, hold):
     cfg = SolverConfig(method, rtol=1e-9, atol=1e-9)

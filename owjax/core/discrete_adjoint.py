@@ -31,6 +31,7 @@ import equinox.internal as eqxi
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.custom_derivatives import SymbolicZero
 from jaxtyping import Array, Float, PyTree
 
 from owjax.core.component import AbstractComponent
@@ -243,17 +244,35 @@ def solve_ys_discrete_adjoint(
         term, _, args = unpack(d, a)
         return jax.tree.map(lambda v: (t1 - t0) * v, term.vf(t1, y1, args))
 
+    # which float leaves the enclosing derivative asks for (custom_vjp's symbolic zeros): only those
+    # get a cotangent in the reverse pass, so a gradient with respect to a few parameters (the
+    # synaptic weights of a fit) skips the others' vector-Jacobian products; set when run_fwd is traced
+    perturbed: dict = {}
+
     @jax.custom_vjp
     def run(d, a):
         return forward(d, a)[0]
 
     def run_fwd(d, a):
+        flags = jax.tree.map(lambda x: bool(x.perturbed), d)
+        d, a = jax.tree.map(lambda x: x.value, d), jax.tree.map(lambda x: x.value, a)
+        perturbed["flags"] = flags
         out, res = forward(d, a)
         return out, (d, a, res)
 
     def run_bwd(residuals, ct_out):
-        d, a_other, (t_saved, y_ends, n_acc) = residuals
-        _, y_init, _ = unpack(d, a_other)
+        d_all, a_other, (t_saved, y_ends, n_acc) = residuals
+        _, y_init, _ = unpack(d_all, a_other)
+        flags = perturbed["flags"]
+        # d: the perturbed float leaves (None elsewhere), differentiated; d_fixed: the rest, held
+        d = jax.tree.map(lambda x, f: x if f else None, d_all, flags)
+        d_fixed = jax.tree.map(lambda x, f: None if f else x, d_all, flags)
+        ct_out = jax.tree.map(
+            lambda c: jnp.zeros(c.shape, c.dtype) if isinstance(c, SymbolicZero) else c, ct_out,
+            is_leaf=lambda c: isinstance(c, SymbolicZero))
+
+        def full(dd):
+            return eqx.combine(dd, d_fixed)
         ts_j = jnp.asarray(ts)
         t_starts = jnp.concatenate([jnp.asarray(t_start)[None], t_saved[:-1]])
         t_ends = step_end_times(t_saved, jump_ts)
@@ -295,7 +314,7 @@ def solve_ys_discrete_adjoint(
             own_last = (k == n_acc - 1) | (t_starts[jnp.minimum(k + 1, t_ends.shape[0] - 1)] != t1)
 
             def last_stage_vjp():
-                _, pull = jax.vjp(lambda dd, yy: last_stage(dd, a_other, yy, t0, t1), d, y_k1)
+                _, pull = jax.vjp(lambda dd, yy: last_stage(full(dd), a_other, yy, t0, t1), d, y_k1)
                 return pull(jax.tree.map(lambda a: a[n_stages], pending["k"]))
 
             g_last, lam_last = jax.lax.cond(own_last, last_stage_vjp, lambda: (zeros_d, zeros_y))
@@ -306,7 +325,7 @@ def solve_ys_discrete_adjoint(
             ratio = jnp.where(shared, (t0 - t0_prev) / (t1 - t0), 0.0)
             ct_stages = jax.tree.map(lambda p, q: p[:n_stages].at[0].add(ratio * q[n_stages]), pending["k"], prev["k"])
             ct_y1 = jax.tree.map(lambda a, b, c: a + b + c, lam, pending["y1"], lam_last)
-            _, pull = jax.vjp(lambda dd, yy: rk_step(dd, a_other, yy, t0, t1), d, y_k)
+            _, pull = jax.vjp(lambda dd, yy: rk_step(full(dd), a_other, yy, t0, t1), d, y_k)
             g_d, lam_prev = pull((ct_y1, ct_stages))
             lam_prev = jax.tree.map(jnp.add, lam_prev, pending["y0"])
             return lam_prev, jax.tree.map(lambda a, b, c: a + b + c, g, g_d, g_last), prev
@@ -316,9 +335,10 @@ def solve_ys_discrete_adjoint(
         lam, g, _ = jax.lax.fori_loop(0, n_acc, body, (lam0, zeros_d, pending0))
         # the first step was pulled back with respect to its start state: that is y0's gradient
         g_model, g_y0, g_in = g
-        g_y0 = jax.tree.map(jnp.add, g_y0, eqx.filter(lam, eqx.is_inexact_array))
+        g_y0 = jax.tree.map(lambda gy, ly: None if gy is None else gy + ly, g_y0, eqx.filter(lam, eqx.is_inexact_array),
+                            is_leaf=lambda x: x is None)
         no_grad = jax.tree.map(lambda x: np.zeros(x.shape, jax.dtypes.float0), a_other)
         return (g_model, g_y0, g_in), no_grad
 
-    run.defvjp(run_fwd, run_bwd)
+    run.defvjp(run_fwd, run_bwd, symbolic_zeros=True)
     return run(diff, other)
