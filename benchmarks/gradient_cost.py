@@ -209,13 +209,15 @@ def main(argv=None) -> int:
                 network.append(row_da)
                 if hold:
                     # what a fit of the synaptic weights pays: only those leaves get cotangents
-                    def weights_loss(w, wg, da_loss=da_loss):
-                        return da_loss(eqx.tree_at(lambda mm: (mm.graded.weight, mm.gaps.weight), model, (w, wg)))
+                    # (the other parameters are an argument, not constants folded into the program)
+                    def weights_loss(w, p, da_loss=da_loss):
+                        p = eqx.tree_at(lambda mm: (mm.graded.weight, mm.gaps.weight), p, w)
+                        return da_loss(eqx.combine(p, static))
 
-                    grad_w = jax.jit(jax.grad(weights_loss, argnums=(0, 1)))
-                    wts = (model.graded.weight, model.gaps.weight)
-                    t_w = _best(lambda w: grad_w(*w), wts, repeats=2)
-                    g_w = np.concatenate([np.ravel(x) for x in grad_w(*wts)])
+                    grad_w = jax.jit(jax.grad(weights_loss))
+                    wts = (params.graded.weight, params.gaps.weight)
+                    t_w = _best(lambda w: grad_w(w, params), wts, repeats=2)
+                    g_w = np.concatenate([np.ravel(x) for x in grad_w(wts, params)])
                     g_ref_tree = grad(model)  # diffrax's, as the other rows' last column
                     g_w_ref = np.concatenate([np.ravel(g_ref_tree.graded.weight), np.ravel(g_ref_tree.gaps.weight)])
                     row_w = dict(row_da, preset=label + ", synaptic weights only",

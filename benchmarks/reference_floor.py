@@ -28,7 +28,9 @@ from pathlib import Path
 import numpy as np
 
 RESULTS = Path(__file__).parent / "results"
-REFERENCE = Path(__file__).parents[1] / "tests" / "c302_vs_neuron" / "data" / "C1_Full.h5"
+DATA = Path(__file__).parents[1] / "tests" / "c302_vs_neuron" / "data"
+REFERENCE = DATA / "C1_Full.h5"  # what bench.md and jaxley_compare.md measure against
+FINER = DATA / "C1_Full_dt0.00025.h5"  # NEURON at dt 0.00025 ms (and 0.0005), extrapolated
 
 
 def main(argv=None) -> int:
@@ -36,11 +38,12 @@ def main(argv=None) -> int:
     p.add_argument("--presets", default="imex,tsit5,imex_fast,fast",
                    help="solver presets whose own solver error is reported (float32 for *_fast/fast)")
     p.add_argument("--reference", action="append", type=Path, default=None,
-                   help="reference traces file(s) (default: the checked-in C1 Full file); the first sets the cells")
+                   help="reference traces file(s) (default: the checked-in C1 Full file and its finer sibling); "
+                        "the first sets the cells")
     p.add_argument("--traces", action="append", default=[], metavar="NAME=NPZ",
                    help="another simulator's saved run (npz: t, V, names) to score as a row")
     a = p.parse_args(argv)
-    refs = a.reference or [REFERENCE]
+    refs = a.reference or [REFERENCE, FINER]
     extra = []
     for item in a.traces:
         name, sep, path = item.partition("=")
