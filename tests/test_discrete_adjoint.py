@@ -59,13 +59,13 @@ def test_same_values_and_gradient_as_diffrax_reverse_mode(iclamp, method):
 
 def test_gradient_with_respect_to_a_subset_is_that_block_of_the_full_gradient(small_full):
     """Only the leaves the enclosing derivative asks for get a cotangent (custom_vjp's symbolic zeros):
-    the synaptic weights alone, the initial state alone, and both, each equal to its block of the
-    gradient with respect to everything."""
+    the synaptic weights alone and the initial V alone, each equal to its block of the gradient
+    with respect to everything."""
     cfg = SolverConfig("imex4")
     y_start = small_full.initial_state()
 
     def loss(m, y0):
-        ys = solve_ys_discrete_adjoint(m, 60.0, 1.0, cfg, y0=y0, save=("V", "Ca"))
+        ys = solve_ys_discrete_adjoint(m, 30.0, 1.0, cfg, y0=y0, save=("V", "Ca"))
         return jnp.mean(ys["V"] ** 2) + jnp.mean(ys["Ca"])
 
     with jax.numpy_dtype_promotion("strict"):
@@ -76,10 +76,8 @@ def test_gradient_with_respect_to_a_subset_is_that_block_of_the_full_gradient(sm
             return loss(m, y_start)
 
         gw, gwg = jax.jit(jax.grad(weights_only, argnums=(0, 1)))(small_full.graded.weight, small_full.gaps.weight)
-        gy = jax.jit(jax.grad(lambda y: loss(small_full, y)))(y_start)
         g_v0 = jax.jit(jax.grad(lambda v: loss(small_full, {**y_start, "V": v})))(y_start["V"])
-    for got, ref in ((gw, g_m.graded.weight), (gwg, g_m.gaps.weight), (gy["V"], g_y["V"]), (gy["gates"], g_y["gates"]),
-                     (g_v0, g_y["V"])):
+    for got, ref in ((gw, g_m.graded.weight), (gwg, g_m.gaps.weight), (g_v0, g_y["V"])):
         assert np.linalg.norm(np.asarray(ref)) > 0
         np.testing.assert_allclose(np.asarray(got), np.asarray(ref), rtol=1e-10, atol=1e-14)
 
