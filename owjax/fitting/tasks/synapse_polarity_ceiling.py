@@ -264,8 +264,7 @@ def save_held_out_responses(run_dir, su, resps: Mapping[str, np.ndarray], stim_a
     ``folds``, ``fold`` and ``resp_<model>`` (S, N) for each model of ``resps``."""
     path = Path(run_dir) / RESPONSES_FILE
     np.savez(path, stimulated=np.array(list(stim_all)), cells=np.array(list(su.model.cell_names)),
-             train=np.array(list(su.train)), test=np.array(list(su.test)), folds=int(getattr(su.cfg, "folds", 0)),
-             fold=int(getattr(su.cfg, "fold", 0)),
+             train=np.array(list(su.train)), test=np.array(list(su.test)), folds=int(su.cfg.folds), fold=int(su.cfg.fold),
              **{f"resp_{k}": np.asarray(v, np.float64) for k, v in resps.items()})
     return path
 
@@ -350,14 +349,9 @@ def pooled_cross_validation(cfg, run_dirs: Sequence, atlas=None, n_boot: int = 2
     if missing:
         raise ValueError(f"never held out: {missing}")
     by_fold = {int(r["fold"]): r for r in runs}
-    pooled = {}
-    for m in models:
-        out = np.empty_like(ref[f"resp_{m}"])
-        for i, n in enumerate(stim):
-            r = by_fold[fold_of[n]]
-            row = {str(x): k for k, x in enumerate(r["stimulated"])}[n]
-            out[i] = r[f"resp_{m}"][row]
-        pooled[m] = out
+    # each neuron's row in the run that held it out
+    source = [(by_fold[fold_of[n]], [str(x) for x in by_fold[fold_of[n]]["stimulated"]].index(n)) for n in stim]
+    pooled = {m: np.stack([r[f"resp_{m}"][row] for r, row in source]) for m in models}
     cells = _Cells([str(c) for c in ref["cells"]])
     if atlas is None:
         from owjax.reference.atlas import load_atlas
