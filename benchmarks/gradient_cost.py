@@ -191,7 +191,8 @@ def main(argv=None) -> int:
             # the stored states fill a max_steps-long buffer: sized from the forward's step count
             da_steps = step_buffer_size(steps)
 
-            g_ref = np.concatenate([np.ravel(x) for x in jax.tree.leaves(grad(model))])
+            g_ref_tree = grad(model)  # diffrax's gradient: what every discrete-adjoint row is compared with
+            g_ref = np.concatenate([np.ravel(x) for x in jax.tree.leaves(g_ref_tree)])
             # imex4 also with each step's decay rates held in the reverse pass (hold_decay_rates)
             for hold in (False, True) if cfg.method == "imex4" else (False,):
 
@@ -218,7 +219,6 @@ def main(argv=None) -> int:
                     wts = (params.graded.weight, params.gaps.weight)
                     t_w = _best(lambda w: grad_w(w, params), wts, repeats=2)
                     g_w = np.concatenate([np.ravel(x) for x in grad_w(wts, params)])
-                    g_ref_tree = grad(model)  # diffrax's, as the other rows' last column
                     g_w_ref = np.concatenate([np.ravel(g_ref_tree.graded.weight), np.ravel(g_ref_tree.gaps.weight)])
                     row_w = dict(row_da, preset=label + ", synaptic weights only",
                                  gradient_s=t_w, gradient_over_forward=t_w / t_f, n_parameters=int(g_w.size),
