@@ -35,8 +35,9 @@ FINER = DATA / "C1_Full_dt0.00025.h5"  # NEURON at dt 0.00025 ms (and 0.0005), e
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--presets", default="imex,tsit5,imex_fast,fast",
-                   help="solver presets whose own solver error is reported (float32 for *_fast/fast)")
+    p.add_argument("--presets", default="imex,tsit5,imex_fast,fast,imex@1e-6",
+                   help="solver presets whose own solver error is reported (float32 for *_fast/fast); "
+                        "PRESET@TOL sets rtol = atol = TOL")
     p.add_argument("--reference", action="append", type=Path, default=None,
                    help="reference traces file(s) (default: the checked-in C1 Full file and its finer sibling); "
                         "the first sets the cells")
@@ -62,7 +63,13 @@ def main(argv=None) -> int:
     from owjax.neural.network import NetworkModel
     from owjax.traces import read_traces
 
-    references = [(str(r), read_traces(r)) for r in refs]
+    root = DATA.parents[2]
+
+    def label(path: Path) -> str:  # repository-relative where it can be, so the results name no machine
+        path = path.resolve()
+        return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+    references = [(label(r), read_traces(r)) for r in refs]
     spec = load_c302_network("C1", "Full")
     m64 = NetworkModel.from_spec(spec, jnp.float64)
     ref_names = set()
@@ -72,6 +79,7 @@ def main(argv=None) -> int:
 
     def run(model, cfg):
         s = solve(model, 1000.0, 0.05, cfg, save=("V",))
+        run.steps = int(s.stats["num_steps"])
         return np.asarray(s.t_ms, np.float64), np.asarray(s.ys["V"], np.float64)
 
     def scores(t, v, names):
@@ -103,12 +111,16 @@ def main(argv=None) -> int:
         vv = np.stack([np.interp(t_c, t, v[:, idx[names64[j]]]) for j in cols], axis=1)
         return float((np.abs(vv - truth).max(axis=0) / scale).max())
 
-    for preset in [x for x in a.presets.split(",") if x]:
+    for item in [x for x in a.presets.split(",") if x]:
+        preset, _, tol = item.partition("@")
         cfg = get_solver(preset)
+        if tol:
+            cfg = dataclasses.replace(cfg, rtol=float(tol), atol=float(tol))
         model = m64 if not preset.endswith("fast") else NetworkModel.from_spec(spec, jnp.float32)
         t, v = run(model, cfg)
         rows.append(dict(kind="preset", solver=f"owjax {preset} ({cfg.method}, rtol {cfg.rtol:g}, {model.dtype})",
-                         vs_reference=scores(t, v, m64.cell_names), vs_converged_owjax=own_error(t, v, m64.cell_names)))
+                         vs_reference=scores(t, v, m64.cell_names), vs_converged_owjax=own_error(t, v, m64.cell_names),
+                         steps=run.steps))
         print(json.dumps(rows[-1]), flush=True)
     for name, path in extra:
         with np.load(path) as z:
