@@ -523,6 +523,83 @@ def test_pooled_cross_validation_takes_each_row_from_the_fold_that_held_it_out(f
         pooled_cross_validation(cfg, [dirs[0], tmp_path], atlas=atlas)
 
 
+def test_pooled_unc31_check_and_comparison_take_held_out_rows(full_model, tmp_path):
+    """Folds that saved *unc-31* responses (known on their held-out rows, noise elsewhere): the pooled
+    check equals the correlation computed directly on the atlas' pairs; another cross-validation on the
+    same folds joins as ``fitted[NAME]`` with its paired difference; one on other folds is refused."""
+    from types import SimpleNamespace
+
+    from owjax.fitting.tasks.synapse_polarity import SynapsePolarityConfig
+    from owjax.fitting.tasks.synapse_polarity_ceiling import (
+        _r,
+        cross_validation_baseline,
+        pooled_cross_validation,
+        pooled_unc31_check,
+        save_held_out_responses,
+    )
+    from owjax.reference.atlas import load_atlas
+
+    stim = ["AVEL", "AVER", "RIAL", "RIAR", "ASHL", "RMDVR", "AVAL", "AVAR"]
+    rng = np.random.default_rng(1)
+    shape = (len(stim), full_model.n_cells)
+    kept, removed, other = (rng.normal(size=shape) for _ in range(3))
+
+    def write(root, folds, seed):
+        dirs = []
+        for k in range(folds):
+            cfg = SynapsePolarityConfig.from_dict(dict(folds=folds, fold=k, stimulated=stim, seed=seed))
+            train, test = kfold_stimulated(stim, folds, k, cfg.seed)
+            held = np.isin(stim, test)[:, None]
+            noise = lambda x: np.where(held, x, rng.normal(size=shape))  # noqa: E731
+            su = SimpleNamespace(cfg=cfg, model=full_model, train=train, test=test)
+            d = root / f"fold_{k}"
+            d.mkdir(parents=True)
+            extra = dict(unc31_stimulated=np.array(stim), unc31_resp_kept=noise(kept), unc31_resp_removed=noise(removed),
+                         dcv_removed_wt=noise(removed), dcv_families=np.array(["peptide"]))
+            save_held_out_responses(d, su, dict(fitted=noise(kept), c302=noise(other), shuffled=noise(other)), stim,
+                                    extra=extra)
+            dirs.append(d)
+        return cfg, dirs
+
+    cfg, dirs = write(tmp_path / "a", 2, 0)
+    check = pooled_unc31_check(cfg, dirs, n_boot=50, n_splits=5)
+    assert check["available"] and check["removed_families"] == ["peptide"]
+    for strain in ("unc31", "wt"):
+        atlas = load_atlas(strain, full_model.cell_names)
+        p = atlas.pairs(q_max=cfg.q_max, min_occ=cfg.min_occ, stimulated=stim, clip=cfg.clip)
+        rows = np.array([stim.index(atlas.names[j]) for j in p.stim])
+        cols = np.array([full_model.index(atlas.names[i]) for i in p.resp])
+        got = check[strain]
+        assert got["n_pairs"] == len(p) > 0 and got["n_stimulated"] == len(stim)
+        assert got["r_kept"] == pytest.approx(_r(kept[rows, cols], p.target), abs=1e-12)
+        assert got["r_removed"] == pytest.approx(_r(removed[rows, cols], p.target), abs=1e-12)
+        assert got["r_removed_minus_kept"] == pytest.approx(got["r_removed"] - got["r_kept"], abs=1e-12)
+    assert check["unc31"]["n_stimulated_not_held_out"] == 0
+    assert check["prediction_holds"] == (check["unc31"]["r_removed"] > check["unc31"]["r_kept"])
+
+    _, dirs_b = write(tmp_path / "b", 2, 0)  # the same folds: the other model is the known "other" matrix
+    pooled = pooled_cross_validation(cfg, dirs, n_boot=50, n_splits=5,
+                                     baselines={"fitted[b]": cross_validation_baseline(dirs_b, "c302")})
+    hs = pooled["heldout_significant"]
+    assert hs["fitted[b]"]["r"] == pytest.approx(hs["c302"]["r"], abs=1e-12)
+    assert hs["differences"]["fitted-fitted[b]"]["r_diff"] == pytest.approx(hs["fitted"]["r"] - hs["c302"]["r"], abs=1e-12)
+    with pytest.raises(ValueError, match="not a model of"):
+        cross_validation_baseline(dirs_b, "nope")
+    _, dirs_c = write(tmp_path / "c", 2, 5)  # other folds
+    with pytest.raises(ValueError, match="other folds"):
+        pooled_cross_validation(cfg, dirs, n_boot=5, n_splits=2, baselines={"x": cross_validation_baseline(dirs_c)})
+    plain = tmp_path / "plain"  # runs without unc-31 arrays: the check says so
+    plain.mkdir()
+    for k, d in enumerate(dirs):
+        with np.load(d / "responses.npz") as z:
+            (plain / f"fold_{k}").mkdir()
+            np.savez(plain / f"fold_{k}" / "responses.npz", **{n: z[n] for n in z.files if not n.startswith(("unc31", "dcv"))})
+    assert pooled_unc31_check(cfg, [plain / "fold_0", plain / "fold_1"])["available"] is False
+    with pytest.raises(ValueError, match="clash"):
+        save_held_out_responses(tmp_path, SimpleNamespace(cfg=cfg, model=full_model, train=[], test=[]), {}, [],
+                                extra=dict(resp_x=np.zeros(1)))
+
+
 def test_cross_validation_baselines_see_only_training_folds(full_model):
     from types import SimpleNamespace
 
@@ -738,3 +815,87 @@ def test_non_responses_join_the_targets_as_zeros(full_model):
         assert wt.q_eq[r, c] < 0.05 and np.isfinite(wt.response[r, c])
     with pytest.raises(ValueError, match="non_response_weight"):
         SynapsePolarityConfig.from_dict({"non_response_weight": -1.0})
+
+
+def test_atlas_kernels_are_the_files_sums_of_exponentials(full_model):
+    """The atlas' kernels evaluated in float64 equal the sum of the file's terms computed by hand;
+    pairs without a kernel are NaN; bad times are refused."""
+    import h5py
+
+    atlas = load_atlas_wt(full_model)
+    p = atlas.pairs(q_max=0.05, stimulated=["AVAL", "AVAR", "RIAL", "ASHL"])
+    t = np.linspace(0.0, 5.0, 11)
+    vals = atlas.kernels(p.resp, p.stim, t)
+    assert vals.shape == (len(p), t.size)
+    have = np.all(np.isfinite(vals), axis=1)
+    assert have.any()
+    with h5py.File(atlas.source, "r") as f:
+        k = 0 if have[0] else int(np.argmax(have))
+        terms = np.asarray(f["wt"]["kernels"][atlas.file_index[p.resp[k]], atlas.file_index[p.stim[k]]]).reshape(-1, 4)
+    by_hand = sum(c * t ** pw * np.exp(-g * t) for g, c, pw, _ in terms)
+    np.testing.assert_allclose(vals[k], by_hand, rtol=1e-12, atol=1e-12)
+    assert np.any(vals[k] != 0.0)
+    with pytest.raises(ValueError, match="t_s must be"):
+        atlas.kernels(p.resp[:1], p.stim[:1], [-1.0, 0.0])
+    with pytest.raises(ValueError, match="same length"):
+        atlas.kernels(p.resp[:2], p.stim[:1], t)
+
+
+def load_atlas_wt(model):
+    from owjax.reference.atlas import load_atlas
+
+    return load_atlas("wt", model.cell_names)
+
+
+def test_kernel_objective_scores_time_courses_against_the_atlas_kernels(full_model):
+    """``kernel_error`` is 0 for responders whose time courses are the kernels applied to the
+    stimulated neurons' (at any positive scale), 2 for their negatives; the rate model's trajectories
+    end in its window means; the option is refused for the conductance model."""
+    from owjax.fitting.tasks.synapse_polarity import SynapsePolarityConfig
+    from owjax.fitting.tasks.synapse_polarity_rate import (
+        build_rate_network,
+        init_rate_params,
+        kernel_error,
+        kernel_targets,
+    )
+
+    stim = ["AVAL", "AVAR", "RIAL", "ASHL", "AVEL"]
+    cfg = SynapsePolarityConfig.from_dict(dict(model="rate", sharing="nt", kernel_weight=1.0, rate_duration=4.0,
+                                               rate_pulse=2.0, rate_dt=0.5))
+    kt = kernel_targets(load_atlas_wt(full_model), full_model, stim, cfg)
+    assert kt is not None and kt.conv.shape[1:] == (8, 8) and kt.conv.shape[0] == kt.row.shape[0] > 0
+    assert np.all(np.triu(np.asarray(kt.conv), 1) == 0.0)  # causal
+    # a trajectory whose responders follow the kernels exactly (each pair's responder distinct here)
+    rng = np.random.default_rng(0)
+    traj = np.zeros((8, full_model.n_cells, len(stim)))
+    x_stim = rng.uniform(0.5, 1.0, size=(8,))
+    rows, resp, st = (np.asarray(a) for a in (kt.row, kt.resp, kt.stim))
+    for s in range(len(stim)):
+        traj[:, full_model.index(stim[s]), s] = x_stim
+    keep = np.ones(len(rows), bool)
+    seen = set()
+    for p_ in range(len(rows)):
+        if (rows[p_], resp[p_]) in seen or resp[p_] in set(st):
+            keep[p_] = False  # a cell that is both responder and stimulated cannot follow two kernels
+            continue
+        seen.add((rows[p_], resp[p_]))
+        traj[:, resp[p_], rows[p_]] = np.asarray(kt.conv[p_]) @ x_stim
+    kt_ok = type(kt)(row=kt.row[keep], resp=kt.resp[keep], stim=kt.stim[keep], conv=kt.conv[keep])
+    assert float(kernel_error(jnp.asarray(3.0 * traj, jnp.float32), kt_ok)) == pytest.approx(0.0, abs=1e-6)
+    neg = traj.copy()
+    neg[:, np.asarray(kt_ok.resp), np.asarray(kt_ok.row)] *= -1
+    assert float(kernel_error(jnp.asarray(neg, jnp.float32), kt_ok)) == pytest.approx(2.0, abs=1e-6)
+    # trajectories and window means come from one solve and agree with responses()
+    nt = np.zeros(full_model.n_cells, np.int32)
+    net, _ = build_rate_network(full_model, cfg, nt)
+    params = init_rate_params(net, full_model, cfg)
+    idx = jnp.asarray([full_model.index(s) for s in stim])
+    x, mean = net.trajectories(params, idx)
+    assert x.shape == (8, full_model.n_cells, len(stim))
+    np.testing.assert_allclose(np.asarray(mean), np.asarray(net.responses(params, idx)), rtol=1e-6, atol=1e-7)
+    g = jax.grad(lambda p: kernel_error(net.trajectories(p, idx)[0], kt))(params)
+    assert all(np.all(np.isfinite(np.asarray(v))) for v in g.values()) and float(jnp.abs(g["chem_gain"]).sum()) > 0
+    with pytest.raises(ValueError, match="kernel_weight"):
+        SynapsePolarityConfig.from_dict(dict(model="c302", kernel_weight=1.0))
+    with pytest.raises(ValueError, match="kernel_weight"):
+        SynapsePolarityConfig.from_dict(dict(model="rate", kernel_weight=-1.0))

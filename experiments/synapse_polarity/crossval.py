@@ -65,16 +65,33 @@ def task_config(run_dir: Path):
     return config_from_fit(cfg, int(cfg.get("seed", 0)))
 
 
+def run_overrides(run_dir: Path) -> list[str]:
+    """The overrides a fold was run with (Hydra's ``overrides.yaml``), less those this script sets."""
+    from omegaconf import OmegaConf
+
+    f = run_dir / ".hydra" / "overrides.yaml"
+    if not f.exists():
+        return []
+    own = ("+experiment", "progress", "synapse_polarity.folds", "synapse_polarity.fold", "hydra.run.dir")
+    return [str(o) for o in OmegaConf.load(f) if str(o).split("=")[0] not in own]
+
+
 def _fmt_ci(ci) -> str:
     return f"[{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
-def summarise(name: str, dirs: list[Path], overrides: list[str], wall_s: float | None) -> tuple[dict, str]:
+def summarise(name: str, dirs: list[Path], overrides: list[str], wall_s: float | None,
+              compare: dict[str, list[Path]] | None = None) -> tuple[dict, str]:
+    """Pool the folds in ``dirs`` (:func:`pooled_cross_validation` with the two references, the
+    stacking, and each cross-validation of ``compare`` (name → its fold folders) as a model
+    ``fitted[NAME]``); the *unc-31* check pooled where the runs saved it. Returns (summary, markdown)."""
     import jax.numpy as jnp
 
     from owjax.fitting.tasks.synapse_polarity_ceiling import (
+        cross_validation_baseline,
         direct_connection_baseline,
         pooled_cross_validation,
+        pooled_unc31_check,
         responder_mean_baseline,
     )
     from owjax.neural.c302_data import load_c302_network
@@ -82,9 +99,11 @@ def summarise(name: str, dirs: list[Path], overrides: list[str], wall_s: float |
 
     cfg = task_config(dirs[0])
     wiring = NetworkModel.from_spec(load_c302_network(cfg.parameter_set, "Full"), jnp.float32)
+    others = {f"fitted[{k}]": cross_validation_baseline(v) for k, v in (compare or {}).items()}
     pooled = pooled_cross_validation(cfg, dirs, baselines=dict(
-        responder_mean=responder_mean_baseline(cfg.q_max, cfg.clip), direct_connection=direct_connection_baseline(wiring)),
-        stack=("fitted", "c302"))
+        responder_mean=responder_mean_baseline(cfg.q_max, cfg.clip), direct_connection=direct_connection_baseline(wiring),
+        **others), stack=("fitted", "c302"))
+    unc31 = pooled_unc31_check(cfg, dirs)
     per_fold = []
     for d in dirs:
         m = json.loads((d / "metrics.json").read_text())
@@ -95,7 +114,7 @@ def summarise(name: str, dirs: list[Path], overrides: list[str], wall_s: float |
     hs, ho = pooled["heldout_significant"], pooled["heldout_observed"]
     ceil = hs["noise_ceiling"]["ceiling_r"]
     models = ("fitted", "c302", "shuffled", "responder_mean", "direct_connection", "fitted+responder_mean",
-              "c302+responder_mean")
+              "c302+responder_mean", *others)
     summary = dict(
         name=name, overrides=overrides, folds=len(dirs), seed=cfg.seed, split=cfg.split,
         n_stimulated=len(pooled["stimulated"]), n_pairs_significant=hs["n_pairs"],
@@ -115,6 +134,8 @@ def summarise(name: str, dirs: list[Path], overrides: list[str], wall_s: float |
         noise_ceiling_r_observed=ho["noise_ceiling"]["ceiling_r"],
         train_r_mean=float(np.mean([f["train_r"] for f in per_fold])),
         nt_consistency_mean=float(np.mean([f["nt_consistency"] for f in per_fold])),
+        fitted_minus_other={k: hs["differences"][f"fitted-{k}"] for k in others},
+        unc31=unc31,
         per_fold=per_fold, fold_of=pooled["fold_of"], wall_s=wall_s,
         statistics={k: pooled[k] for k in ("heldout_significant", "heldout_observed")},
     )
@@ -128,7 +149,8 @@ def summarise(name: str, dirs: list[Path], overrides: list[str], wall_s: float |
                    ("responder_mean", "baseline: responder's mean training response (no connectome)"),
                    ("direct_connection", "baseline: direct connection, 0/1 (nothing fitted)"),
                    ("fitted+responder_mean", "fitted + responder mean (a·model + b·prior + c, fitted per fold)"),
-                   ("c302+responder_mean", "start + responder mean (the same)")):
+                   ("c302+responder_mean", "start + responder mean (the same)"),
+                   *((k, f"the fitted model of the cross-validation `{k[7:-1]}` (same folds)") for k in others)):
         lines.append(f"| {lab} | {hs[k]['r']:.3f} {_fmt_ci(hs[k]['r_ci'])} | {hs[k]['fraction_of_ceiling']:.3f} | "
                      f"{hs[k]['sign_agreement']:.3f} {_fmt_ci(hs[k]['sign_agreement_ci'])} | "
                      f"{ho[k]['r']:.3f} {_fmt_ci(ho[k]['r_ci'])} |")
@@ -141,7 +163,24 @@ def summarise(name: str, dirs: list[Path], overrides: list[str], wall_s: float |
               + ", ".join(f"{m} {d['r_diff']:+.3f} {_fmt_ci(d['r_diff_ci'])}" for m, d in
                           summary["stacked_minus_responder_mean"].items()) + ". "
               f"Train r, mean over folds: {summary['train_r_mean']:.3f}; NT consistency {summary['nt_consistency_mean']:.3f}.",
-              "", "| fold | held-out neurons | held-out r (fold alone) | start | shuffled | train r |", "|---|---|---|---|---|---|"]
+              ]
+    for k, d in summary["fitted_minus_other"].items():
+        lines.append(f"Fitted − {k}: {d['r_diff']:+.3f} {_fmt_ci(d['r_diff_ci'])} (bootstrap fraction ≤ 0: "
+                     f"{d['p_r_diff_le_0']:.3f}).")
+    if unc31.get("available"):
+        lines += ["", f"*unc-31* check, pooled over the folds (families removed: {', '.join(unc31['removed_families'])}; "
+                  "each stimulated neuron's prediction from the fold that held it out; significant pairs):", "",
+                  "| atlas | stimulated neurons | pairs | r, DCV kept (CI) | r, DCV removed (CI) | removed − kept (CI) | "
+                  "noise ceiling |", "|---|---|---|---|---|---|---|"]
+        for strain in ("unc31", "wt"):
+            u = unc31[strain]
+            lines.append(f"| {strain} | {u['n_stimulated']} | {u['n_pairs']} | {u['r_kept']:.3f} {_fmt_ci(u['r_kept_ci95'])} | "
+                         f"{u['r_removed']:.3f} {_fmt_ci(u['r_removed_ci95'])} | {u['r_removed_minus_kept']:+.3f} "
+                         f"{_fmt_ci(u['r_removed_minus_kept_ci95'])} | {u['noise_ceiling_r']:.3f} |")
+        lines += ["", "The prediction (removing the neuropeptide term helps on *unc-31*) "
+                  + ("holds" if unc31["prediction_holds"] else "does not hold") + " in the point estimate; "
+                  f"{unc31['unc31']['n_stimulated_not_held_out']} *unc-31* stimulations that no fold held out are left out."]
+    lines += ["", "| fold | held-out neurons | held-out r (fold alone) | start | shuffled | train r |", "|---|---|---|---|---|---|"]
     for f in per_fold:
         lines.append(f"| {f['fold']} | {f['n_test_neurons']} | {f['test_r']:.3f} | {f['baseline_c302_test_r']:.3f} | "
                      f"{f['shuffled_test_r']:.3f} | {f['train_r']:.3f} |")
@@ -155,6 +194,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=None, help="run folder (default outputs/sp_crossval/NAME)")
     p.add_argument("--pool-only", action="store_true", help="only pool finished folds")
     p.add_argument("--record", action="store_true", help=f"copy crossval.json/.md to {RESULTS.relative_to(ROOT)}/NAME.*")
+    p.add_argument("--compare", nargs="+", default=[], metavar="NAME",
+                   help="other cross-validations (folders under outputs/sp_crossval/, same --folds and seed) whose "
+                        "fitted model joins the table as fitted[NAME], with paired differences")
     p.add_argument("overrides", nargs="*", help="overrides of the one command (after --)")
     a = p.parse_args(argv)
     if a.folds < 2:
@@ -168,7 +210,16 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     dirs = [out / f"fold_{k}" for k in range(a.folds)] if a.pool_only else run_folds(out, a.folds, a.overrides)
     wall = None if a.pool_only else time.perf_counter() - t0
-    summary, md = summarise(a.name, dirs, a.overrides, wall)
+    if a.pool_only and (out / "crossval.json").exists():  # keep the wall time of the run that made the folds
+        wall = json.loads((out / "crossval.json").read_text()).get("wall_s")
+    overrides = run_overrides(dirs[0]) if a.pool_only else a.overrides
+    compare = {}
+    for c in a.compare:
+        cdir = ROOT / "outputs" / "sp_crossval" / c
+        if not (cdir / "fold_0" / "responses.npz").exists():
+            p.error(f"--compare {c}: no finished cross-validation in {cdir} (run crossval.py --name {c} first)")
+        compare[c] = [cdir / f"fold_{k}" for k in range(a.folds)]
+    summary, md = summarise(a.name, dirs, overrides, wall, compare)
     (out / "crossval.json").write_text(json.dumps(summary, indent=1))
     (out / "crossval.md").write_text(md)
     print(md)

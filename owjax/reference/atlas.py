@@ -317,9 +317,53 @@ class SignalPropagationAtlas:
             raise ValueError(f"resp and stim must have the same length, got {len(resp)} and {len(stim)}")
         ri = [self.index(r) if isinstance(r, str) else int(r) for r in resp]
         si = [self.index(s) if isinstance(s, str) else int(s) for s in stim]
-        allt = _read_trials(self.source, self.strain)
+        allt = _read_object(self.source, self.strain, "dFF_all")
         return [np.asarray(allt[self.file_index[i], self.file_index[j]], dtype=np.float64).ravel()
                 for i, j in zip(ri, si)]
+
+    def kernels(self, resp, stim, t_s) -> np.ndarray:
+        """The atlas' fitted response kernels of pairs, evaluated in float64 at times ``t_s`` (s).
+
+        Randi et al. fitted, for every pair, the kernel k that maps the stimulated neuron's ΔF/F to
+        the responding neuron's by convolution, ``ΔF_i = k ⋆ ΔF_j``, as a sum of terms
+        ``factor · t^power · exp(−g·t)`` (rows ``g, factor, power_t, branch`` of the file's
+        ``kernels``; attribute ``kernels_keys``). Some terms nearly cancel (factors of 10⁶ with
+        opposite signs), so they are summed here in float64, never in a model's float32.
+
+        Arguments:
+            resp, stim: responding / stimulated neuron of each pair (indices into ``names`` or model names).
+            t_s: (T,) non-negative times after the input, in seconds.
+
+        Returns:
+            (P, T) kernel values (ΔF/F of the responder per ΔF/F·s of the stimulated neuron); a row of
+            NaN where the atlas has no kernel for the pair (never fitted: every factor 0).
+
+        Raises:
+            ValueError: no link to the HDF5 file, ``resp`` and ``stim`` differ in length, or a time is
+                negative or not finite.
+        """
+        if not self.file_index or not self.source:
+            raise ValueError("this atlas has no link to its HDF5 file (build it with load_atlas) to read kernels from")
+        resp, stim = list(resp), list(stim)
+        if len(resp) != len(stim):
+            raise ValueError(f"resp and stim must have the same length, got {len(resp)} and {len(stim)}")
+        t = np.asarray(t_s, dtype=np.float64)
+        if t.ndim != 1 or not np.all(np.isfinite(t)) or np.any(t < 0):
+            raise ValueError(f"t_s must be a 1-D array of finite times >= 0 (s); got shape {t.shape}, "
+                             f"min {t.min() if t.size else None}")
+        ri = [self.index(r) if isinstance(r, str) else int(r) for r in resp]
+        si = [self.index(s) if isinstance(s, str) else int(s) for s in stim]
+        allk = _read_object(self.source, self.strain, "kernels")
+        out = np.full((len(ri), t.size), np.nan)
+        for p, (i, j) in enumerate(zip(ri, si)):
+            terms = np.asarray(allk[self.file_index[i], self.file_index[j]], dtype=np.float64).reshape(-1, 4)
+            if not np.any(terms[:, 1] != 0.0):
+                continue
+            val = np.zeros_like(t)
+            for g, factor, power, _branch in terms:
+                val += factor * (t ** power if power else 1.0) * np.exp(-g * t)
+            out[p] = val
+        return out
 
     def summary(self) -> dict:
         """Counts and distributions (JSON-ready)."""
@@ -339,9 +383,10 @@ class SignalPropagationAtlas:
         )
 
 
-@lru_cache(maxsize=2)
-def _read_trials(path: str, strain: str) -> np.ndarray:
-    """The (300, 300) object array ``dFF_all`` of one strain (each entry: that pair's trials)."""
+@lru_cache(maxsize=4)
+def _read_object(path: str, strain: str, key: str) -> np.ndarray:
+    """A (300, 300) object array of one strain: ``dFF_all`` (each entry: that pair's trials) or
+    ``kernels`` (each entry: that pair's fitted kernel terms, flattened rows of 4)."""
     import h5py
 
     with h5py.File(path, "r") as f:
@@ -349,7 +394,7 @@ def _read_trials(path: str, strain: str) -> np.ndarray:
             from owjax.neural.spec import unknown_name_message
 
             raise ValueError(unknown_name_message("atlas strain", strain, tuple(k for k in f if k in STRAINS)))
-        return f[strain]["dFF_all"][:]
+        return f[strain][key][:]
 
 
 @lru_cache(maxsize=8)

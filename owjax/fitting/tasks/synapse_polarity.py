@@ -195,6 +195,7 @@ class SynapsePolarityConfig:
     clip: float = 2.0                    # atlas ΔF/F clipped to ±clip
     non_response_weight: float = 0.0     # weight of the atlas' non-responses (q_eq < q_eq_max) as zero targets (0: unused)
     q_eq_max: float = 0.05
+    kernel_weight: float = 0.0           # rate models, > 0: the atlas' response kernels (time courses) join the loss
     test_fraction: float = 0.25
     split: str = "bilateral"             # bilateral | neuron
     folds: int = 0                       # >= 2: cross-validation, this run holds out fold `fold` (test_fraction unused)
@@ -234,6 +235,7 @@ class SynapsePolarityConfig:
     rate_pulse: float = 10.0
     rate_tau_ext: float = 5.0
     rate_dt: float = 0.5
+    rate_tau_s: float = 0.5              # seconds per membrane time constant (kernel_weight > 0: the atlas' time axis)
     rate_chem_gain0: float = 0.5         # initial chemical coupling (× spectral radius)
     rate_gap_gain0: float = 0.5
     control_steps: int = 300             # Adam steps of the shuffled-connectome control fit
@@ -279,7 +281,7 @@ class SynapsePolarityConfig:
         if bad or (self.model == "rate_extrasynaptic" and not self.extrasynaptic):
             raise ValueError(f"synapse_polarity.extrasynaptic={self.extrasynaptic!r}: needs one or more of "
                              f"{list(EXTRASYNAPTIC_SOURCES)}")
-        for k in ("rate_duration", "rate_pulse", "rate_tau_ext", "rate_dt", "control_lr"):
+        for k in ("rate_duration", "rate_pulse", "rate_tau_ext", "rate_dt", "rate_tau_s", "control_lr"):
             if not getattr(self, k) > 0:
                 raise ValueError(f"synapse_polarity.{k} must be positive, got {getattr(self, k)}")
         if self.rate_pulse > self.rate_duration or self.rate_dt > self.rate_pulse:
@@ -288,6 +290,11 @@ class SynapsePolarityConfig:
         if not (self.non_response_weight >= 0.0 and 0.0 < self.q_eq_max <= 1.0):
             raise ValueError(f"synapse_polarity: need non_response_weight >= 0 (got {self.non_response_weight}) "
                              f"and 0 < q_eq_max <= 1 (got {self.q_eq_max})")
+        if not self.kernel_weight >= 0.0:
+            raise ValueError(f"synapse_polarity.kernel_weight must be >= 0, got {self.kernel_weight}")
+        if self.kernel_weight > 0 and self.model not in ("rate", "rate_extrasynaptic"):
+            raise ValueError(f"synapse_polarity.kernel_weight > 0 (the response kernels) needs a rate model "
+                             f"(model=rate | rate_extrasynaptic); got model={self.model!r}")
         if self.control_steps < 0:
             raise ValueError(f"synapse_polarity.control_steps must be >= 0, got {self.control_steps}")
         if self.gain_bound is not None and not float(self.gain_bound) > 1.0:

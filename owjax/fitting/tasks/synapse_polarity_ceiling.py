@@ -28,7 +28,8 @@ import numpy as np
 from jaxtyping import Float, Int
 
 __all__ = ["spearman_brown", "split_half_reliability", "pair_set_ceiling", "bootstrap_metrics", "held_out_statistics",
-           "ceiling_metrics", "save_held_out_responses", "pooled_cross_validation", "responder_mean_baseline",
+           "ceiling_metrics", "save_held_out_responses", "load_folds", "pool_held_out", "pooled_cross_validation",
+           "pooled_unc31_check", "cross_validation_baseline", "responder_mean_baseline",
            "direct_connection_baseline", "stacked_with_responder_prior", "responder_prior", "significant_responses"]
 
 
@@ -257,15 +258,22 @@ def ceiling_metrics(stats: Mapping) -> dict:
 RESPONSES_FILE = "responses.npz"
 
 
-def save_held_out_responses(run_dir, su, resps: Mapping[str, np.ndarray], stim_all: Sequence[str]) -> Path:
+def save_held_out_responses(run_dir, su, resps: Mapping[str, np.ndarray], stim_all: Sequence[str],
+                            extra: Mapping[str, np.ndarray] | None = None) -> Path:
     """Write a run's responses (every model, every stimulation, every cell) with its split to
     ``run_dir/responses.npz``: what :func:`pooled_cross_validation` pools across the folds of a
     cross-validation. Keys: ``stimulated`` (rows), ``cells`` (columns), ``train``, ``test``,
-    ``folds``, ``fold`` and ``resp_<model>`` (S, N) for each model of ``resps``."""
+    ``folds``, ``fold`` and ``resp_<model>`` (S, N) for each model of ``resps``; ``extra`` adds
+    arrays under their own keys (none may start with ``resp_``), e.g. the *unc-31* responses that
+    :func:`pooled_unc31_check` pools."""
+    extra = dict(extra or {})
+    bad = [k for k in extra if k.startswith("resp_") or k in ("stimulated", "cells", "train", "test", "folds", "fold")]
+    if bad:
+        raise ValueError(f"extra keys {bad} clash with the model responses or the split's keys")
     path = Path(run_dir) / RESPONSES_FILE
     np.savez(path, stimulated=np.array(list(stim_all)), cells=np.array(list(su.model.cell_names)),
              train=np.array(list(su.train)), test=np.array(list(su.test)), folds=int(su.cfg.folds), fold=int(su.cfg.fold),
-             **{f"resp_{k}": np.asarray(v, np.float64) for k, v in resps.items()})
+             **{f"resp_{k}": np.asarray(v, np.float64) for k, v in resps.items()}, **extra)
     return path
 
 
@@ -278,6 +286,67 @@ class _Cells:
 
     def index(self, name: str) -> int:
         return self._index[name]
+
+
+def load_folds(run_dirs: Sequence) -> tuple[dict[int, dict], list[str], dict[str, int], list[str]]:
+    """Read the ``responses.npz`` of the K runs of one K-fold cross-validation and check that they are one.
+
+    Returns:
+        ``(by_fold, stimulated, fold_of, models)``: fold → the run's arrays, the stimulated neurons
+        (rows of every ``resp_<model>``), neuron → the fold that held it out, and the models.
+
+    Raises:
+        ValueError: a file is missing, the runs disagree on cells, stimulated neurons, models or fold
+            count, a fold is missing or twice, or a neuron is held out in no run or in two.
+    """
+    runs = []
+    for d in run_dirs:
+        f = Path(d) / RESPONSES_FILE
+        if not f.exists():
+            raise ValueError(f"{f} is missing: is {d} a finished synapse_polarity run (folds >= 2)?")
+        with np.load(f) as z:
+            runs.append({k: z[k] for k in z.files})
+    if not runs:
+        raise ValueError("a cross-validation needs the run directories of the folds; got none")
+    k_folds = {int(r["folds"]) for r in runs}
+    if len(k_folds) != 1 or next(iter(k_folds)) != len(runs) or len(runs) < 2:
+        raise ValueError(f"the runs must be the folds of one {len(runs)}-fold cross-validation; their folds "
+                         f"settings are {sorted(int(r['folds']) for r in runs)}")
+    folds = sorted(int(r["fold"]) for r in runs)
+    if folds != list(range(len(runs))):
+        raise ValueError(f"need folds 0..{len(runs) - 1} once each; got {folds}")
+    ref = runs[0]
+    models = sorted(k[5:] for k in ref if k.startswith("resp_"))
+    for r in runs[1:]:
+        if list(r["cells"]) != list(ref["cells"]) or sorted(r["stimulated"]) != sorted(ref["stimulated"]):
+            raise ValueError("the runs disagree on the cells or the stimulated neurons: not one cross-validation")
+        if sorted(k[5:] for k in r if k.startswith("resp_")) != models:
+            raise ValueError("the runs disagree on the models they report")
+    stim = [str(n) for n in ref["stimulated"]]
+    fold_of: dict[str, int] = {}
+    for r in runs:
+        for n in r["test"]:
+            if str(n) in fold_of:
+                raise ValueError(f"{n} is held out in folds {fold_of[str(n)]} and {int(r['fold'])}")
+            fold_of[str(n)] = int(r["fold"])
+    missing = [n for n in stim if n not in fold_of]
+    if missing:
+        raise ValueError(f"never held out: {missing}")
+    return {int(r["fold"]): r for r in runs}, stim, fold_of, models
+
+
+def pool_held_out(by_fold: Mapping[int, Mapping[str, np.ndarray]], names: Sequence[str], fold_of: Mapping[str, int],
+                  key: str, rows_key: str = "stimulated") -> np.ndarray:
+    """Each neuron of ``names``' row of the array ``key`` taken from the run that held it out (rows of
+    ``key`` are the neurons ``rows_key`` of each run): the held-out predictions of a cross-validation."""
+    out = []
+    for n in names:
+        r = by_fold[fold_of[n]]
+        rows = [str(x) for x in r[rows_key]]
+        if n not in rows:
+            raise ValueError(f"{n} has no row in {key!r} of fold {fold_of[n]}")
+        out.append(np.asarray(r[key])[rows.index(n)])
+    return np.stack(out)
 
 
 def pooled_cross_validation(cfg, run_dirs: Sequence, atlas=None, n_boot: int = 2000, n_splits: int = 200,
@@ -315,43 +384,9 @@ def pooled_cross_validation(cfg, run_dirs: Sequence, atlas=None, n_boot: int = 2
     """
     from types import SimpleNamespace
 
-    runs = []
-    for d in run_dirs:
-        f = Path(d) / RESPONSES_FILE
-        if not f.exists():
-            raise ValueError(f"{f} is missing: is {d} a finished synapse_polarity run (folds >= 2)?")
-        with np.load(f) as z:
-            runs.append({k: z[k] for k in z.files})
-    if not runs:
-        raise ValueError("pooled_cross_validation needs the run directories of the folds; got none")
-    k_folds = {int(r["folds"]) for r in runs}
-    if len(k_folds) != 1 or next(iter(k_folds)) != len(runs) or len(runs) < 2:
-        raise ValueError(f"the runs must be the folds of one {len(runs)}-fold cross-validation; their folds "
-                         f"settings are {sorted(int(r['folds']) for r in runs)}")
-    folds = sorted(int(r["fold"]) for r in runs)
-    if folds != list(range(len(runs))):
-        raise ValueError(f"need folds 0..{len(runs) - 1} once each; got {folds}")
-    ref = runs[0]
-    models = sorted(k[5:] for k in ref if k.startswith("resp_"))
-    for r in runs[1:]:
-        if list(r["cells"]) != list(ref["cells"]) or sorted(r["stimulated"]) != sorted(ref["stimulated"]):
-            raise ValueError("the runs disagree on the cells or the stimulated neurons: not one cross-validation")
-        if sorted(k[5:] for k in r if k.startswith("resp_")) != models:
-            raise ValueError("the runs disagree on the models they report")
-    stim = [str(n) for n in ref["stimulated"]]
-    fold_of: dict[str, int] = {}
-    for r in runs:
-        for n in r["test"]:
-            if str(n) in fold_of:
-                raise ValueError(f"{n} is held out in folds {fold_of[str(n)]} and {int(r['fold'])}")
-            fold_of[str(n)] = int(r["fold"])
-    missing = [n for n in stim if n not in fold_of]
-    if missing:
-        raise ValueError(f"never held out: {missing}")
-    by_fold = {int(r["fold"]): r for r in runs}
-    # each neuron's row in the run that held it out
-    source = [(by_fold[fold_of[n]], [str(x) for x in by_fold[fold_of[n]]["stimulated"]].index(n)) for n in stim]
-    pooled = {m: np.stack([r[f"resp_{m}"][row] for r, row in source]) for m in models}
+    by_fold, stim, fold_of, models = load_folds(run_dirs)
+    pooled = {m: pool_held_out(by_fold, stim, fold_of, f"resp_{m}") for m in models}
+    ref = by_fold[0]
     cells = _Cells([str(c) for c in ref["cells"]])
     if atlas is None:
         from owjax.reference.atlas import load_atlas
@@ -374,10 +409,91 @@ def pooled_cross_validation(cfg, run_dirs: Sequence, atlas=None, n_boot: int = 2
     su = SimpleNamespace(cfg=cfg, atlas=atlas, model=cells, train=[], test=stim)
     stats = held_out_statistics(su, pooled, stim, n_boot=n_boot, n_splits=n_splits,
                                 pair_sets=(("heldout_significant", stim, cfg.q_max), ("heldout_observed", stim, None)))
-    out = dict(stats, n_folds=len(runs), stimulated=stim, fold_of=fold_of)
+    out = dict(stats, n_folds=len(by_fold), stimulated=stim, fold_of=fold_of)
     if stack:
         out["stack_coefficients"] = coefficients
     return out
+
+
+def pooled_unc31_check(cfg, run_dirs: Sequence, n_boot: int = 2000, n_splits: int = 200) -> dict:
+    """Issue 18's *unc-31* check over all folds of a cross-validation (each prediction held out).
+
+    The falsifiable prediction: a model fitted to wild type predicts the *unc-31* atlas (no
+    dense-core-vesicle release) better with its neuropeptide (DCV) families removed than with them
+    kept, while on wild type the removal should not help. Each run of a ``rate_extrasynaptic``
+    cross-validation saved, for every stimulation of the *unc-31* atlas with significant pairs, the
+    fitted model's responses with the DCV families kept and removed (and the same removal on its wt
+    stimulations). Here every stimulated neuron that a fold held out takes its rows from that fold,
+    and for each strain the kept and removed models are compared on the significant pairs of those
+    neurons (bootstrap over stimulated neurons, paired).
+
+    Arguments:
+        cfg: the runs' configuration (pair selection, clip, seed).
+        run_dirs: the K run directories of one cross-validation.
+        n_boot, n_splits: bootstrap resamples and split-half splits of the ceiling.
+
+    Returns:
+        ``{available, removed_families, unc31: {...}, wt: {...}, prediction_holds}``; each strain's
+        block has ``n_pairs``, ``n_stimulated``, ``r_kept`` / ``r_removed`` with 95 % intervals,
+        ``r_removed_minus_kept`` with its interval and ``p_r_diff_le_0``, and ``noise_ceiling_r``;
+        ``unc31`` also counts the *unc-31* stimulations no fold held out (``n_stimulated_not_held_out``,
+        left out: a wt fold never trained on them, but no single fold is theirs). ``available`` is
+        False (with ``reason``) when the runs have no DCV family.
+    """
+    from owjax.reference.atlas import load_atlas
+
+    by_fold, stim, fold_of, _ = load_folds(run_dirs)
+    ref = by_fold[0]
+    if "unc31_resp_kept" not in ref:
+        return dict(available=False, reason="the runs saved no unc-31 responses (a model without a neuropeptide family, "
+                                            "or runs older than the pooled check)")
+    cells = _Cells([str(c) for c in ref["cells"]])
+    out: dict = dict(available=True, removed_families=[str(f) for f in ref["dcv_families"]])
+    for strain, kept_key, removed_key, rows_key in (("unc31", "unc31_resp_kept", "unc31_resp_removed", "unc31_stimulated"),
+                                                    ("wt", "resp_fitted", "dcv_removed_wt", "stimulated")):
+        atlas = load_atlas(strain, cells.cell_names)
+        rows = [str(n) for n in ref[rows_key]]
+        held = [n for n in rows if n in fold_of]
+        kept = pool_held_out(by_fold, held, fold_of, kept_key, rows_key)
+        removed = pool_held_out(by_fold, held, fold_of, removed_key, rows_key)
+        p = atlas.pairs(q_max=cfg.q_max, min_occ=cfg.min_occ, stimulated=held, clip=cfg.clip)
+        row = {n: k for k, n in enumerate(held)}
+        srow = np.array([row[atlas.names[j]] for j in p.stim], dtype=int)
+        cols = np.array([cells.index(atlas.names[i]) for i in p.resp], dtype=int)
+        b = bootstrap_metrics(dict(kept=kept[srow, cols], removed=removed[srow, cols]), p.target, p.stim,
+                              n_boot=n_boot, seed=cfg.seed)
+        ceil = split_half_reliability(atlas.trials(p.resp, p.stim), n_splits=n_splits, seed=cfg.seed, clip=cfg.clip)
+        d = b["differences"]["removed-kept"]
+        out[strain] = dict(n_pairs=len(p), n_stimulated=len(held), r_kept=b["kept"]["r"], r_kept_ci95=b["kept"]["r_ci"],
+                           r_removed=b["removed"]["r"], r_removed_ci95=b["removed"]["r_ci"],
+                           r_removed_minus_kept=d["r_diff"], r_removed_minus_kept_ci95=d["r_diff_ci"],
+                           p_r_diff_le_0=d["p_r_diff_le_0"], noise_ceiling_r=ceil["ceiling_r"])
+        if strain == "unc31":
+            out[strain]["n_stimulated_not_held_out"] = len(rows) - len(held)
+    out["prediction_holds"] = bool(out["unc31"]["r_removed_minus_kept"] > 0)
+    return out
+
+
+def cross_validation_baseline(run_dirs: Sequence, model: str = "fitted") -> Callable:
+    """Another cross-validation's pooled held-out predictions (its ``model``) as a baseline of
+    :func:`pooled_cross_validation`, so that two model classes run on the same folds are compared
+    with paired bootstrap differences. The two must hold out the same neurons in the same folds.
+
+    Raises (when called):
+        ValueError: the folds, cells or stimulated neurons differ, or the runs lack ``model``.
+    """
+    by_fold, stim_o, fold_o, models = load_folds(run_dirs)
+    if model not in models:
+        raise ValueError(f"{model!r} is not a model of {run_dirs[0]}'s cross-validation ({models})")
+    cells_o = [str(c) for c in by_fold[0]["cells"]]
+
+    def fn(atlas, cells, stimulated, fold_of):
+        if list(cells) != cells_o or sorted(stimulated) != sorted(stim_o) or dict(fold_of) != fold_o:
+            raise ValueError(f"the cross-validation in {Path(run_dirs[0]).parent} has other folds, cells or stimulated "
+                             "neurons: run both with the same --folds and seed")
+        return pool_held_out(by_fold, list(stimulated), fold_o, f"resp_{model}")
+
+    return fn
 
 
 def significant_responses(atlas, q_max: float, clip: float | None) -> np.ndarray:

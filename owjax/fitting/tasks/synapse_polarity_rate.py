@@ -76,7 +76,7 @@ from owjax.neural.network import NetworkModel
 log = logging.getLogger("owjax.synapse_polarity")
 
 __all__ = ["RATE_MODELS", "SHARING", "neuron_class", "group_index", "LinearRateNetwork", "build_rate_network", "init_rate_params",
-           "rate_responses", "SynapsePolarityRateTask"]
+           "rate_responses", "KernelTargets", "kernel_targets", "kernel_error", "SynapsePolarityRateTask"]
 
 RATE_MODELS = ("rate", "rate_extrasynaptic")
 SHARING = ("class", "presynaptic", "nt")
@@ -148,6 +148,14 @@ class LinearRateNetwork(eqx.Module):
     def responses(self, params: Mapping[str, Array], stim: Int[Array, " s"], keep=None):
         """(S, N) window-mean responses to unit pulses into the cells ``stim`` (pure JAX); ``keep``:
         see :meth:`couplings`."""
+        return self._solve(params, stim, keep, dense=False)
+
+    def trajectories(self, params: Mapping[str, Array], stim: Int[Array, " s"], keep=None):
+        """``(x, mean)``: the activity ``x`` (T, N, S) at the step times ``dt, 2dt, …, duration`` (τ) and
+        the (S, N) window-mean responses, from one solve (pure JAX); ``keep``: see :meth:`couplings`."""
+        return self._solve(params, stim, keep, dense=True)
+
+    def _solve(self, params, stim, keep, dense: bool):
         mx, mz = self.couplings(params, keep)
         n = self.chem.shape[0]
         u = jax.nn.one_hot(stim, n, dtype=self.chem.dtype).T  # (N, S)
@@ -161,10 +169,73 @@ class LinearRateNetwork(eqx.Module):
         n_steps = int(round(self.duration / self.dt))
         zero = jnp.zeros_like(u)
         # the third state integrates x: the window mean is its final value / duration (no dense output)
+        saveat = dfx.SaveAt(ts=self.dt * jnp.arange(1, n_steps + 1, dtype=u.dtype)) if dense else dfx.SaveAt(t1=True)
         sol = dfx.diffeqsolve(dfx.ODETerm(f), dfx.Heun(), 0.0, self.duration, self.dt, (zero, zero, zero),
-                              saveat=dfx.SaveAt(t1=True), stepsize_controller=dfx.ConstantStepSize(),
+                              saveat=saveat, stepsize_controller=dfx.ConstantStepSize(),
                               max_steps=n_steps + 2, adjoint=dfx.RecursiveCheckpointAdjoint())
-        return (sol.ys[2][-1] / self.duration).T
+        mean = (sol.ys[2][-1] / self.duration).T
+        return (sol.ys[0], mean) if dense else mean
+
+
+class KernelTargets(eqx.Module):
+    """The atlas' response kernels of some pairs, as convolution matrices on the rate model's time
+    grid (see :func:`kernel_targets`). Final.
+
+    Attributes:
+        row: (P,) stimulation (column of the model's ``(T, N, S)`` trajectories) of each pair.
+        resp: (P,) responding cell.
+        stim: (P,) stimulated cell.
+        conv: (P, T, T) lower-triangular matrices: ``conv[p] @ x_stim`` is the kernel's prediction of
+            the responder's time course from the stimulated neuron's.
+    """
+
+    row: Int[Array, " p"]
+    resp: Int[Array, " p"]
+    stim: Int[Array, " p"]
+    conv: Float[Array, "p t t"]
+
+
+def kernel_targets(atlas, model: NetworkModel, stimulated: Sequence[str], cfg, dtype=jnp.float32) -> KernelTargets | None:
+    """Convolution matrices of the atlas' kernels (:meth:`SignalPropagationAtlas.kernels`) for the
+    significant pairs (``q < cfg.q_max``) of the stimulations ``stimulated`` that have a kernel.
+
+    The model's step times ``t_k = k·rate_dt`` (k = 1 … duration/rate_dt, in membrane time constants)
+    are mapped to seconds by ``rate_tau_s``; ``conv[p, k, k'] = kernel_p(τ_s (t_k − t_k'))·τ_s·rate_dt``
+    for k' ≤ k (rectangle rule), so that ``Σ_k' conv[p, k, k'] x_j(t_k')`` is ``(k ⋆ x_j)(t_k)``. The
+    kernels relate ΔF/F to ΔF/F, and a calcium indicator's filter acting on both neurons commutes
+    with the convolution, so they apply to the model's activities as they are. Returns None when no
+    pair has a kernel."""
+    p = atlas.pairs(q_max=cfg.q_max, min_occ=cfg.min_occ, stimulated=list(stimulated))
+    if len(p) == 0:
+        return None
+    n_steps = int(round(cfg.rate_duration / cfg.rate_dt))
+    lag = cfg.rate_dt * (np.arange(n_steps)[:, None] - np.arange(n_steps)[None, :])  # t_k − t_k' (τ)
+    grid = cfg.rate_tau_s * cfg.rate_dt * np.arange(n_steps)
+    vals = atlas.kernels(p.resp, p.stim, grid)  # (P, T) at lags 0, dt, …
+    has = np.all(np.isfinite(vals), axis=1)
+    if not has.any():
+        return None
+    idx = np.clip(np.rint(lag / cfg.rate_dt).astype(int), 0, None)
+    conv = np.where(lag[None] >= 0, vals[has][:, idx], 0.0) * cfg.rate_tau_s * cfg.rate_dt
+    srow = {n: k for k, n in enumerate(stimulated)}
+    return KernelTargets(
+        row=jnp.asarray([srow[atlas.names[j]] for j in p.stim[has]]),
+        resp=jnp.asarray([model.index(atlas.names[i]) for i in p.resp[has]]),
+        stim=jnp.asarray([model.index(atlas.names[j]) for j in p.stim[has]]),
+        conv=jnp.asarray(conv, dtype))
+
+
+def kernel_error(traj: Float[Array, "t n s"], kt: KernelTargets, eps: float = 1e-12):
+    """How far the responders' time courses are from the kernels' predictions from the stimulated
+    neurons' own time courses, up to one global scale (the atlas' ΔF/F ratios between neurons carry
+    each neuron's indicator brightness, and the rate model's activity has no unit): one minus the
+    cosine similarity ``Σ x_i·(k ⋆ x_j) / √(Σ x_i² · Σ (k ⋆ x_j)²)`` over the pairs of ``kt`` and all
+    step times (time courses start at rest, so no mean is removed). 0 = every time course as the
+    kernels say up to the scale, 1 = unrelated, 2 = every one inverted (pure JAX)."""
+    x_resp = traj[:, kt.resp, kt.row].T  # (P, T)
+    x_stim = traj[:, kt.stim, kt.row].T
+    pred = jnp.einsum("pkl,pl->pk", kt.conv, x_stim)
+    return 1.0 - jnp.sum(x_resp * pred) / jnp.sqrt(jnp.sum(x_resp ** 2) * jnp.sum(pred ** 2) + eps)
 
 
 def _spectral_radius(a: np.ndarray) -> float:
@@ -301,6 +372,9 @@ class SynapsePolarityRateTask(AbstractFitTask):
         self.stim_train = jnp.asarray([su.model.index(s) for s in su.train])
         self.target, self.weight = response_targets(su.atlas, su.model, su.train, cfg)
         self.n_pairs_used = int((self.weight > 0).sum())
+        self.kernels = kernel_targets(su.atlas, su.model, su.train, cfg, dtype) if cfg.kernel_weight > 0 else None
+        if cfg.kernel_weight > 0 and self.kernels is None:
+            raise ValueError("synapse_polarity.kernel_weight > 0, but no training pair has an atlas kernel")
         self._nt = jnp.asarray(su.nt_codes)
         self._report: dict = {}
         self.data_description = (
@@ -308,7 +382,10 @@ class SynapsePolarityRateTask(AbstractFitTask):
             f"{self.n_pairs_used} {cfg.pairs} pairs of {len(su.train)} training stimulations; Wang et al. 2024 "
             "transmitter identities" + (f"; extrasynaptic: {', '.join(cfg.extrasynaptic)} (cect)" if self.ext else ""))
         self.loss_description = (f"{cfg.loss} on atlas responses + {cfg.lambda_nt}·NT consistency + "
-                                 f"{cfg.lambda_w}·L2 of the gain parameters")
+                                 f"{cfg.lambda_w}·L2 of the gain parameters"
+                                 + (f" + {cfg.kernel_weight}·relative error of the response time courses against "
+                                    f"{int(self.kernels.row.shape[0])} atlas kernels (τ = {cfg.rate_tau_s} s)"
+                                    if self.kernels is not None else ""))
         self.info = dict(n_train_neurons=len(su.train), n_test_neurons=len(su.test), n_pairs_used=self.n_pairs_used,
                          model=cfg.model, sharing=cfg.sharing, n_pre_groups=self.net.n_pre_groups,
                          n_post_groups=self.net.n_post_groups, extrasynaptic_families=list(self.net.families))
@@ -331,12 +408,17 @@ class SynapsePolarityRateTask(AbstractFitTask):
 
     def _loss(self, net, params, target, weight):
         cfg = self.cfg
-        r = net.responses(params, self.stim_train)
+        if self.kernels is not None:
+            traj, r = net.trajectories(params, self.stim_train)
+            kern = kernel_error(traj, self.kernels)
+        else:
+            r, kern = net.responses(params, self.stim_train), 0.0
         data = atlas_loss(r, target, weight, cfg.loss)
         nt = nt_penalty(connection_p_exc(params, net, self.su.model), self._nt, cfg.nt_weight_gaba, cfg.nt_weight_ach)
         reg = (jnp.mean(params["gain"] ** 2) + (jnp.mean(params["excit"] ** 2) if "excit" in params else 0.0)
                + (jnp.mean(params["ext_gain"] ** 2) if "ext_gain" in params else 0.0))
-        return data + cfg.lambda_nt * nt + cfg.lambda_w * reg, dict(atlas=data, nt=nt, reg=reg)
+        total = data + cfg.lambda_nt * nt + cfg.lambda_w * reg + cfg.kernel_weight * kern
+        return total, dict(atlas=data, nt=nt, reg=reg, kernel=kern)
 
     def loss(self, params, batch, key):
         return self._loss(self.net, params, batch["target"], batch["weight"])
@@ -362,41 +444,69 @@ class SynapsePolarityRateTask(AbstractFitTask):
             params, state, _ = step(params, state, net)
         return params
 
-    def _unc31_check(self, params, n_boot: int) -> dict:
-        """The wt-fitted model on the *unc-31* atlas, DCV families kept vs removed."""
+    def _unc31_check(self, params, n_boot: int) -> tuple[dict, dict[str, np.ndarray]]:
+        """The wt-fitted model on the *unc-31* atlas, DCV families kept vs removed.
+
+        Returns:
+            ``(check, arrays)``: the check's metrics, and the responses it used for
+            :func:`~owjax.fitting.tasks.synapse_polarity_ceiling.pooled_unc31_check` (saved with the
+            run's ``responses.npz``; empty without a DCV family): ``unc31_stimulated`` (rows),
+            ``unc31_resp_kept`` / ``unc31_resp_removed`` (rows × cells), ``dcv_removed_wt`` (the wt
+            stimulations of the run, DCV families removed) and ``dcv_families``.
+        """
         from owjax.neural.extrasynaptic import DCV_FAMILIES
         from owjax.reference.atlas import load_atlas
 
         cfg, su = self.cfg, self.su
         drop = tuple(f for f in self.net.families if f.split("_")[0] in DCV_FAMILIES)
         if not drop:
-            return dict(available=False, reason="the model has no dense-core-vesicle (peptide) family")
+            return dict(available=False, reason="the model has no dense-core-vesicle (peptide) family"), {}
         unc = load_atlas("unc31", su.model.cell_names)
+        p_all = unc.pairs(q_max=cfg.q_max, min_occ=cfg.min_occ, clip=cfg.clip)
+        unc_stim = [unc.names[j] for j in np.unique(p_all.stim)]
+        idx = [su.model.index(s) for s in unc_stim]
+        resp_kept = rate_responses(self.net, params, idx)
+        resp_removed = rate_responses(self.net, params, idx, drop)
+        row = {s: k for k, s in enumerate(unc_stim)}
         out = dict(available=True, removed_families=list(drop))
         for key, subset in (("all", None), ("test_neurons", set(su.test))):
-            p = unc.pairs(q_max=cfg.q_max, min_occ=cfg.min_occ, clip=cfg.clip)
+            p = p_all
             if subset is not None:
                 p = p.subset(np.isin([unc.names[j] for j in p.stim], sorted(subset)))
             if len(p) < 3:
                 out[key] = dict(n_pairs=len(p))
                 continue
-            stim_names = [unc.names[j] for j in np.unique(p.stim)]
-            idx = [su.model.index(s) for s in stim_names]
-            row = {s: k for k, s in enumerate(stim_names)}
             srow = np.array([row[unc.names[j]] for j in p.stim])
             cols = np.array([su.model.index(unc.names[i]) for i in p.resp])
-            kept = rate_responses(self.net, params, idx)[srow, cols]
-            removed = rate_responses(self.net, params, idx, drop)[srow, cols]
+            kept, removed = resp_kept[srow, cols], resp_removed[srow, cols]
             b = bootstrap_metrics(dict(kept=kept, removed=removed), p.target, p.stim, n_boot=n_boot, seed=cfg.seed)
             ceil = split_half_reliability(unc.trials(p.resp, p.stim), seed=cfg.seed, clip=cfg.clip)
-            out[key] = dict(n_pairs=len(p), n_stimulated=len(stim_names), r_kept=b["kept"]["r"],
+            out[key] = dict(n_pairs=len(p), n_stimulated=len(np.unique(p.stim)), r_kept=b["kept"]["r"],
                             r_kept_ci95=b["kept"]["r_ci"], r_removed=b["removed"]["r"],
                             r_removed_ci95=b["removed"]["r_ci"],
                             r_removed_minus_kept=b["differences"]["removed-kept"]["r_diff"],
                             r_removed_minus_kept_ci95=b["differences"]["removed-kept"]["r_diff_ci"],
                             noise_ceiling_r=ceil["ceiling_r"],
                             prediction_holds=bool(b["differences"]["removed-kept"]["r_diff"] > 0))
-        # the same removal on the wt test set (should hurt there if the term carries signal)
+        stim_all = su.train + su.test
+        arrays = dict(unc31_stimulated=np.array(unc_stim), unc31_resp_kept=np.asarray(resp_kept, np.float64),
+                      unc31_resp_removed=np.asarray(resp_removed, np.float64),
+                      dcv_removed_wt=np.asarray(rate_responses(self.net, params, [su.model.index(s) for s in stim_all],
+                                                               drop), np.float64),
+                      dcv_families=np.array(list(drop)))
+        return out, arrays
+
+    def _kernel_check(self, models: Mapping[str, tuple]) -> dict:
+        """The time courses of the held-out stimulations against the atlas' kernels
+        (:func:`kernel_error`, 0 = as the kernels say, 1 = no better than silence) for each model."""
+        su = self.su
+        kt = kernel_targets(su.atlas, su.model, su.test, self.cfg, su.model.dtype)
+        if kt is None:
+            return dict(n_pairs=0)
+        stim = jnp.asarray([su.model.index(s) for s in su.test])
+        out = dict(n_pairs=int(kt.row.shape[0]), rate_tau_s=self.cfg.rate_tau_s)
+        for k, (net, params) in models.items():
+            out[k] = float(kernel_error(net.trajectories(params, stim)[0], kt))
         return out
 
     # ------------------------------------------------------------------ report
@@ -426,7 +536,6 @@ class SynapsePolarityRateTask(AbstractFitTask):
                                                su.nt_codes))
         resps = dict(fitted=resp_fit, c302=resp_c302, shuffled=resp_shuf)
         stats = held_out_statistics(su, resps, stim_all)
-        save_held_out_responses(run_dir, su, resps, stim_all)  # pooled by a cross-validation
         rf, rc, rs = reps["fitted"], reps["c302"], reps["shuffled"]
         metrics = dict(
             model=cfg.model, sharing=cfg.sharing,
@@ -448,7 +557,11 @@ class SynapsePolarityRateTask(AbstractFitTask):
         )
         metrics.update(ceiling_metrics(stats))
         metrics["dd010_tier2_pass"] = bool(rf["test_r"] > 0.5 and rf["test_sign_agreement"] >= 0.7)
-        metrics["unc31"] = self._unc31_check(params, n_boot=2000)
+        metrics["heldout_kernel_error"] = self._kernel_check(dict(fitted=(self.net, params),
+                                                                  c302=(self.net, params_init),
+                                                                  shuffled=(net_shuf, params_shuf)))
+        metrics["unc31"], unc31_arrays = self._unc31_check(params, n_boot=2000)
+        save_held_out_responses(run_dir, su, resps, stim_all, extra=unc31_arrays)  # pooled by a cross-validation
         metrics["timing_s"] = dict(setup=round(self.setup_s, 1), shuffled_control_fit=round(control_s, 1),
                                    evaluation=round(time.perf_counter() - t0 - control_s, 1))
         self._report = metrics
