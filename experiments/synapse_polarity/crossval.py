@@ -111,6 +111,12 @@ def summarise(name: str, dirs: list[Path], overrides: list[str], wall_s: float |
                              test_r_ci95=m.get("test_r_ci95"), baseline_c302_test_r=m["baseline_c302_test_r"],
                              shuffled_test_r=m["shuffled_test_r"], train_r=m["train_r"],
                              nt_consistency=m["nt_consistency"], timing_s=m.get("timing_s")))
+    kernel = [json.loads((d / "metrics.json").read_text()).get("heldout_kernel_error") for d in dirs]
+    kernel_summary = None
+    if all(k and k.get("n_pairs") for k in kernel):  # rate runs: time courses against the atlas' kernels
+        n = np.array([k["n_pairs"] for k in kernel], float)
+        kernel_summary = dict(n_pairs=int(n.sum()), rate_tau_s=kernel[0]["rate_tau_s"],
+                              **{m: float(np.sum(n * [k[m] for k in kernel]) / n.sum()) for m in ("fitted", "c302", "shuffled")})
     hs, ho = pooled["heldout_significant"], pooled["heldout_observed"]
     ceil = hs["noise_ceiling"]["ceiling_r"]
     models = ("fitted", "c302", "shuffled", "responder_mean", "direct_connection", "fitted+responder_mean",
@@ -135,7 +141,7 @@ def summarise(name: str, dirs: list[Path], overrides: list[str], wall_s: float |
         train_r_mean=float(np.mean([f["train_r"] for f in per_fold])),
         nt_consistency_mean=float(np.mean([f["nt_consistency"] for f in per_fold])),
         fitted_minus_other={k: hs["differences"][f"fitted-{k}"] for k in others},
-        unc31=unc31,
+        unc31=unc31, heldout_kernel_error=kernel_summary,
         per_fold=per_fold, fold_of=pooled["fold_of"], wall_s=wall_s,
         statistics={k: pooled[k] for k in ("heldout_significant", "heldout_observed")},
     )
@@ -167,6 +173,11 @@ def summarise(name: str, dirs: list[Path], overrides: list[str], wall_s: float |
     for k, d in summary["fitted_minus_other"].items():
         lines.append(f"Fitted − {k}: {d['r_diff']:+.3f} {_fmt_ci(d['r_diff_ci'])} (bootstrap fraction ≤ 0: "
                      f"{d['p_r_diff_le_0']:.3f}).")
+    if kernel_summary:
+        lines += ["", f"Held-out time courses against the atlas' kernels (`kernel_error`: 1 − cosine, 0 = as the kernels "
+                  f"say, 1 = unrelated; {kernel_summary['n_pairs']} held-out pairs with a kernel, τ = "
+                  f"{kernel_summary['rate_tau_s']} s; mean over folds weighted by pairs): fitted "
+                  f"{kernel_summary['fitted']:.3f}, start {kernel_summary['c302']:.3f}, shuffled {kernel_summary['shuffled']:.3f}."]
     if unc31.get("available"):
         lines += ["", f"*unc-31* check, pooled over the folds (families removed: {', '.join(unc31['removed_families'])}; "
                   "each stimulated neuron's prediction from the fold that held it out; significant pairs):", "",
