@@ -4,6 +4,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.owjax-installed
 EXTRAS ?= dev,reference,cluster,bench
+# test processes (pytest-xdist; each test file stays in one process): `make test PYTEST_WORKERS=0` runs in one
+PYTEST_WORKERS ?= auto
 
 .PHONY: install run test test-fast bench lint clean
 
@@ -19,7 +21,7 @@ run: install
 	$(PY) -m owjax.simulate $(ARGS)
 
 test: install
-	$(PY) -m pytest -q --durations=25 $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --durations=25 $(PYTEST_ARGS)
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow and not reference" $(PYTEST_ARGS)

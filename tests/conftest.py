@@ -1,6 +1,7 @@
 """Suite-wide fixtures.
 
-``make test`` runs every module in one process. Compiled XLA executables (jax's caches, owjax's
+``make test`` runs the modules in one pytest-xdist worker per core, each module whole in one worker
+(``--dist loadfile``), so a worker runs many modules in turn. Compiled XLA executables (jax's caches, owjax's
 ``DEFAULT_COMPILED_SOLVES``) otherwise accumulate over ~30 modules. A late large compile (the whole
 worm's gradient) once crashed XLA's compiler with a segmentation fault in the full suite, though it
 passes alone and after its neighbouring modules; accumulated memory is the suspected cause, not a
