@@ -383,7 +383,7 @@ class SynapsePolarityRateTask(AbstractFitTask):
             "transmitter identities" + (f"; extrasynaptic: {', '.join(cfg.extrasynaptic)} (cect)" if self.ext else ""))
         self.loss_description = (f"{cfg.loss} on atlas responses + {cfg.lambda_nt}·NT consistency + "
                                  f"{cfg.lambda_w}·L2 of the gain parameters"
-                                 + (f" + {cfg.kernel_weight}·relative error of the response time courses against "
+                                 + (f" + {cfg.kernel_weight}·(1 − cosine similarity) of the response time courses against "
                                     f"{int(self.kernels.row.shape[0])} atlas kernels (τ = {cfg.rate_tau_s} s)"
                                     if self.kernels is not None else ""))
         self.info = dict(n_train_neurons=len(su.train), n_test_neurons=len(su.test), n_pairs_used=self.n_pairs_used,
