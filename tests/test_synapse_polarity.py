@@ -899,3 +899,7 @@ def test_kernel_objective_scores_time_courses_against_the_atlas_kernels(full_mod
         SynapsePolarityConfig.from_dict(dict(model="c302", kernel_weight=1.0))
     with pytest.raises(ValueError, match="kernel_weight"):
         SynapsePolarityConfig.from_dict(dict(model="rate", kernel_weight=-1.0))
+    with pytest.raises(ValueError, match="window means or the kernels"):
+        SynapsePolarityConfig.from_dict(dict(model="rate", window_weight=0.0))
+    with pytest.raises(ValueError, match="window_weight applies"):
+        SynapsePolarityConfig.from_dict(dict(model="c302", window_weight=0.5))

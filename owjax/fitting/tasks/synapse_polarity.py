@@ -196,6 +196,7 @@ class SynapsePolarityConfig:
     non_response_weight: float = 0.0     # weight of the atlas' non-responses (q_eq < q_eq_max) as zero targets (0: unused)
     q_eq_max: float = 0.05
     kernel_weight: float = 0.0           # rate models, > 0: the atlas' response kernels (time courses) join the loss
+    window_weight: float = 1.0           # rate models: weight of the window-mean responses (0 with kernel_weight > 0: time courses instead)
     test_fraction: float = 0.25
     split: str = "bilateral"             # bilateral | neuron
     folds: int = 0                       # >= 2: cross-validation, this run holds out fold `fold` (test_fraction unused)
@@ -292,6 +293,12 @@ class SynapsePolarityConfig:
                              f"and 0 < q_eq_max <= 1 (got {self.q_eq_max})")
         if not self.kernel_weight >= 0.0:
             raise ValueError(f"synapse_polarity.kernel_weight must be >= 0, got {self.kernel_weight}")
+        if not self.window_weight >= 0.0 or (self.window_weight == 0.0 and self.kernel_weight == 0.0):
+            raise ValueError(f"synapse_polarity: need window_weight >= 0 (got {self.window_weight}) and the window "
+                             f"means or the kernels in the loss (window_weight > 0 or kernel_weight > 0; got "
+                             f"kernel_weight={self.kernel_weight})")
+        if self.window_weight != 1.0 and self.model not in ("rate", "rate_extrasynaptic"):
+            raise ValueError(f"synapse_polarity.window_weight applies to the rate models; got model={self.model!r}")
         if self.kernel_weight > 0 and self.model not in ("rate", "rate_extrasynaptic"):
             raise ValueError(f"synapse_polarity.kernel_weight > 0 (the response kernels) needs a rate model "
                              f"(model=rate | rate_extrasynaptic); got model={self.model!r}")

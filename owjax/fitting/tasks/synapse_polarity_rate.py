@@ -381,7 +381,7 @@ class SynapsePolarityRateTask(AbstractFitTask):
             f"Randi et al. 2023 signal propagation atlas (doi:{su.atlas.doi}), strain {cfg.strain}, "
             f"{self.n_pairs_used} {cfg.pairs} pairs of {len(su.train)} training stimulations; Wang et al. 2024 "
             "transmitter identities" + (f"; extrasynaptic: {', '.join(cfg.extrasynaptic)} (cect)" if self.ext else ""))
-        self.loss_description = (f"{cfg.loss} on atlas responses + {cfg.lambda_nt}·NT consistency + "
+        self.loss_description = (f"{cfg.window_weight}·{cfg.loss} on atlas responses + {cfg.lambda_nt}·NT consistency + "
                                  f"{cfg.lambda_w}·L2 of the gain parameters"
                                  + (f" + {cfg.kernel_weight}·(1 − cosine similarity) of the response time courses against "
                                     f"{int(self.kernels.row.shape[0])} atlas kernels (τ = {cfg.rate_tau_s} s)"
@@ -417,7 +417,7 @@ class SynapsePolarityRateTask(AbstractFitTask):
         nt = nt_penalty(connection_p_exc(params, net, self.su.model), self._nt, cfg.nt_weight_gaba, cfg.nt_weight_ach)
         reg = (jnp.mean(params["gain"] ** 2) + (jnp.mean(params["excit"] ** 2) if "excit" in params else 0.0)
                + (jnp.mean(params["ext_gain"] ** 2) if "ext_gain" in params else 0.0))
-        total = data + cfg.lambda_nt * nt + cfg.lambda_w * reg + cfg.kernel_weight * kern
+        total = cfg.window_weight * data + cfg.lambda_nt * nt + cfg.lambda_w * reg + cfg.kernel_weight * kern
         return total, dict(atlas=data, nt=nt, reg=reg, kernel=kern)
 
     def loss(self, params, batch, key):

@@ -24,7 +24,9 @@ NAME=C1_Full;    want "$@" && $REF --parameter-set C1 --config Full    --dt-ms 0
 NAME=C2_Full;    want "$@" && $REF --parameter-set C2 --config Full    --dt-ms 0.001  --duration-ms 1000 --out-dt-ms 0.5 --cell-stride 3 --out $OUT/$NAME.h5
 NAME=C0_Full;    want "$@" && $REF --parameter-set C0 --config Full    --dt-ms 0.001  --duration-ms 1000 --out-dt-ms 0.5 --cell-stride 3 --out $OUT/$NAME.h5
 NAME=C1_Muscles; want "$@" && $REF --parameter-set C1 --config Muscles --dt-ms 0.001  --duration-ms 1000 --out-dt-ms 0.5 --cell-stride 3 --out $OUT/$NAME.h5
-# finer C1 Full (dt 0.00025 ms, full float32 mantissa): what benchmarks/reference_floor.py resolves errors with
+# finer C1 Full (dt 0.00025 and 0.000125 ms, full float32 mantissa): what benchmarks/reference_floor.py and
+# benchmarks/jaxley_compare.py resolve errors with
 REF="${REF% --mantissa-bits 16}"
 NAME=C1_Full_dt0.00025; want "$@" && $REF --parameter-set C1 --config Full --dt-ms 0.00025 --duration-ms 1000 --out-dt-ms 0.5 --cell-stride 3 --out $OUT/$NAME.h5
+NAME=C1_Full_dt0.000125; want "$@" && $REF --parameter-set C1 --config Full --dt-ms 0.000125 --duration-ms 1000 --out-dt-ms 0.5 --cell-stride 3 --out $OUT/$NAME.h5
 ls -l $OUT/*.h5
