@@ -31,6 +31,7 @@ RESULTS = Path(__file__).parent / "results"
 DATA = Path(__file__).parents[1] / "tests" / "c302_vs_neuron" / "data"
 REFERENCE = DATA / "C1_Full.h5"  # what bench.md and jaxley_compare.md measure against
 FINER = DATA / "C1_Full_dt0.00025.h5"  # NEURON at dt 0.00025 ms (and 0.0005), extrapolated
+FINEST = DATA / "C1_Full_dt0.000125.h5"  # NEURON at dt 0.000125 ms (and 0.00025), extrapolated
 
 
 def main(argv=None) -> int:
@@ -39,12 +40,12 @@ def main(argv=None) -> int:
                    help="solver presets whose own solver error is reported (float32 for *_fast/fast); "
                         "PRESET@TOL sets rtol = atol = TOL")
     p.add_argument("--reference", action="append", type=Path, default=None,
-                   help="reference traces file(s) (default: the checked-in C1 Full file and its finer sibling); "
+                   help="reference traces file(s) (default: the checked-in C1 Full file and its finer siblings); "
                         "the first sets the cells")
     p.add_argument("--traces", action="append", default=[], metavar="NAME=NPZ",
                    help="another simulator's saved run (npz: t, V, names) to score as a row")
     a = p.parse_args(argv)
-    refs = a.reference or [REFERENCE, FINER]
+    refs = a.reference or [r for r in (REFERENCE, FINER, FINEST) if r.exists()]
     extra = []
     for item in a.traces:
         name, sep, path = item.partition("=")
