@@ -285,7 +285,7 @@ def main(argv=None) -> int:
                         f"reference checked in, {', '.join(REFERENCES)} in that order)")
     a = p.parse_args(argv)
 
-    from benchmarks.run_all import CHECKED_IN, machine
+    from benchmarks.run_all import CHECKED_IN, machine, repository_path
     from owjax.traces import read_traces
 
     dur = 1000.0
@@ -305,7 +305,7 @@ def main(argv=None) -> int:
     ref_path = a.reference or next((CHECKED_IN / f for f in REFERENCES if (CHECKED_IN / f).exists()), None)
     if ref_path is None or not Path(ref_path).is_file():
         raise SystemExit(f"no converged reference traces at {ref_path or CHECKED_IN}")
-    reference = _relative(Path(ref_path))
+    reference = repository_path(ref_path)
     conv = read_traces(ref_path)
     mach = machine()
     records: list[dict] = []
@@ -356,14 +356,6 @@ DEFAULT = "default_f64_imex_1e-5"
 ACCURATE = "imex_f64_1e-6"
 #: converged C1 Full references, finest first (NEURON at dt 0.000125 / 0.00025 / 0.0005 ms, Richardson-extrapolated)
 REFERENCES = ("C1_Full_dt0.000125.h5", "C1_Full_dt0.00025.h5", "C1_Full.h5")
-
-
-def _relative(path: Path) -> str:
-    """A path relative to the repository where it can be (results name no machine)."""
-    try:
-        return str(path.resolve().relative_to(ROOT.resolve()))
-    except ValueError:
-        return path.name
 
 
 def reference_cases(a, dur, conv, add) -> None:

@@ -58,19 +58,13 @@ def main(argv=None) -> int:
     jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
 
-    from benchmarks.run_all import errors_vs
+    from benchmarks.run_all import errors_vs, repository_path
     from owjax.core.solve import get_solver, solve
     from owjax.neural.c302_data import load_c302_network
     from owjax.neural.network import NetworkModel
     from owjax.traces import read_traces
 
-    root = DATA.parents[2]
-
-    def label(path: Path) -> str:  # repository-relative where it can be, so the results name no machine
-        path = path.resolve()
-        return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
-
-    references = [(label(r), read_traces(r)) for r in refs]
+    references = [(repository_path(r), read_traces(r)) for r in refs]
     spec = load_c302_network("C1", "Full")
     m64 = NetworkModel.from_spec(spec, jnp.float64)
     ref_names = set()

@@ -48,6 +48,13 @@ import numpy as np
 
 RESULTS = Path(__file__).parent / "results"
 CHECKED_IN = Path(__file__).parents[1] / "tests" / "c302_vs_neuron" / "data"
+
+
+def repository_path(path: Path) -> str:
+    """``path`` relative to the repository where it lies inside it (so results do not name the machine
+    they ran on), else as given, resolved."""
+    path, root = Path(path).resolve(), Path(__file__).parents[1].resolve()
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 CONVERGED_DT_MS = 0.0005  # NEURON is first order; docs/equivalence.md shows dt 0.0005 ms is converged
 
 

@@ -104,14 +104,14 @@ def summarise(name: str, dirs: list[Path], overrides: list[str], wall_s: float |
         responder_mean=responder_mean_baseline(cfg.q_max, cfg.clip), direct_connection=direct_connection_baseline(wiring),
         **others), stack=("fitted", "c302"))
     unc31 = pooled_unc31_check(cfg, dirs)
-    per_fold = []
+    per_fold, kernel = [], []
     for d in dirs:
         m = json.loads((d / "metrics.json").read_text())
+        kernel.append(m.get("heldout_kernel_error"))
         per_fold.append(dict(fold=int(task_config(d).fold), n_test_neurons=m["n_test_neurons"], test_r=m["test_r"],
                              test_r_ci95=m.get("test_r_ci95"), baseline_c302_test_r=m["baseline_c302_test_r"],
                              shuffled_test_r=m["shuffled_test_r"], train_r=m["train_r"],
                              nt_consistency=m["nt_consistency"], timing_s=m.get("timing_s")))
-    kernel = [json.loads((d / "metrics.json").read_text()).get("heldout_kernel_error") for d in dirs]
     kernel_summary = None
     if all(k and k.get("n_pairs") for k in kernel):  # rate runs: time courses against the atlas' kernels
         n = np.array([k["n_pairs"] for k in kernel], float)

@@ -339,13 +339,13 @@ def pool_held_out(by_fold: Mapping[int, Mapping[str, np.ndarray]], names: Sequen
                   key: str, rows_key: str = "stimulated") -> np.ndarray:
     """Each neuron of ``names``' row of the array ``key`` taken from the run that held it out (rows of
     ``key`` are the neurons ``rows_key`` of each run): the held-out predictions of a cross-validation."""
+    index = {f: {str(x): k for k, x in enumerate(r[rows_key])} for f, r in by_fold.items()}
     out = []
     for n in names:
-        r = by_fold[fold_of[n]]
-        rows = [str(x) for x in r[rows_key]]
-        if n not in rows:
-            raise ValueError(f"{n} has no row in {key!r} of fold {fold_of[n]}")
-        out.append(np.asarray(r[key])[rows.index(n)])
+        f = fold_of[n]
+        if n not in index[f]:
+            raise ValueError(f"{n} has no row in {key!r} of fold {f}")
+        out.append(np.asarray(by_fold[f][key])[index[f][n]])
     return np.stack(out)
 
 

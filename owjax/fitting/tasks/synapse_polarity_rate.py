@@ -209,14 +209,12 @@ def kernel_targets(atlas, model: NetworkModel, stimulated: Sequence[str], cfg, d
     if len(p) == 0:
         return None
     n_steps = int(round(cfg.rate_duration / cfg.rate_dt))
-    lag = cfg.rate_dt * (np.arange(n_steps)[:, None] - np.arange(n_steps)[None, :])  # t_k − t_k' (τ)
-    grid = cfg.rate_tau_s * cfg.rate_dt * np.arange(n_steps)
-    vals = atlas.kernels(p.resp, p.stim, grid)  # (P, T) at lags 0, dt, …
+    lag = np.subtract.outer(np.arange(n_steps), np.arange(n_steps))  # k − k': t_k − t_k' in steps
+    vals = atlas.kernels(p.resp, p.stim, cfg.rate_tau_s * cfg.rate_dt * np.arange(n_steps))  # (P, T) at lags 0, dt, …
     has = np.all(np.isfinite(vals), axis=1)
     if not has.any():
         return None
-    idx = np.clip(np.rint(lag / cfg.rate_dt).astype(int), 0, None)
-    conv = np.where(lag[None] >= 0, vals[has][:, idx], 0.0) * cfg.rate_tau_s * cfg.rate_dt
+    conv = np.where(lag >= 0, vals[has][:, np.maximum(lag, 0)], 0.0) * cfg.rate_tau_s * cfg.rate_dt
     srow = {n: k for k, n in enumerate(stimulated)}
     return KernelTargets(
         row=jnp.asarray([srow[atlas.names[j]] for j in p.stim[has]]),
