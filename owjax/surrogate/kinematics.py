@@ -25,6 +25,7 @@ from jaxtyping import Array, ArrayLike, Float
 
 from owjax.body import geometry as geo
 from owjax.body.media import per_rod_drag
+from owjax.core.fast_trig import sin_cos
 
 __all__ = ["shape_points", "body_frame_velocity", "integrate_rigid_motion", "resistive_force_motion"]
 
@@ -47,7 +48,8 @@ def shape_points(shape_angles: Float[Array, "n seg"],
     given tangent angles (rad, head → tail)."""
     centred, _ = _rod_matrices(shape_angles.shape[-1])
     mat = jnp.asarray(centred * segment_length_mm, shape_angles.dtype)
-    return jnp.stack([jnp.cos(shape_angles) @ mat, jnp.sin(shape_angles) @ mat], -1)
+    sin, cos = sin_cos(shape_angles)
+    return jnp.stack([cos @ mat, sin @ mat], -1)
 
 
 def _time_derivative(x, dt):
@@ -79,7 +81,9 @@ def body_frame_velocity(t_s: Float[Array, " n"], shape_angles: Float[Array, "n s
     # CS/(…) = cos a sin a exactly: what the drag needs, with no trigonometry of a. (Undefined only
     # for two adjacent segments folded back by exactly 180°.)
     tables = jnp.asarray(np.concatenate([centred * geo.SEGMENT_LENGTH_MM, avg], 1), dtype)
-    cos_part, sin_part = jnp.cos(shape_angles) @ tables, jnp.sin(shape_angles) @ tables
+    # (sin_cos: the same numbers as jnp.sin/jnp.cos to rounding, ≈ 7× faster on CPU; owjax.core.fast_trig)
+    sin, cos = sin_cos(shape_angles)
+    cos_part, sin_part = cos @ tables, sin @ tables
     sx, sy = cos_part[..., :n_rods], sin_part[..., :n_rods]
     big_c, big_s = cos_part[..., n_rods:], sin_part[..., n_rods:]
     inv = 1.0 / (big_c * big_c + big_s * big_s)
@@ -131,7 +135,7 @@ def integrate_rigid_motion(t_s: Float[Array, " n"], velocity: Float[Array, "n 3"
         return jnp.concatenate([jnp.zeros((1,) + f.shape[1:], f.dtype), jnp.cumsum(inc, 0)], 0)
 
     heading = cumtrapz(velocity[:, 2])
-    c, s = jnp.cos(heading), jnp.sin(heading)
+    s, c = sin_cos(heading)
     v_lab = jnp.stack([c * velocity[:, 0] - s * velocity[:, 1], s * velocity[:, 0] + c * velocity[:, 1]], -1)
     return cumtrapz(v_lab), heading
 
