@@ -60,7 +60,19 @@ def evaluate(task, values: dict, n_worms: int) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--worms", type=int, default=16, help="worms per cultivation temperature (default 16)")
+    ap.add_argument("--report", action="store_true", help="only rewrite results/connection_ablation.md from its .json")
     a = ap.parse_args(argv)
+    if a.report:
+        res = json.loads(OUT.with_suffix(".json").read_text())
+        if any("weight_c302" not in r for r in res["ablated"].values()):  # written before the column existed
+            task = imitate.make_task()
+            names, w = list(task.synapse_names), np.asarray(task.w_c302, float)
+            for n, r in res["ablated"].items():
+                r.setdefault("weight_c302", float(w[names.index(n)]))
+            atomic_write_json(OUT.with_suffix(".json"), res)
+        atomic_write_text(OUT.with_suffix(".md"), markdown(res))
+        print(markdown(res))
+        return 0
     if a.worms < 1:
         raise SystemExit(f"--worms must be >= 1, got {a.worms}")
     t0 = time.time()
@@ -82,7 +94,8 @@ def main(argv=None) -> int:
             continue
         w = np.array(values["weight"], np.float64)
         w[i] = 0.0
-        rows[name] = dict(evaluate(task, dict(values, weight=w), a.worms), weight=float(values["weight"][i]))
+        rows[name] = dict(evaluate(task, dict(values, weight=w), a.worms), weight=float(values["weight"][i]),
+                          weight_c302=float(np.asarray(task.w_c302)[i]))
         atomic_write_json(partial, state)
         print(f"{i + 1}/{len(names)} {name}: slope {rows[name]['slope']:+.3f} "
               f"(intact {state['intact']['slope']:+.3f}), {time.time() - t0:.0f} s", flush=True)
@@ -111,10 +124,10 @@ def markdown(res: dict) -> str:
          f"T_c slope = (final at {tcs[-1]} − final at {tcs[0]}) / {float(tcs[-1]) - float(tcs[0]):g}: 1 is perfect "
          "tracking, 0 no dependence on T_c. Intact circuit: slope "
          f"**{intact['slope']:+.3f}**, finals " + " / ".join(f"{intact['final_c'][t]:.2f}" for t in tcs) + " °C.", "",
-         f"| connection | trained weight | slope | {head} |", "|---|---|---|" + "---|" * len(tcs)]
+         f"| connection | weight / c302's | slope | {head} |", "|---|---|---|" + "---|" * len(tcs)]
     for name, r in rows:
         cells = " | ".join(f"{r['final_c'][t]:.2f} ({r['final_c'][t] - intact['final_c'][t]:+.2f})" for t in tcs)
-        L.append(f"| {name} | {r['weight']:.3g} | {r['slope']:+.3f} | {cells} |")
+        L.append(f"| {name} | {r['weight'] / r['weight_c302']:.3g} | {r['slope']:+.3f} | {cells} |")
     return "\n".join(L) + "\n"
 
 
