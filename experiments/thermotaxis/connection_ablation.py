@@ -43,11 +43,12 @@ OUT = HERE / "results" / "connection_ablation"
 DURATION_S, SEED = 1200.0, 1234
 
 
-def evaluate(task, values: dict, n_worms: int) -> dict:
+def evaluate(task, values: dict, n_worms: int, seed: int = SEED) -> dict:
     """Mean final temperature (°C) per T_c and the T_c slope of the loop with ``values``: the worms of
-    all three T_c in one vmapped solve (T_c cycling over the batch), the same worms for every call."""
+    all three T_c in one vmapped solve (T_c cycling over the batch), the same worms for every call
+    with the same ``seed``."""
     loop = make_loop(pb.FIELD_, task.body, values, "C1", 10.0, "float32", (), duration_s=DURATION_S)
-    worms = draw_worms(jax.random.PRNGKey(SEED), n_worms * len(pb.TCS), pb.FIELD_, pb.TCS, DURATION_S,
+    worms = draw_worms(jax.random.PRNGKey(seed), n_worms * len(pb.TCS), pb.FIELD_, pb.TCS, DURATION_S,
                        float(task.body.get("noise_dt_s", 1.0)))
     pos = run_worms(loop, worms, DURATION_S, 1.0, batch=n_worms * len(pb.TCS))
     final = np.asarray(pb.FIELD_(pos[:, -1, 0], pos[:, -1, 1]))
@@ -64,12 +65,6 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     if a.report:
         res = json.loads(OUT.with_suffix(".json").read_text())
-        if any("weight_c302" not in r for r in res["ablated"].values()):  # written before the column existed
-            task = imitate.make_task()
-            names, w = list(task.synapse_names), np.asarray(task.w_c302, float)
-            for n, r in res["ablated"].items():
-                r.setdefault("weight_c302", float(w[names.index(n)]))
-            atomic_write_json(OUT.with_suffix(".json"), res)
         atomic_write_text(OUT.with_suffix(".md"), markdown(res))
         print(markdown(res))
         return 0

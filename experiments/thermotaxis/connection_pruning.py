@@ -38,12 +38,11 @@ def main() -> int:
     order = sorted(abl, key=lambda n: -abl[n]["slope"])
     rows = {}
     for seed in SEEDS:
-        ca.SEED = seed
         for k in COUNTS:
             w = np.array(values["weight"], np.float64)
             for n in order[:k]:
                 w[names.index(n)] = 0.0
-            rows[f"seed {seed}, top {k} removed"] = ca.evaluate(task, dict(values, weight=w), WORMS)
+            rows[f"seed {seed}, top {k} removed"] = ca.evaluate(task, dict(values, weight=w), WORMS, seed)
             print(seed, k, rows[f"seed {seed}, top {k} removed"], flush=True)
     atomic_write_json(HERE / "results" / "connection_pruning.json",
                       {"command": "python experiments/thermotaxis/connection_pruning.py", "worms_per_tc": WORMS,
