@@ -108,20 +108,34 @@ def main(argv=None) -> int:
     def loop_forward(p, y):
         return jax.lax.fori_loop(0, n, lambda i, y: tmap(lambda u, d: u + 1e-6 * d, y, f(p, y)), y)
 
-    @jax.jit
-    def loop_vjp(p, y):
-        def body(i, c):
-            ct, gp = c
-            # the state moves with the cotangent, so that XLA cannot hoist the forward out of the loop
-            # (with a loop-invariant state it did: the row then timed the reverse pass alone)
-            _, pullback = jax.vjp(f, p, tmap(lambda u, d: u + 1e-9 * d, y, ct))
-            g_p, g_y = pullback(ct)
-            return tmap(lambda u, d: 0.999 * u + 1e-6 * d, ct, g_y), tmap(jnp.add, gp, g_p)
+    def make_loop_vjp(static):
+        def field(p, y):
+            return eqx.combine(p, static).vector_field(jnp.asarray(10.0), y, None)
 
-        return jax.lax.fori_loop(0, n, body, (tmap(jnp.ones_like, y), tmap(jnp.zeros_like, p)))
+        @jax.jit
+        def loop_vjp(p, y):
+            def body(i, c):
+                ct, gp = c
+                # the state moves with the cotangent, so that XLA cannot hoist the forward out of the loop
+                # (with a loop-invariant state it did: the row then timed the reverse pass alone)
+                _, pullback = jax.vjp(field, p, tmap(lambda u, d: u + 1e-9 * d, y, ct))
+                g_p, g_y = pullback(ct)
+                return tmap(lambda u, d: 0.999 * u + 1e-6 * d, ct, g_y), tmap(jnp.add, gp, g_p)
+
+            return jax.lax.fori_loop(0, n, body, (tmap(jnp.ones_like, y), tmap(jnp.zeros_like, p)))
+
+        return loop_vjp
+
+    import dataclasses
 
     vf_us = _best(loop_forward, params, y0) / n * 1e6
-    vjp_us = _best(loop_vjp, params, y0) / n * 1e6
+    # the field's derivative three ways (NetworkModel.derivative): JAX's own, the hand-written
+    # forward-mode rule transposed by JAX (the default), the hand-written reverse pass (the discrete adjoint's)
+    vjp_by = {}
+    for d in ("jax", "hand", "hand_reverse_only"):
+        p_d, static_d = eqx.partition(dataclasses.replace(model, derivative=d), eqx.is_inexact_array)
+        vjp_by[d] = _best(make_loop_vjp(static_d), p_d, y0) / n * 1e6
+    vjp_us = vjp_by["hand"]
 
     from owjax.core.discrete_adjoint import unrolled_rk_step
 
@@ -211,6 +225,16 @@ def main(argv=None) -> int:
                 print(json.dumps(row_da), flush=True)
                 network.append(row_da)
                 if hold:
+                    # the same with JAX differentiating the network field op by op (NetworkModel.derivative="jax"),
+                    # instead of the hand-written reverse pass the discrete adjoint uses (owjax.neural.uniform_field)
+                    import dataclasses
+
+                    m_jax = dataclasses.replace(model, derivative="jax")
+                    t_jax = _best(lambda m: jax.tree.leaves(grad_da(m)), m_jax, repeats=2)
+                    row_jax = dict(row_da, preset=label + ", field differentiated by JAX", gradient_s=t_jax,
+                                   gradient_over_forward=t_jax / t_f)
+                    print(json.dumps(row_jax), flush=True)
+                    network.append(row_jax)
                     # what a fit of the synaptic weights pays: only those leaves get cotangents
                     # (the other parameters are an argument, not constants folded into the program)
                     def weights_loss(w, p, da_loss=da_loss):
@@ -229,7 +253,7 @@ def main(argv=None) -> int:
                     network.append(row_w)
     rec = dict(
         case="gradient_cost_C1_Full_f64", machine=machine(), n_state=n_state, load_average_at_start=load_at_start,
-        vector_field_us=vf_us, vjp_us=vjp_us, vjp_over_vector_field=vjp_us / vf_us,
+        vector_field_us=vf_us, vjp_us=vjp_us, vjp_over_vector_field=vjp_us / vf_us, vjp_us_by_derivative=vjp_by,
         tsit5_step_us=step_us, tsit5_step_vjp_us=step_vjp_us,
         linear_forward_us_per_step=lin_f, linear_gradient_us_per_step=lin_g,
         linear_gradient_over_forward=lin_g / lin_f, linear_steps=a.steps,
@@ -246,7 +270,9 @@ def main(argv=None) -> int:
         "| quantity | value |\n|---|---|\n"
         f"| state size | {n_state} |\n"
         f"| vector field, one evaluation | {vf_us:.1f} µs |\n"
-        f"| its VJP (forward included) | {vjp_us:.1f} µs ({vjp_us / vf_us:.2f}×) |\n"
+        f"| its VJP (forward included), hand-written forward-mode rule transposed (the default) | {vjp_us:.1f} µs ({vjp_us / vf_us:.2f}×) |\n"
+        f"| … with JAX's own derivative (`derivative=\"jax\"`) | {vjp_by['jax']:.1f} µs ({vjp_by['jax'] / vf_us:.2f}×) |\n"
+        f"| … with the hand-written reverse pass (`\"hand_reverse_only\"`, the discrete adjoint's) | {vjp_by['hand_reverse_only']:.1f} µs ({vjp_by['hand_reverse_only'] / vf_us:.2f}×) |\n"
         f"| one Tsit5 step of C1 Full, unrolled (6 evaluations) | {step_us:.1f} µs |\n"
         f"| its VJP, stages recomputed (what a recomputing adjoint pays per step) | {step_vjp_us:.1f} µs "
         f"({step_vjp_us / step_us:.2f}×: a recomputing adjoint's gradient costs ≈ {1 + step_vjp_us / step_us:.1f}× the forward) |\n"

@@ -151,6 +151,12 @@ class AbstractComponent(eqx.Module):
         """``(explicit, implicit)`` vector fields for IMEX solvers, or ``None`` if not supported."""
         return None
 
+    def for_reverse_mode(self) -> "AbstractComponent":
+        """A copy whose derivatives are tuned for reverse mode only (same values; forward mode may not
+        work on it). Used by :mod:`owjax.core.discrete_adjoint` for its backward pass. Default: itself;
+        :class:`~owjax.neural.network.NetworkModel` swaps in its hand-written reverse pass."""
+        return self
+
     def field_and_decay(self, t: Float[ArrayLike, ""], state: PyTree[Array],
                         inputs: Mapping[str, Array] | None = None) -> tuple[PyTree[Array], PyTree[Array]]:
         """``(d state/dt, λ)``: the field and, per state entry, its own decay rate λ = −∂f_i/∂y_i.

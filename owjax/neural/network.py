@@ -66,6 +66,8 @@ __all__ = [
 ]
 
 State = dict[str, Array]
+#: values of :attr:`NetworkModel.derivative`
+DERIVATIVES = ("hand", "hand_reverse_only", "jax")
 
 
 def _segment_sum(values, index, n):
@@ -271,6 +273,11 @@ class NetworkModel(AbstractNetworkModel):
     name: str = eqx.field(static=True, default="network")
     #: rows uniform across cells (every c302 parameter set): the fast path of the vector field
     layout: UniformCellLayout | None = eqx.field(static=True, default=None)
+    #: how the field is differentiated, with a uniform layout (:mod:`owjax.neural.uniform_field`; the
+    #: values are the same): ``"hand"`` a hand-written forward-mode rule, which JAX also transposes for
+    #: reverse mode; ``"hand_reverse_only"`` a hand-written reverse pass, cheaper, no forward mode
+    #: (what :meth:`for_reverse_mode` returns); ``"jax"`` JAX differentiates the code op by op
+    derivative: str = eqx.field(static=True, default="hand")
 
     state_keys: ClassVar[tuple[str, ...]] = ("V", "Ca", "gates", "s", "s2")
     time_unit_ms: ClassVar[float] = 1.0
@@ -409,6 +416,15 @@ class NetworkModel(AbstractNetworkModel):
             name=spec.name,
             layout=layout,
         )
+
+    def __check_init__(self):
+        if self.derivative not in DERIVATIVES:
+            raise ValueError(f"NetworkModel.derivative must be one of {DERIVATIVES}, got {self.derivative!r}")
+
+    def for_reverse_mode(self) -> "NetworkModel":
+        """This model with its field's reverse pass written by hand (``derivative="hand_reverse_only"``):
+        the same values, a cheaper gradient, no forward mode. Unchanged if ``derivative="jax"``."""
+        return self if self.derivative == "jax" else dataclasses.replace(self, derivative="hand_reverse_only")
 
     # ------------------------------------------------------------------ views
     @property
@@ -573,11 +589,17 @@ class NetworkModel(AbstractNetworkModel):
         """
         v = y["V"]
         n = self.n_cells
-        i_mem, i_ca, g_mem = self._channel_currents(y)
-        i_syn, g_syn = self._synaptic_currents(y)
         i_stim = self.stimuli.current(t, n)
         if isinstance(args, dict) and "i_ext_pA" in args:
             i_stim = i_stim + args["i_ext_pA"]
+        if self.layout is not None and self.derivative != "jax":
+            from owjax.neural import uniform_field
+
+            if self.derivative == "hand_reverse_only":
+                return uniform_field.uniform_field_and_decay_reverse_only(self, y, i_stim)
+            return uniform_field.uniform_field_and_decay(self, y, i_stim)
+        i_mem, i_ca, g_mem = self._channel_currents(y)
+        i_syn, g_syn = self._synaptic_currents(y)
         mb = self.membranes
         dv = (i_mem + i_syn + i_stim) / mb.capacitance_pF
         lam_v = (g_mem + g_syn) / mb.capacitance_pF
