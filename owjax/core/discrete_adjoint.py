@@ -2,8 +2,9 @@
 
 diffrax's reverse mode (``RecursiveCheckpointAdjoint``) costs 6–8× a forward solve on c302
 networks, and on a field that costs nothing it is still 7× (``benchmarks/results/adjoints.md``).
-This module differentiates the same solve another way, in 3.9–5.4× on 1-s C1 Full
-(``benchmarks/results/gradient_cost.md``, docs/gradients.md). The forward pass is diffrax's adaptive solve, unchanged, which also stores
+This module differentiates the same solve another way: on 1-s C1 Full 2.8× the forward with Tsit5,
+2.7× with ``imex`` and the decay rates held, 3.2× exact (``benchmarks/results/gradient_cost.md``,
+docs/gradients.md). The forward pass is diffrax's adaptive solve, unchanged, which also stores
 the state after every accepted step. The backward pass walks those steps in reverse, and for each
 step takes one vector–Jacobian product of that step's Runge–Kutta map
 ``y_{k+1} = Φ(y_k; t_k, t_{k+1}, θ)`` (stages recomputed from the stored ``y_k``, step sizes held
