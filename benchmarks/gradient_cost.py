@@ -29,6 +29,7 @@ Writes ``benchmarks/results/gradient_cost.json`` and ``.md``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -125,8 +126,6 @@ def main(argv=None) -> int:
             return jax.lax.fori_loop(0, n, body, (tmap(jnp.ones_like, y), tmap(jnp.zeros_like, p)))
 
         return loop_vjp
-
-    import dataclasses
 
     vf_us = _best(loop_forward, params, y0) / n * 1e6
     # the field's derivative three ways (NetworkModel.derivative): JAX's own, the hand-written
@@ -227,8 +226,6 @@ def main(argv=None) -> int:
                 if hold:
                     # the same with JAX differentiating the network field op by op (NetworkModel.derivative="jax"),
                     # instead of the hand-written reverse pass the discrete adjoint uses (owjax.neural.uniform_field)
-                    import dataclasses
-
                     m_jax = dataclasses.replace(model, derivative="jax")
                     t_jax = _best(lambda m: jax.tree.leaves(grad_da(m)), m_jax, repeats=2)
                     row_jax = dict(row_da, preset=label + ", field differentiated by JAX", gradient_s=t_jax,

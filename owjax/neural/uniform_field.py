@@ -40,13 +40,10 @@ from jax.custom_derivatives import CustomVJPPrimal, SymbolicZero
 from jaxtyping import Array, Float
 
 from owjax.core.units import CA_STATE_SCALE
+from owjax.neural.network import _segment_sum
 from owjax.neural.synapses import GRADED_TAU_GUARD
 
 __all__ = ["uniform_field_and_decay", "uniform_field_and_decay_reference", "uniform_field_and_decay_reverse_only"]
-
-
-def _segment_sum(values, index, n):
-    return jax.ops.segment_sum(values, index, num_segments=n)
 
 
 def _primal(m, y, i_in):
@@ -146,10 +143,6 @@ def uniform_field_and_decay(m, y: dict, i_in: Float[Array, " n"]) -> tuple[dict,
         ``(field, decay)``, two dicts shaped like ``y``: mV/ms, nM/ms and 1/ms; 1/ms.
     """
     return _primal(m, y, i_in)[0]
-
-
-def _zero_if_none(t, like):
-    return jnp.zeros_like(like) if t is None else t
 
 
 @uniform_field_and_decay.defjvp
@@ -397,11 +390,12 @@ def _reverse_only_bwd(res, ct):
     def is_zero(c):
         return isinstance(c, SymbolicZero)
 
-    ct_field = jax.tree.map(lambda c, v: jnp.zeros_like(v) if is_zero(c) else c, ct_field, field, is_leaf=is_zero)
-    if all(is_zero(c) for c in jax.tree.leaves(ct_decay, is_leaf=is_zero)):
-        ct_decay = None
-    else:
-        ct_decay = jax.tree.map(lambda c, v: jnp.zeros_like(v) if is_zero(c) else c, ct_decay, decay, is_leaf=is_zero)
+    def instantiate(cts, like):  # symbolic zeros as arrays
+        return jax.tree.map(lambda c, v: jnp.zeros_like(v) if is_zero(c) else c, cts, like, is_leaf=is_zero)
+
+    ct_field = instantiate(ct_field, field)
+    # decay rates held (stop_gradient) or unused: skip their part of the reverse pass
+    ct_decay = None if all(map(is_zero, jax.tree.leaves(ct_decay, is_leaf=is_zero))) else instantiate(ct_decay, decay)
     m = eqx.combine(m_float, m_other)
     g_model, a_state, a_in = _reverse_pass(m, y, r, field, decay, ct_field, ct_decay)
     g_float = eqx.filter(g_model, eqx.is_inexact_array)
