@@ -464,3 +464,46 @@ def test_thermotaxis_scenario(tmp_path):
     cfg.ablate = ["AIYX"]
     with pytest.raises(ValueError, match="head-circuit cell"):
         run_simulation(cfg, tmp_path)
+
+
+def test_cultivation_memory_time_constant_reaches_the_loop_and_is_checked(tmp_path):
+    """The loop's AFD transducer keeps T_c with τ = CULTIVATION_MEMORY_TAU_S (4 h) unless told otherwise:
+    ``None`` keeps the fitted value; a worm held at a constant temperature T ≠ T_c forgets T_c as
+    exp(−t/τ); bad values are refused; the scenario records the value used."""
+    from omegaconf import OmegaConf
+
+    from owjax.navigation.loop import adapted_transducer_state
+    from owjax.navigation.setup import CULTIVATION_MEMORY_TAU_S, make_loop, navigation_transducer
+    from owjax.sensory.component import GRUTransducer
+    from owjax.sensory.loaders import DATA_DIR
+    from owjax.sensory.transducer import load_transducer
+    from owjax.simulate import run_simulation
+
+    _, fitted = load_transducer(DATA_DIR / "afd_transducer.npz", dtype=jnp.float64)
+    assert float(np.exp(fitted["log_tau_adapt_s"])) < 3600.0  # what the default replaces
+    assert CULTIVATION_MEMORY_TAU_S == 4 * 3600.0
+    for tau, want in ((CULTIVATION_MEMORY_TAU_S, CULTIVATION_MEMORY_TAU_S), (60.0, 60.0),
+                      (None, float(np.exp(fitted["log_tau_adapt_s"])))):
+        spec, p = navigation_transducer(dtype=DT, memory_tau_s=tau)
+        assert float(np.exp(p["log_tau_adapt_s"])) == pytest.approx(want, rel=1e-12)
+        for k in ("cells", "readout"):  # only the time constant changes
+            assert jax.tree_util.tree_all(jax.tree.map(np.array_equal, p[k], fitted[k]))
+        tr = GRUTransducer(spec, p)
+        y = adapted_transducer_state(tr, jnp.asarray(20.0, jnp.float64), 15.0)
+        dy = tr.vector_field(0.0, y, {"stimulus": jnp.asarray(20.0, jnp.float64)})
+        # u_slow (the memory of T_c = 15 °C) relaxes towards 20 °C at 1/τ per second
+        assert float(dy["filters"][1]) == pytest.approx((20.0 - float(y["filters"][1])) / want, rel=1e-9)
+    loop = make_loop(LinearTemperature(), {}, None, dtype=DT, memory_tau_s=123.0)
+    assert float(np.exp(loop["afd"].params["log_tau_adapt_s"])) == pytest.approx(123.0)
+    for bad in (0.0, -5.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="memory_tau_s"):
+            navigation_transducer(dtype=DT, memory_tau_s=bad)
+    base = OmegaConf.load(__import__("owjax").__path__[0] + "/conf/scenario/thermotaxis.yaml")
+    cfg = OmegaConf.merge(OmegaConf.load(__import__("owjax").__path__[0] + "/conf/simulate.yaml"), base)
+    cfg.pop("defaults")
+    cfg.model, cfg.network, cfg.stimulus, cfg.solver = {}, {}, {}, {}
+    cfg.n_worms, cfg.duration_s, cfg.figures = 2, 5.0, False
+    assert cfg.navigation.memory_tau_s == CULTIVATION_MEMORY_TAU_S
+    cfg.navigation.memory_tau_s = None
+    run_simulation(cfg, tmp_path)
+    assert json.loads((tmp_path / "summary.json").read_text())["transducer_memory_tau_s"] is None

@@ -197,7 +197,7 @@ def main(ship: bool, teacher: str = "random") -> dict:
         print(case, {k: round(v["mean_final_temp_c"], 2) for k, v in closed.items() if k.startswith(case)}, flush=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout.strip()
     prov = {"command": f"python experiments/thermotaxis/imitate.py --teacher {teacher} --ship", "teacher": best,
-            "teacher_source": teacher, "git_commit": commit,
+            "teacher_source": teacher, "git_commit": commit, "transducer_memory_tau_s": task.memory_tau_s,
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "body": {"pirouette_duration_s": PIROUETTE_S},
             "fit": {k: v for k, v in fit.items() if k != "history"}}
     path = save_values(HERE / "results" / OUT_NAME[teacher] / "head_circuit.npz", vals, task.synapse_names,

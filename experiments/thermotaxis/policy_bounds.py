@@ -37,10 +37,9 @@ from owjax.core.component import AbstractComponent, AbstractCoupling, Composite
 from owjax.core.solve import SolverConfig, solve_ys
 from owjax.navigation.body import NOISE_COLUMNS, NavigationBody
 from owjax.navigation.loop import ArenaAtHead, PlateEdge, adapted_transducer_state, head_temperature
-from owjax.navigation.setup import draw_worms, field_from_config
+from owjax.navigation.setup import draw_worms, field_from_config, navigation_transducer
 from owjax.sensory.component import GRUTransducer
-from owjax.sensory.loaders import DATA_DIR
-from owjax.sensory.transducer import load_transducer, readout
+from owjax.sensory.transducer import readout
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FIELD = {"kind": "radial_temperature", "center_c": 13.0, "edge_c": 27.0, "radius_cm": 4.5}
@@ -117,7 +116,7 @@ class _Pass(AbstractCoupling):
 
 def _setup():
     field = field_from_config(dict(FIELD))
-    spec, params = load_transducer(DATA_DIR / "afd_transducer.npz", dtype=F32)
+    spec, params = navigation_transducer(dtype=F32)  # the loop's: memory of T_c with τ = 4 h
     body = NavigationBody(jnp.zeros((int(DURATION_S) + 2, NOISE_COLUMNS), F32), pirouette_duration_s=PIROUETTE_S)
     worms = draw_worms(jax.random.PRNGKey(SEED), N_PER_TC * len(TCS), field, TCS, DURATION_S)
     return field, spec, params, body, worms
@@ -202,7 +201,8 @@ def score(s: dict) -> float:
 def main(n_policies: int = 150) -> dict:
     t0 = time.time()
     tcs = np.asarray(WORMS["tc"])
-    res = {"field": FIELD, "duration_s": DURATION_S, "worms_per_tc": N_PER_TC, "pirouette_duration_s": PIROUETTE_S}
+    res = {"field": FIELD, "duration_s": DURATION_S, "worms_per_tc": N_PER_TC, "pirouette_duration_s": PIROUETTE_S,
+           "transducer_memory_tau_s": round(float(np.exp(TPARAMS["log_tau_adapt_s"])), 1)}
     rows = []
     for k, base in ((5.0, 1.0), (20.0, 1.0), (20.0, 2.0)):
         pos = np.concatenate([np.asarray(oracle_tracks(k, base, tc))[tcs == tc] for tc in TCS])
@@ -243,6 +243,7 @@ def markdown(res: dict) -> str:
     L = ["# What the thermotaxis loop can do at best (hand-wired policies)", "",
          f"Written by `experiments/thermotaxis/policy_bounds.py` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
          f"{res['wall_time_s']} s). Radial plate 13 → 27 °C over 4.5 cm, {res['worms_per_tc']} worms per T_c, "
+         f"AFD transducer memory τ = {res.get('transducer_memory_tau_s', 1301.3):g} s, "
          f"{res['duration_s']:g} s, pirouettes as events of ≈ {res['pirouette_duration_s']:g} s.", "",
          "## 1. The body's capacity: an oracle that knows T_c pirouettes when moving away from it", "",
          "| k | base | T_c 15: final (iso) | T_c 20 | T_c 25 |", "|---|---|---|---|---|"]

@@ -17,7 +17,7 @@ import numpy as np
 
 from owjax.navigation.arena import AbstractField
 from owjax.navigation.metrics import thermotaxis_summary
-from owjax.navigation.setup import draw_worms, make_loop
+from owjax.navigation.setup import CULTIVATION_MEMORY_TAU_S, draw_worms, make_loop
 
 __all__ = ["run_worms", "evaluate_thermotaxis"]
 
@@ -50,15 +50,18 @@ def run_worms(loop, worms: Mapping, duration_s: float, dt_out_s: float = 1.0, ba
 def evaluate_thermotaxis(field: AbstractField, body: Mapping, values: Mapping | None, cultivation_temp_c: float,
                          n_worms: int, duration_s: float, seed: int = 0, ablate: Sequence[str] = (),
                          dt_out_s: float = 1.0, parameter_set: str = "C1", dt_ms: float = 10.0,
-                         dtype: str = "float32", batch: int = 64, window_s: float = 600.0) -> tuple[dict, dict]:
-    """Thermotaxis of ``n_worms`` worms cultivated at ``cultivation_temp_c`` on ``field``.
+                         dtype: str = "float32", batch: int = 64, window_s: float = 600.0,
+                         memory_tau_s: float | None = CULTIVATION_MEMORY_TAU_S) -> tuple[dict, dict]:
+    """Thermotaxis of ``n_worms`` worms cultivated at ``cultivation_temp_c`` on ``field`` (``memory_tau_s``:
+    the AFD transducer's memory of T_c, :func:`owjax.navigation.setup.make_loop`).
 
     Returns:
         ``(summary, tracks)``: the metrics (plus wall time and settings) and ``{"t_s", "pos_cm",
         "temp_c"}`` arrays.
     """
     t0 = time.perf_counter()
-    loop = make_loop(field, body, values, parameter_set, dt_ms, dtype, ablate, duration_s=duration_s)
+    loop = make_loop(field, body, values, parameter_set, dt_ms, dtype, ablate, duration_s=duration_s,
+                     memory_tau_s=memory_tau_s)
     worms = draw_worms(jax.random.PRNGKey(int(seed)), int(n_worms), field, [cultivation_temp_c], duration_s,
                        float(body.get("noise_dt_s", 1.0)), dtype=dtype)
     pos = run_worms(loop, worms, duration_s, dt_out_s, batch=min(int(batch), int(n_worms)))
@@ -66,6 +69,6 @@ def evaluate_thermotaxis(field: AbstractField, body: Mapping, values: Mapping | 
     temp = np.asarray(field(pos[..., 0], pos[..., 1]))
     on_plate = np.asarray(field.on_plate(pos[..., 0], pos[..., 1]))
     s = thermotaxis_summary(t, temp, cultivation_temp_c, window_s=window_s, on_plate=on_plate)
-    s.update(ablated=list(ablate), duration_s=float(duration_s), seed=int(seed),
+    s.update(ablated=list(ablate), duration_s=float(duration_s), seed=int(seed), memory_tau_s=memory_tau_s,
              wall_time_s=round(time.perf_counter() - t0, 3))
     return s, {"t_s": t, "pos_cm": pos, "temp_c": temp}

@@ -15,8 +15,9 @@ a coupling), ``"circuit"`` (:class:`~owjax.navigation.circuit.GradedHeadCircuit`
 One :func:`owjax.core.solve.solve_ys` integrates all of it (time in ms; the transducer and the body
 run in s and are rescaled by the composite); :func:`simulate_worms` vmaps it over a batch of worms
 (start positions, headings, noise, cultivation temperatures). The transducer's slow adaptation
-state (the ``adapted`` feature's filter, τ_a ≈ 1300 s) starts at the **cultivation temperature**:
-that memory of the holding temperature is what sets the worm's preferred temperature.
+state (the ``adapted`` feature's filter; in the loop τ_a = 4 h, :data:`owjax.navigation.setup.CULTIVATION_MEMORY_TAU_S`)
+starts at the **cultivation temperature**: that memory of the holding temperature is what sets the worm's
+preferred temperature.
 """
 
 from __future__ import annotations

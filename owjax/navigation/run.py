@@ -28,7 +28,7 @@ import numpy as np
 
 __all__ = ["run_navigation"]
 
-_NAV_KEYS = {"params", "field", "window_s", "circuit", "body", "start_xy_cm", "batch", "stimulus_map"}
+_NAV_KEYS = {"params", "field", "window_s", "circuit", "body", "start_xy_cm", "batch", "stimulus_map", "memory_tau_s"}
 
 
 def _nav_config(cfg) -> dict:
@@ -61,7 +61,7 @@ def run_navigation(cfg, outdir: str | Path) -> dict:
     from owjax.navigation.evaluate import run_worms
     from owjax.navigation.metrics import chemotaxis_index, thermotaxis_summary
     from owjax.navigation.plots import plot_tracks
-    from owjax.navigation.setup import draw_worms, field_from_config, head_circuit, make_loop
+    from owjax.navigation.setup import CULTIVATION_MEMORY_TAU_S, draw_worms, field_from_config, head_circuit, make_loop
 
     scenario = str(cfg.scenario)
     nav = _nav_config(cfg)
@@ -96,7 +96,8 @@ def run_navigation(cfg, outdir: str | Path) -> dict:
     else:
         tc = float(cfg.cultivation_temp_c)
     body = dict(nav.get("body") or {})
-    loop = make_loop(field, body, values, pset, dt_ms, dtype, ablate, duration_s=duration_s)
+    memory_tau_s = nav.get("memory_tau_s", CULTIVATION_MEMORY_TAU_S)
+    loop = make_loop(field, body, values, pset, dt_ms, dtype, ablate, duration_s=duration_s, memory_tau_s=memory_tau_s)
     worms = draw_worms(jax.random.PRNGKey(int(cfg.get("seed", 0))), n_worms, field, [tc], duration_s,
                        float(body.get("noise_dt_s", 1.0)), start_xy_cm=nav.get("start_xy_cm"), dtype=dtype)
     t_solve = time.perf_counter()
@@ -106,7 +107,8 @@ def run_navigation(cfg, outdir: str | Path) -> dict:
     on_plate = np.asarray(base.on_plate(pos[..., 0], pos[..., 1]))
     summary = {"scenario": scenario, "n_worms": n_worms, "duration_s": duration_s, "ablated": ablate,
                "parameters": source, "field": dict(nav["field"]), "circuit": f"graded reduction of c302 {pset}, "
-               f"Δ = {dt_ms} ms", "dtype": dtype, "seed": int(cfg.get("seed", 0)), "owjax_version": __version__}
+               f"Δ = {dt_ms} ms", "dtype": dtype, "seed": int(cfg.get("seed", 0)), "owjax_version": __version__,
+               "transducer_memory_tau_s": memory_tau_s}
     if scenario == "klinotaxis":
         summary.update(chemotaxis_index(pos[:, -1]))
         summary["left_plate_fraction"] = float(np.mean(~np.all(on_plate, axis=1)))

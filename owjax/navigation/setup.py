@@ -1,8 +1,9 @@
 """Building the thermotaxis loop from plain settings (shared by the fit task and the simulate scenarios).
 
 :func:`make_loop` builds the head circuit (c302 C1 restricted to :data:`~owjax.navigation.circuit.HEAD_CELLS`,
-cached per process: the rest properties take a few seconds), the shipped AFD transducer, a body and a
-field, and applies parameter values. :func:`draw_worms` draws start positions, headings, noise and
+cached per process: the rest properties take a few seconds), the shipped AFD transducer (with the
+worm's memory of its cultivation temperature, :data:`CULTIVATION_MEMORY_TAU_S`), a body and a field, and
+applies parameter values. :func:`draw_worms` draws start positions, headings, noise and
 cultivation temperatures for a batch.
 """
 
@@ -17,7 +18,18 @@ import numpy as np
 
 from owjax.navigation.arena import AbstractField, make_field
 
-__all__ = ["head_circuit", "make_loop", "draw_worms", "BODY_KEYS", "field_from_config"]
+__all__ = ["head_circuit", "make_loop", "draw_worms", "BODY_KEYS", "field_from_config", "navigation_transducer",
+           "CULTIVATION_MEMORY_TAU_S"]
+
+#: Time constant (s) of the AFD transducer's slow adaptation state u_slow in the navigation loop, where
+#: u_slow starts at the cultivation temperature and stands for the worm's memory of it: 4 h. Worms moved
+#: to a new temperature take hours to adopt it as their preference (Hedgecock & Russell 1975), and the
+#: calcium recordings the transducer was fitted on (≈ 10-min ramps) do not determine this time constant:
+#: the fitted τ_a (1 301 s) and 1 h, 4 h or 10⁷ s give the same fit to all 50 AFD recordings (median r
+#: 0.903 / 0.894 / 0.907 / 0.890; experiments/thermotaxis/README.md, "Fifth attempt"). With the fitted
+#: 22 min the memory fades during a 20-min assay (≈ 60 % of it is gone) and the worm's reference drifts
+#: towards the temperature it crawls through. ``None`` in :func:`make_loop` keeps the fitted value.
+CULTIVATION_MEMORY_TAU_S = 4 * 3600.0
 
 BODY_KEYS = ("speed_cm_s", "sweep_period_s", "head_amplitude_rad", "head_length_cm", "steer_rate_rad_s",
              "pirouette_rate_rad_s", "wander_rate_rad_s", "noise_dt_s", "pirouette_duration_s", "edge_wall")
@@ -40,9 +52,29 @@ def field_from_config(d: Mapping) -> AbstractField:
     return make_field(d.pop("kind"), **d)
 
 
+def navigation_transducer(path=None, dtype="float32", memory_tau_s: float | None = CULTIVATION_MEMORY_TAU_S):
+    """The AFD transducer (spec, params) as the navigation loop uses it: the shipped file (or ``path``)
+    with its slow adaptation time constant set to ``memory_tau_s`` (s; ``None``: the fitted one).
+
+    Raises:
+        ValueError: ``memory_tau_s`` not a positive finite number.
+    """
+    from owjax.sensory.loaders import DATA_DIR
+    from owjax.sensory.transducer import load_transducer
+
+    spec, params = load_transducer(path or DATA_DIR / "afd_transducer.npz", dtype=jnp.dtype(dtype))
+    if memory_tau_s is not None:
+        tau = float(memory_tau_s)
+        if not (np.isfinite(tau) and tau > 0):
+            raise ValueError(f"memory_tau_s must be a positive number of seconds (or null for the transducer's "
+                             f"fitted value), got {memory_tau_s!r}")
+        params = dict(params, log_tau_adapt_s=jnp.asarray(np.log(tau), params["log_tau_adapt_s"].dtype))
+    return spec, params
+
+
 def make_loop(field: AbstractField, body: Mapping, values: Mapping | None = None, parameter_set: str = "C1",
               dt_ms: float = 10.0, dtype: str = "float32", ablate: Sequence[str] = (), transducer_path=None,
-              duration_s: float = 60.0):
+              duration_s: float = 60.0, memory_tau_s: float | None = CULTIVATION_MEMORY_TAU_S):
     """The loop (:func:`owjax.navigation.loop.build_loop`) with ``values`` applied and ``ablate`` killed.
 
     Arguments:
@@ -53,13 +85,13 @@ def make_loop(field: AbstractField, body: Mapping, values: Mapping | None = None
         parameter_set, dt_ms, dtype: circuit settings. ablate: cells to kill.
         transducer_path: AFD transducer file (default: the shipped one).
         duration_s: length the body's placeholder noise table covers (replaced per worm).
+        memory_tau_s: the transducer's slow adaptation time constant (s), the memory of the cultivation
+            temperature (:data:`CULTIVATION_MEMORY_TAU_S`); ``None``: the transducer's fitted value.
     """
     from owjax.navigation.body import NOISE_COLUMNS, NavigationBody
     from owjax.navigation.loop import build_loop
     from owjax.navigation.params import apply_values
     from owjax.sensory.component import GRUTransducer
-    from owjax.sensory.loaders import DATA_DIR
-    from owjax.sensory.transducer import load_transducer
 
     bad = sorted(set(body) - set(BODY_KEYS))
     if bad:
@@ -67,7 +99,7 @@ def make_loop(field: AbstractField, body: Mapping, values: Mapping | None = None
     circuit = head_circuit(parameter_set, float(dt_ms), str(dtype))
     if ablate:
         circuit = circuit.ablate(list(ablate))
-    spec, params = load_transducer(transducer_path or DATA_DIR / "afd_transducer.npz", dtype=jnp.dtype(dtype))
+    spec, params = navigation_transducer(transducer_path, dtype, memory_tau_s)
     nd = float(body.get("noise_dt_s", 1.0))
     kw = dict(body)
     edge_wall = bool(kw.pop("edge_wall", False))

@@ -64,7 +64,7 @@ class ThermotaxisTask(AbstractFitTask):
     """The minibatch BPTT task (see the module docstring)."""
 
     def __init__(self, cfg: Mapping, seed: int):
-        from owjax.navigation.setup import BODY_KEYS, field_from_config, make_loop
+        from owjax.navigation.setup import BODY_KEYS, CULTIVATION_MEMORY_TAU_S, field_from_config, make_loop
 
         self.circuit_cfg = section(cfg, "circuit", _CIRCUIT, _CIRCUIT + _CIRCUIT_OPTIONAL)
         self.readout = section(cfg, "readout", _READOUT, _READOUT)
@@ -77,6 +77,8 @@ class ThermotaxisTask(AbstractFitTask):
         if bad:
             raise ValueError(f"loss.weights: unknown term(s) {bad}; terms are {sorted(LOSS_TERMS)}")
         self.dtype = str(cfg.get("dtype", "float32"))
+        tau = cfg.get("memory_tau_s", CULTIVATION_MEMORY_TAU_S)
+        self.memory_tau_s = None if tau is None else float(tau)
         self.ship = bool(cfg.get("ship", False))
         self.seed = int(seed)
         self.field = field_from_config(arena["train"])
@@ -85,7 +87,7 @@ class ThermotaxisTask(AbstractFitTask):
             raise ValueError(f"episode.score_after_s ({e['score_after_s']}) must be < duration_s ({e['duration_s']})")
         c = self.circuit_cfg
         self.loop = make_loop(self.field, self.body, None, str(c["parameter_set"]), float(c["dt_ms"]), self.dtype,
-                              duration_s=float(e["duration_s"]))
+                              duration_s=float(e["duration_s"]), memory_tau_s=self.memory_tau_s)
         circ = self.loop["circuit"]
         self.w_c302 = circ.weight
         self.tau_c302_ms = float(np.max(1.0 / np.asarray(circ.k_per_ms)))  # c302: 40 ms for every connection
@@ -212,7 +214,8 @@ class ThermotaxisTask(AbstractFitTask):
                     s, tr = evaluate_thermotaxis(field, self.body, values, float(tc), int(ev["n_worms"]),
                                                  float(ev["duration_s"]), int(ev["seed"]), cells,
                                                  float(self.episode["dt_out_s"]), str(c["parameter_set"]),
-                                                 float(c["dt_ms"]), self.dtype, window_s=float(ev["window_s"]))
+                                                 float(c["dt_ms"]), self.dtype, window_s=float(ev["window_s"]),
+                                                 memory_tau_s=self.memory_tau_s)
                     out[f"{fname}/{case}/{tc:g}C"] = s
                     log.info("%s %s %s T_c=%g: final %.2f ± %.2f °C, isothermal %.2f, index %.2f", label, fname, case,
                              tc, s["mean_final_temp_c"], s["sd_final_temp_c"], s["isothermal_fraction"],
@@ -286,6 +289,7 @@ class ThermotaxisTask(AbstractFitTask):
             provenance = dataclasses.asdict(provenance)
         prov = {"experiment": metadata.get("experiment"), "final_loss": metadata.get("final_loss"),
                 "n_steps": metadata.get("n_steps"), "provenance": provenance,
+                "transducer_memory_tau_s": self.memory_tau_s,
                 "command": "python -m owjax.fit +experiment=thermotaxis ship=true",
                 "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         path = save_values(Path(run_dir) / "head_circuit.npz", self.values(params), self.synapse_names,
