@@ -20,8 +20,8 @@ policy of ``policy_bounds.py``? And if it partly can, what does the circuit do i
    T_c (15, 20, 25 °C), 20 min on the radial plate, held-out seed 1234; wild type and the AFD, AIY
    and AIZ ablations (never trained on).
 
-Run: ``.venv/bin/python experiments/thermotaxis/imitate.py [--teacher random|refined] [--ship]`` (≈ 10 min
-on the 2-core CPU; ``refined``: the teacher of ``policy_refine.py``). Writes ``results/imitation.{json,md}``
+Run: ``.venv/bin/python experiments/thermotaxis/imitate.py [--teacher random|refined] [--rank K]
+[--init-from shipped|PATH] [--lr LR] [--out NAME] [--ship]`` (≈ 10–20 min on the 2-core CPU; ``refined``: the teacher of ``policy_refine.py``). Writes ``results/imitation.{json,md}``
 and ``results/imitation/head_circuit.{npz,json}`` (``imitation_refined…`` for the refined teacher); with
 ``--ship`` also ``owjax/data/thermotaxis/head_circuit.{npz,json}`` (what ``+scenario=thermotaxis``
 loads).
@@ -82,8 +82,9 @@ def kl(q, p):
     return float(np.mean(q * np.log(qc / p) + (1 - q) * np.log((1 - qc) / (1 - p))))
 
 
-def make_task() -> ThermotaxisTask:
+def make_task(init_from: str | None = None) -> ThermotaxisTask:
     cfg = OmegaConf.to_container(OmegaConf.load(CONF), resolve=True)
+    cfg["circuit"]["init_from"] = init_from
     cfg["body"]["pirouette_duration_s"] = PIROUETTE_S
     cfg["circuit"]["tau_init_ms"] = TAU_INIT_MS
     return ThermotaxisTask(cfg, 0)
@@ -114,11 +115,11 @@ def circuit_logits(task, raw, r_seg):
     return z
 
 
-def teacher_params(which: str) -> dict:
-    """The teacher: ``random`` = the best random policy of ``policy_bounds.py``, ``refined`` = that policy
-    after ``policy_refine.py``."""
+def teacher_params(which: str, rank: int = 0) -> dict:
+    """The teacher: ``random`` = the ``rank``-th best random policy of ``policy_bounds.py`` (0: the best),
+    ``refined`` = the best after ``policy_refine.py``."""
     if which == "random":
-        return json.loads((HERE / "results" / "policy_bounds.json").read_text())["search"]["best"][0]["params"]
+        return json.loads((HERE / "results" / "policy_bounds.json").read_text())["search"]["best"][rank]["params"]
     if which == "refined":
         path = HERE / "results" / "policy_refine.json"
         if not path.is_file():
@@ -127,12 +128,13 @@ def teacher_params(which: str) -> dict:
     raise SystemExit(f"--teacher {which!r}: the teachers are 'random' and 'refined'")
 
 
-def main(ship: bool, teacher: str = "random") -> dict:
+def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | None = None, lr: float = LR,
+         out_name: str | None = None) -> dict:
     t0 = time.time()
-    best = teacher_params(teacher)
+    best = teacher_params(teacher, rank)
     _, r = (np.asarray(a, np.float64) for a in pb.wander_response(2.0))
     q = teacher_drive(r, best)
-    task = make_task()
+    task = make_task(init_from)
     print(f"data: {r.shape[0]} worms × {r.shape[1]} s, teacher drive mean {q.mean():.3f}", flush=True)
 
     def loss(raw, rb, qb):
@@ -141,7 +143,7 @@ def main(ship: bool, teacher: str = "random") -> dict:
         ent = -(t * jnp.log(t + 1e-9) + (1 - t) * jnp.log(1 - t + 1e-9))
         return jnp.mean((jax.nn.softplus(z) - t * z - ent)[:, SKIP_S:])
 
-    opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(LR))
+    opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(lr))
 
     @jax.jit
     def update(raw, st, rb, qb):
@@ -197,16 +199,19 @@ def main(ship: bool, teacher: str = "random") -> dict:
         print(case, {k: round(v["mean_final_temp_c"], 2) for k, v in closed.items() if k.startswith(case)}, flush=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout.strip()
     prov = {"command": f"python experiments/thermotaxis/imitate.py --teacher {teacher} --ship", "teacher": best,
-            "teacher_source": teacher, "git_commit": commit, "transducer_memory_tau_s": task.memory_tau_s,
+            "teacher_source": teacher, "teacher_rank": rank, "init_from": init_from, "lr": lr,
+            "git_commit": commit, "transducer_memory_tau_s": task.memory_tau_s,
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "body": {"pirouette_duration_s": PIROUETTE_S},
             "fit": {k: v for k, v in fit.items() if k != "history"}}
-    path = save_values(HERE / "results" / OUT_NAME[teacher] / "head_circuit.npz", vals, task.synapse_names,
+    path = save_values(HERE / "results" / (out_name or OUT_NAME[teacher]) / "head_circuit.npz", vals, task.synapse_names,
                        task.cell_names, prov)
     if ship:
         shutil.copyfile(path, DEFAULT_DATA)
         shutil.copyfile(path.with_suffix(".json"), DEFAULT_DATA.with_suffix(".json"))
         print("shipped to", DEFAULT_DATA)
-    return {"teacher": best, "teacher_source": teacher, "fit": fit, "closed_loop": closed, "wall_time_s": round(time.time() - t0, 1)}
+    return {"teacher": best, "teacher_source": teacher, "fit": fit, "closed_loop": closed, "wall_time_s": round(time.time() - t0, 1),
+            "settings": {"teacher_rank": rank, "init_from": init_from or "c302 (scaled)", "lr": lr, "steps": STEPS,
+                         "transducer_memory_tau_s": task.memory_tau_s}}
 
 
 def markdown(res: dict) -> str:
@@ -215,7 +220,7 @@ def markdown(res: dict) -> str:
          f"Written by `experiments/thermotaxis/imitate.py` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
          f"{res['wall_time_s']} s). Teacher: the {res.get('teacher_source', 'random')} policy "
          f"({'policy_refine.py' if res.get('teacher_source') == 'refined' else 'policy_bounds.py'}): "
-         f"{res['teacher']}.", "", "## Open-loop fit (test segments, KL(teacher ‖ circuit) per second, nats)", "",
+         f"{res['teacher']}. Settings: {res.get('settings', {})}.", "", "## Open-loop fit (test segments, KL(teacher ‖ circuit) per second, nats)", "",
          "| drive | KL |", "|---|---|",
          f"| the circuit at the start | {f['test_kl_start']:.3f} |", f"| a constant drive | {f['test_kl_constant_drive']:.3f} |",
          f"| the best function of the present response r(t) alone | {f['test_kl_best_function_of_r_now']:.3f} |",
@@ -240,9 +245,14 @@ if __name__ == "__main__":
     ap.add_argument("--ship", action="store_true", help="also copy the circuit to owjax/data/thermotaxis/")
     ap.add_argument("--teacher", choices=tuple(OUT_NAME), default="random",
                     help="random: the best policy of policy_bounds.py; refined: that of policy_refine.py")
+    ap.add_argument("--rank", type=int, default=0, help="with --teacher random: the rank-th best policy (0: the best)")
+    ap.add_argument("--init-from", default=None, help="start the circuit from c302's scaled weights (default) or "
+                    "'shipped' (owjax/data/thermotaxis/head_circuit.npz) or a head_circuit.npz path")
+    ap.add_argument("--lr", type=float, default=LR, help=f"Adam learning rate (default {LR})")
+    ap.add_argument("--out", default=None, help="results name (default: imitation / imitation_refined)")
     args = ap.parse_args()
-    out = main(args.ship, args.teacher)
-    name = OUT_NAME[args.teacher]
+    out = main(args.ship, args.teacher, args.rank, args.init_from, args.lr, args.out)
+    name = args.out or OUT_NAME[args.teacher]
     (HERE / "results" / f"{name}.json").write_text(json.dumps(out, indent=1, default=float) + "\n")
     (HERE / "results" / f"{name}.md").write_text(markdown(out))
     print(markdown(out))

@@ -16,7 +16,10 @@ events mode (pirouettes of ≈ 3 s started at the commanded rate):
    circuit can reach with this transducer (the search is not exhaustive, so the bound is loose).
 
 Run: ``.venv/bin/python experiments/thermotaxis/policy_bounds.py [n_policies]`` (≈ 6 s per policy on
-the 2-core CPU); writes ``results/policy_bounds.{json,md}``.
+the 2-core CPU); writes ``results/policy_bounds.{json,md}``. ``… policy_bounds.py --heldout`` scores the
+five best on worms the search did not use (seeds 1234 and 4321) → ``results/policy_bounds_heldout.json``.
+The AFD transducer is the loop's (:func:`owjax.navigation.setup.navigation_transducer`: memory of T_c
+with τ = 4 h); the results with the fitted τ_a = 1 301 s are kept in ``results/policy_bounds_tau1301.*``.
 """
 
 from __future__ import annotations
@@ -265,7 +268,26 @@ def markdown(res: dict) -> str:
     return "\n".join(L) + "\n"
 
 
+def heldout(seeds=(1234, 4321)) -> list[dict]:
+    """The five best policies of ``results/policy_bounds.json`` on worms not used in the search (other
+    starts, headings and noise: :func:`draw` with each of ``seeds``)."""
+    res = json.loads((RESULTS / "policy_bounds.json").read_text())
+    out = []
+    for seed in seeds:
+        w = draw(seed)
+        tcs = np.asarray(w["tc"])
+        for i, f in enumerate(res["search"]["best"]):
+            s = summarise(np.asarray(policy_tracks(jnp.asarray(list(f["params"].values()), F32), w)), tcs)
+            out.append({"seed": seed, "rank": i, "search_score": f["score"], "heldout_score": round(score(s), 3),
+                        "by_tc": s})
+            print(out[-1], flush=True)
+    return out
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--heldout"]:  # the search's best policies on other worms → results/policy_bounds_heldout.json
+        (RESULTS / "policy_bounds_heldout.json").write_text(json.dumps(heldout(), indent=1) + "\n")
+        sys.exit(0)
     out = main(int(sys.argv[1]) if len(sys.argv) > 1 else 150)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "policy_bounds.json").write_text(json.dumps(out, indent=1) + "\n")
