@@ -17,7 +17,8 @@ events mode (pirouettes of ≈ 3 s started at the commanded rate):
 
 Run: ``.venv/bin/python experiments/thermotaxis/policy_bounds.py [n_policies]`` (≈ 6 s per policy on
 the 2-core CPU); writes ``results/policy_bounds.{json,md}``. ``… policy_bounds.py --heldout`` scores the
-five best on worms the search did not use (seeds 1234 and 4321) → ``results/policy_bounds_heldout.json``.
+five best on worms the search did not use (seeds 1234 and 4321) → ``results/policy_bounds_heldout.json``;
+``--derivative-only`` searches 40 policies without the level gate → ``results/policy_bounds_derivative_only.json``.
 The AFD transducer is the loop's (:func:`owjax.navigation.setup.navigation_transducer`: memory of T_c
 with τ = 4 h); the results with the fitted τ_a = 1 301 s are kept in ``results/policy_bounds_tau1301.*``.
 """
@@ -284,7 +285,26 @@ def heldout(seeds=(1234, 4321)) -> list[dict]:
     return out
 
 
+def derivative_only(n_policies: int = 40) -> list[dict]:
+    """Random policies without the level gate (θ = −10, σ_l = 0.01: away = tanh((z_f − z_s)/σ_d), i.e.
+    pirouette when the response rises), on the search's worms: the five best."""
+    rng = np.random.default_rng(11)
+    found = []
+    for _ in range(int(n_policies)):
+        p = [rng.uniform(0.5, 6), -10.0, 10 ** rng.uniform(-2.5, -0.5), rng.uniform(1, 3), 0.01,
+             10 ** rng.uniform(-1, 0.5), 10 ** rng.uniform(0, 1.5)]
+        s = summarise(np.asarray(policy_tracks(jnp.asarray(p, F32))), np.asarray(WORMS["tc"]))
+        found.append({"score": round(score(s), 3), "params": dict(zip(
+            ("k", "theta", "sigma_d", "base", "sigma_l", "tau_fast_s", "tau_slow_s"), np.round(p, 4).tolist())),
+            "by_tc": s})
+    found.sort(key=lambda f: f["score"])
+    return found[:5]
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--derivative-only"]:  # → results/policy_bounds_derivative_only.json
+        (RESULTS / "policy_bounds_derivative_only.json").write_text(json.dumps(derivative_only(), indent=1) + "\n")
+        sys.exit(0)
     if sys.argv[1:] == ["--heldout"]:  # the search's best policies on other worms → results/policy_bounds_heldout.json
         (RESULTS / "policy_bounds_heldout.json").write_text(json.dumps(heldout(), indent=1) + "\n")
         sys.exit(0)
