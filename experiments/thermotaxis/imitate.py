@@ -21,7 +21,8 @@ policy of ``policy_bounds.py``? And if it partly can, what does the circuit do i
    and AIZ ablations (never trained on).
 
 Run: ``.venv/bin/python experiments/thermotaxis/imitate.py [--teacher random|refined] [--rank K]
-[--init-from shipped|PATH] [--lr LR] [--out NAME] [--ship]`` (≈ 10–20 min on the 2-core CPU; ``refined``: the teacher of ``policy_refine.py``). Writes ``results/imitation.{json,md}``
+[--init-from shipped|PATH] [--lr LR] [--out NAME] [--ship]`` (≈ 10–20 min on the 2-core CPU; ``refined``:
+the teacher of ``policy_refine.py``). Writes ``results/imitation.{json,md}``
 and ``results/imitation/head_circuit.{npz,json}`` (``imitation_refined…`` for the refined teacher); with
 ``--ship`` also ``owjax/data/thermotaxis/head_circuit.{npz,json}`` (what ``+scenario=thermotaxis``
 loads).
@@ -115,6 +116,22 @@ def circuit_logits(task, raw, r_seg):
     return z
 
 
+def closed_loop(task, vals, cases, memory_tau_s) -> dict:
+    """The circuit ``vals`` in the closed loop: radial plate, 24 worms per T_c, 20 min, seed 1234, for each
+    ``(name, cells killed)`` of ``cases``; ``memory_tau_s``: the AFD memory of T_c (s, ``None``: fitted).
+    Returns ``{"name/T_c": {mean_final_temp_c, sd_final_temp_c, isothermal_fraction, thermotaxis_index}}``."""
+    closed = {}
+    for case, cells in cases:
+        for tc in pb.TCS:
+            s, _ = evaluate_thermotaxis(pb.FIELD_, task.body, vals, tc, 24, 1200.0, 1234, cells, 1.0, "C1", 10.0,
+                                        "float32", memory_tau_s=memory_tau_s)
+            closed[f"{case}/{tc:g}"] = {k: s[k] for k in ("mean_final_temp_c", "sd_final_temp_c", "isothermal_fraction",
+                                                          "thermotaxis_index")}
+        print(case, {k: round(v["mean_final_temp_c"], 2) for k, v in closed.items() if k.startswith(case)},
+              file=sys.stderr, flush=True)
+    return closed
+
+
 def teacher_params(which: str, rank: int = 0) -> dict:
     """The teacher: ``random`` = the ``rank``-th best random policy of ``policy_bounds.py`` (0: the best),
     ``refined`` = the best after ``policy_refine.py``."""
@@ -189,16 +206,12 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
     vals = task.values(raw)
     fit["tau_ms_quantiles_0_25_50_75_100"] = np.percentile(np.asarray(vals["tau_ms"]), [0, 25, 50, 75, 100]).round(
         1).tolist()
-    field = pb.FIELD_
-    closed = {}
-    for case, cells in [("wild_type", ())] + list(ABLATIONS.items()):
-        for tc in pb.TCS:
-            s, _ = evaluate_thermotaxis(field, task.body, vals, tc, 24, 1200.0, 1234, cells, 1.0, "C1", 10.0, "float32")
-            closed[f"{case}/{tc:g}"] = {k: s[k] for k in ("mean_final_temp_c", "sd_final_temp_c", "isothermal_fraction",
-                                                          "thermotaxis_index")}
-        print(case, {k: round(v["mean_final_temp_c"], 2) for k, v in closed.items() if k.startswith(case)}, flush=True)
+    closed = closed_loop(task, vals, [("wild_type", ())] + list(ABLATIONS.items()), task.memory_tau_s)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout.strip()
-    prov = {"command": f"python experiments/thermotaxis/imitate.py --teacher {teacher} --ship", "teacher": best,
+    command = " ".join(["python experiments/thermotaxis/imitate.py", f"--teacher {teacher}", f"--rank {rank}",
+                        f"--init-from {init_from}" if init_from else "", f"--lr {lr:g}",
+                        f"--out {out_name}" if out_name else "", "--ship"])
+    prov = {"command": " ".join(command.split()), "teacher": best,
             "teacher_source": teacher, "teacher_rank": rank, "init_from": init_from, "lr": lr,
             "git_commit": commit, "transducer_memory_tau_s": task.memory_tau_s,
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "body": {"pirouette_duration_s": PIROUETTE_S},

@@ -202,6 +202,22 @@ def score(s: dict) -> float:
                  - np.mean([v["isothermal_last_10min"] for v in s.values()]))
 
 
+def random_search(n_policies: int, draw_params) -> list[dict]:
+    """Score ``n_policies`` policies ``draw_params()`` (the seven parameters of :class:`ResponsePolicy`,
+    in order) on :data:`WORMS`; all of them, best first."""
+    tcs = np.asarray(WORMS["tc"])
+    found = []
+    for i in range(int(n_policies)):
+        p = draw_params()
+        s = summarise(np.asarray(policy_tracks(jnp.asarray(p, F32))), tcs)
+        found.append({"score": round(score(s), 3), "params": dict(zip(
+            ("k", "theta", "sigma_d", "base", "sigma_l", "tau_fast_s", "tau_slow_s"), np.round(p, 4).tolist())),
+            "by_tc": s})
+        if (i + 1) % 10 == 0:
+            print(f"policy {i + 1}/{n_policies}, best score {min(f['score'] for f in found):.2f}", flush=True)
+    return sorted(found, key=lambda f: f["score"])
+
+
 def main(n_policies: int = 150) -> dict:
     t0 = time.time()
     tcs = np.asarray(WORMS["tc"])
@@ -227,17 +243,9 @@ def main(n_policies: int = 150) -> dict:
     res["response_by_offset"] = bins
     print("response table done", round(time.time() - t0), flush=True)
     rng = np.random.default_rng(3)
-    found = []
-    for i in range(int(n_policies)):
-        p = [rng.uniform(0.5, 6), rng.uniform(-0.1, 1.5), 10 ** rng.uniform(-2.5, -0.5), rng.uniform(1, 3),
-             10 ** rng.uniform(-2, -0.5), 10 ** rng.uniform(-1, 0.5), 10 ** rng.uniform(0, 1.5)]
-        s = summarise(np.asarray(policy_tracks(jnp.asarray(p, F32))), tcs)
-        found.append({"score": round(score(s), 3), "params": dict(zip(
-            ("k", "theta", "sigma_d", "base", "sigma_l", "tau_fast_s", "tau_slow_s"), np.round(p, 4).tolist())),
-            "by_tc": s})
-        if (i + 1) % 10 == 0:
-            print(f"policy {i + 1}/{n_policies}, best score {min(f['score'] for f in found):.2f}", flush=True)
-    found.sort(key=lambda f: f["score"])
+    found = random_search(n_policies, lambda: [
+        rng.uniform(0.5, 6), rng.uniform(-0.1, 1.5), 10 ** rng.uniform(-2.5, -0.5), rng.uniform(1, 3),
+        10 ** rng.uniform(-2, -0.5), 10 ** rng.uniform(-1, 0.5), 10 ** rng.uniform(0, 1.5)])
     res["search"] = {"n_policies": int(n_policies), "best": found[:5]}
     res["wall_time_s"] = round(time.time() - t0, 1)
     return res
@@ -247,7 +255,7 @@ def markdown(res: dict) -> str:
     L = ["# What the thermotaxis loop can do at best (hand-wired policies)", "",
          f"Written by `experiments/thermotaxis/policy_bounds.py` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
          f"{res['wall_time_s']} s). Radial plate 13 → 27 °C over 4.5 cm, {res['worms_per_tc']} worms per T_c, "
-         f"AFD transducer memory τ = {res.get('transducer_memory_tau_s', 1301.3):g} s, "
+         f"AFD transducer memory τ = {res['transducer_memory_tau_s']:g} s, "
          f"{res['duration_s']:g} s, pirouettes as events of ≈ {res['pirouette_duration_s']:g} s.", "",
          "## 1. The body's capacity: an oracle that knows T_c pirouettes when moving away from it", "",
          "| k | base | T_c 15: final (iso) | T_c 20 | T_c 25 |", "|---|---|---|---|---|"]
@@ -289,16 +297,9 @@ def derivative_only(n_policies: int = 40) -> list[dict]:
     """Random policies without the level gate (θ = −10, σ_l = 0.01: away = tanh((z_f − z_s)/σ_d), i.e.
     pirouette when the response rises), on the search's worms: the five best."""
     rng = np.random.default_rng(11)
-    found = []
-    for _ in range(int(n_policies)):
-        p = [rng.uniform(0.5, 6), -10.0, 10 ** rng.uniform(-2.5, -0.5), rng.uniform(1, 3), 0.01,
-             10 ** rng.uniform(-1, 0.5), 10 ** rng.uniform(0, 1.5)]
-        s = summarise(np.asarray(policy_tracks(jnp.asarray(p, F32))), np.asarray(WORMS["tc"]))
-        found.append({"score": round(score(s), 3), "params": dict(zip(
-            ("k", "theta", "sigma_d", "base", "sigma_l", "tau_fast_s", "tau_slow_s"), np.round(p, 4).tolist())),
-            "by_tc": s})
-    found.sort(key=lambda f: f["score"])
-    return found[:5]
+    return random_search(n_policies, lambda: [
+        rng.uniform(0.5, 6), -10.0, 10 ** rng.uniform(-2.5, -0.5), rng.uniform(1, 3), 0.01,
+        10 ** rng.uniform(-1, 0.5), 10 ** rng.uniform(0, 1.5)])[:5]
 
 
 if __name__ == "__main__":

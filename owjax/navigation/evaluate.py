@@ -69,6 +69,6 @@ def evaluate_thermotaxis(field: AbstractField, body: Mapping, values: Mapping | 
     temp = np.asarray(field(pos[..., 0], pos[..., 1]))
     on_plate = np.asarray(field.on_plate(pos[..., 0], pos[..., 1]))
     s = thermotaxis_summary(t, temp, cultivation_temp_c, window_s=window_s, on_plate=on_plate)
-    s.update(ablated=list(ablate), duration_s=float(duration_s), seed=int(seed), memory_tau_s=memory_tau_s,
+    s.update(ablated=list(ablate), duration_s=float(duration_s), seed=int(seed), transducer_memory_tau_s=memory_tau_s,
              wall_time_s=round(time.perf_counter() - t0, 3))
     return s, {"t_s": t, "pos_cm": pos, "temp_c": temp}
