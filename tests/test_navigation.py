@@ -417,6 +417,78 @@ def test_training_continues_from_a_saved_circuit(tmp_path):
         ThermotaxisTask(cfg, 0).init(None)
 
 
+def test_transmitter_polarity_fixes_what_the_prior_fixes_and_trains_the_rest(tmp_path):
+    """``circuit.polarity=transmitter``: each connection's class is synapse_polarity's prior for its
+    presynaptic cell (AFD, AIY → excitatory; RIB, GABAergic → inhibitory, against c302; AIZ, AIB, RIA,
+    RIM, SMD → free); the free ones start at c302's sign (p 0.9 / 0.1) and carry the gradient, the fixed
+    ones hold E_exc / E_inh and get none; a free connection's mixed reversal potential gives the current
+    of its excitatory and inhibitory parts summed; values survive a save/load/continue round trip; bad
+    settings are clear errors."""
+    from omegaconf import OmegaConf
+
+    from owjax.fitting.tasks.synapse_polarity_metrics import nt_class_of
+    from owjax.fitting.tasks.thermotaxis import ThermotaxisTask
+    from owjax.navigation.params import apply_values, raw_from_values, save_values
+    from owjax.navigation.polarity import (E_EXC_MV, E_INH_MV, EXCITATORY, FREE, INHIBITORY, connection_classes,
+                                           reversal_from_p_exc)
+    from owjax.neural.connectome import presynaptic_transmitters
+
+    conf = OmegaConf.load(__import__("owjax").__path__[0] + "/conf/experiment/thermotaxis.yaml")
+    cfg = OmegaConf.to_container(conf, resolve=True) | {"dtype": "float64"}
+    cfg["episode"].update(duration_s=6.0, n_worms=2, score_after_s=1.0)
+    cfg["circuit"]["polarity"] = "transmitter"
+    task = ThermotaxisTask(cfg, 0)
+    names, cls = task.synapse_names, task.polarity_classes
+    pre = [n.split("->")[0] for n in names]
+    table = presynaptic_transmitters(sorted(set(pre)))
+    assert [nt_class_of(table[c]) for c in pre] == cls.tolist()
+    kind = dict(zip(names, cls.tolist()))
+    assert kind["AFDR->AIYR"] == kind["AIYR->AIZR"] == kind["AVBL->AVAL"] == EXCITATORY
+    assert kind["RIBR->AVAR"] == kind["RIBL->AIBR"] == INHIBITORY
+    assert kind["AIZL->AIBR"] == kind["AIBL->AVAL"] == kind["RIAL->SMDDL"] == kind["RIMR->AVAL"] == FREE
+    raw = task.init(None)
+    v = task.values(raw)
+    c302_erev = np.asarray(task.loop["circuit"].erev_mV)
+    erev = np.asarray(apply_values(task.loop, v)["circuit"].erev_mV)
+    want = np.where(cls == EXCITATORY, E_EXC_MV, np.where(cls == INHIBITORY, E_INH_MV,
+                    np.where(c302_erev == E_EXC_MV, -7.0, -63.0)))
+    assert np.allclose(erev, want, atol=1e-9)
+    assert set(task.polarity_report(v)["sign_differs_from_c302"]) == {n for n in names if n.startswith("RIB")}
+    # the mixed reversal is the excitatory and inhibitory parts summed, in the circuit's own currents
+    circ, p = task.loop["circuit"], jnp.asarray(np.linspace(0.05, 0.95, len(names)))
+    state = {"V": circ.v_rest_mV + jnp.asarray(np.linspace(-10, 30, circ.n_cells)), "s": jnp.full(len(names), 0.5)}
+    def synaptic(erev, weight):  # the chemical synapses' current into each cell (pA)
+        with_syn = eqx.tree_at(lambda c: (c.erev_mV, c.weight), circ, (erev, weight)).currents(state)[0]
+        return with_syn - eqx.tree_at(lambda c: c.weight, circ, jnp.zeros_like(weight)).currents(state)[0]
+
+    mixed = synaptic(reversal_from_p_exc(p), circ.weight)
+    parts = synaptic(jnp.full_like(p, E_EXC_MV), circ.weight * p) + synaptic(jnp.full_like(p, E_INH_MV),
+                                                                             circ.weight * (1.0 - p))
+    assert float(jnp.abs(mixed).max()) > 0.1
+    assert np.allclose(np.asarray(mixed), np.asarray(parts), rtol=1e-10, atol=1e-10)
+    # gradient: free connections only
+    batch = task.batches(0, jax.random.PRNGKey(1))
+    g = jax.grad(lambda r: task.loss(r, batch, None)[0])(raw)["p_exc"]
+    assert float(jnp.abs(g[cls == FREE]).max()) > 0 and float(jnp.abs(g[cls != FREE]).max()) == 0.0
+    # save, load and continue
+    path = save_values(tmp_path / "tx.npz", v, names, task.cell_names, {"test": True})
+    cont = ThermotaxisTask(cfg | {"circuit": cfg["circuit"] | {"init_from": str(path)}}, 0)
+    assert np.allclose(np.asarray(cont.values(cont.init(None))["p_exc"]), np.asarray(v["p_exc"]), rtol=1e-9)
+    with pytest.raises(ValueError, match="no p_exc"):
+        raw_from_values({k: x for k, x in v.items() if k != "p_exc"}, task.w_c302, 4.0, 3.0, 0.05,
+                        polarity_classes=cls)
+    with pytest.raises(ValueError, match="prior fixes differs"):
+        raw_from_values(v | {"p_exc": np.where(cls == INHIBITORY, 1.0, np.asarray(v["p_exc"]))}, task.w_c302,
+                        4.0, 3.0, 0.05, polarity_classes=cls)
+    for bad, match in (({"polarity": "dale"}, "polarity rules are"), ({"p_exc_init": 1.5}, "p_exc_init"),
+                       ({"polarity": "c302", "p_exc_init": 0.5}, "p_exc_init is for")):
+        with pytest.raises(ValueError, match=match):
+            ThermotaxisTask(cfg | {"circuit": cfg["circuit"] | bad}, 0)
+    half = ThermotaxisTask(cfg | {"circuit": cfg["circuit"] | {"p_exc_init": 0.5}}, 0)
+    assert np.allclose(np.asarray(half.values(half.init(None))["p_exc"])[cls == FREE], 0.5)
+    assert np.array_equal(connection_classes(["RIBL", "AIYL"], {"RIBL": "GABA", "AIYL": "Glutamate"}), [2, 0])
+
+
 # ---------------------------------------------------------------------------- fit and scenarios
 @pytest.mark.slow
 def test_thermotaxis_fit_ci(tmp_path):

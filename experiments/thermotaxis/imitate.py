@@ -83,9 +83,10 @@ def kl(q, p):
     return float(np.mean(q * np.log(qc / p) + (1 - q) * np.log((1 - qc) / (1 - p))))
 
 
-def make_task(init_from: str | None = None) -> ThermotaxisTask:
+def make_task(init_from: str | None = None, polarity: str = "c302") -> ThermotaxisTask:
     cfg = OmegaConf.to_container(OmegaConf.load(CONF), resolve=True)
     cfg["circuit"]["init_from"] = init_from
+    cfg["circuit"]["polarity"] = polarity
     cfg["body"]["pirouette_duration_s"] = PIROUETTE_S
     cfg["circuit"]["tau_init_ms"] = TAU_INIT_MS
     return ThermotaxisTask(cfg, 0)
@@ -146,12 +147,12 @@ def teacher_params(which: str, rank: int = 0) -> dict:
 
 
 def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | None = None, lr: float = LR,
-         out_name: str | None = None) -> dict:
+         out_name: str | None = None, polarity: str = "c302") -> dict:
     t0 = time.time()
     best = teacher_params(teacher, rank)
     _, r = (np.asarray(a, np.float64) for a in pb.wander_response(2.0))
     q = teacher_drive(r, best)
-    task = make_task(init_from)
+    task = make_task(init_from, polarity)
     print(f"data: {r.shape[0]} worms × {r.shape[1]} s, teacher drive mean {q.mean():.3f}", flush=True)
 
     def loss(raw, rb, qb):
@@ -210,9 +211,9 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout.strip()
     command = " ".join(["python experiments/thermotaxis/imitate.py", f"--teacher {teacher}", f"--rank {rank}",
                         f"--init-from {init_from}" if init_from else "", f"--lr {lr:g}",
-                        f"--out {out_name}" if out_name else "", "--ship"])
+                        f"--out {out_name}" if out_name else "", f"--polarity {polarity}", "--ship"])
     prov = {"command": " ".join(command.split()), "teacher": best,
-            "teacher_source": teacher, "teacher_rank": rank, "init_from": init_from, "lr": lr,
+            "teacher_source": teacher, "teacher_rank": rank, "init_from": init_from, "lr": lr, "polarity": polarity,
             "git_commit": commit, "transducer_memory_tau_s": task.memory_tau_s,
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "body": {"pirouette_duration_s": PIROUETTE_S},
             "fit": {k: v for k, v in fit.items() if k != "history"}}
@@ -224,7 +225,8 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
         print("shipped to", DEFAULT_DATA)
     return {"teacher": best, "teacher_source": teacher, "fit": fit, "closed_loop": closed, "wall_time_s": round(time.time() - t0, 1),
             "settings": {"teacher_rank": rank, "init_from": init_from or "c302 (scaled)", "lr": lr, "steps": STEPS,
-                         "transducer_memory_tau_s": task.memory_tau_s}}
+                         "transducer_memory_tau_s": task.memory_tau_s, "polarity": polarity},
+            "polarity": task.polarity_report(vals)}
 
 
 def markdown(res: dict) -> str:
@@ -262,9 +264,12 @@ if __name__ == "__main__":
     ap.add_argument("--init-from", default=None, help="start the circuit from c302's scaled weights (default) or "
                     "'shipped' (owjax/data/thermotaxis/head_circuit.npz) or a head_circuit.npz path")
     ap.add_argument("--lr", type=float, default=LR, help=f"Adam learning rate (default {LR})")
+    ap.add_argument("--polarity", choices=("c302", "transmitter"), default="c302",
+                    help="the connections' signs: c302's (fixed) or the synapse_polarity transmitter prior "
+                    "(RIB inhibitory; AIZ, AIB, RIA, RIM, SMD outputs trained)")
     ap.add_argument("--out", default=None, help="results name (default: imitation / imitation_refined)")
     args = ap.parse_args()
-    out = main(args.ship, args.teacher, args.rank, args.init_from, args.lr, args.out)
+    out = main(args.ship, args.teacher, args.rank, args.init_from, args.lr, args.out, args.polarity)
     name = args.out or OUT_NAME[args.teacher]
     (HERE / "results" / f"{name}.json").write_text(json.dumps(out, indent=1, default=float) + "\n")
     (HERE / "results" / f"{name}.md").write_text(markdown(out))

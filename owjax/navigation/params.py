@@ -16,6 +16,10 @@ Raw (unconstrained) parameters → values (:func:`values_from_raw`):
   ``TAU_MAX_MS``), log-uniform. c302's graded synapses all have k = 0.025/ms, so the reduction has no
   memory beyond ≈ 0.1 s; a slow synapse gives it one (the seconds over which a worm compares the
   temperature it feels now with the one it felt: a derivative). Without it, c302's k is kept.
+* ``p_exc`` (per connection, only when ``init_raw(p_exc_init=…)`` asks for it: the transmitter-prior
+  polarity of :mod:`owjax.navigation.polarity`) = ``σ(raw)`` where the prior leaves the sign free, 1 or 0
+  where it fixes it: the excitatory fraction of the connection's conductance, applied as the mixed
+  reversal potential ``E_inh + p (E_exc − E_inh)``. Without it, c302's signs are kept.
 * ``afd_gain_pA`` = ``5 σ(raw)`` in (0, 5) pA, ``afd_offset_pA`` = ``2 tanh(raw)`` in (−2, 2) pA;
 * ``steer_gain`` = ``20 σ(raw)``, ``reversal_gain`` = ``20 σ(raw)`` in (0, 20),
   ``reversal_threshold_mV`` = ``30 tanh(raw)`` in (−30, 30) mV.
@@ -75,10 +79,12 @@ def _unbounded(value, lo: float, hi: float, kind: str):
 
 def init_raw(n_cells: int, n_syn: int, vth_init_mV: float, afd_gain_pA: float, afd_offset_pA: float,
              steer_gain: float, reversal_gain: float, reversal_threshold_mV: float, bias_max_pA: float,
-             dtype=jnp.float32, tau_init_ms=None, tau_min_ms: float = 40.0) -> dict:
+             dtype=jnp.float32, tau_init_ms=None, tau_min_ms: float = 40.0, p_exc_init=None) -> dict:
     """Raw parameters whose values are c302's weights, thresholds at ``vth_init_mV``, zero bias and
     the given read-outs; with ``tau_init_ms`` (a number, or one per connection) the synaptic time
-    constants are trained too, starting there (bounded in (``tau_min_ms``, :data:`TAU_MAX_MS`))."""
+    constants are trained too, starting there (bounded in (``tau_min_ms``, :data:`TAU_MAX_MS`)); with
+    ``p_exc_init`` (one value in (0, 1) per connection) the free connections' polarity is trained too,
+    starting there (what fixed connections get is ignored: their class fixes them)."""
     f = lambda x: jnp.asarray(x, dtype)  # noqa: E731
     if not -70.0 < vth_init_mV < 0.0:
         raise ValueError(f"vth_init_mV={vth_init_mV} must lie in (−70, 0) mV")
@@ -94,6 +100,12 @@ def init_raw(n_cells: int, n_syn: int, vth_init_mV: float, afd_gain_pA: float, a
         if not np.all((tau0 > tau_min_ms) & (tau0 < TAU_MAX_MS)):
             raise ValueError(f"tau_init_ms must lie in ({tau_min_ms}, {TAU_MAX_MS}) ms, got {np.unique(tau0)}")
         extra["tau"] = f(_logit(np.log(tau0 / tau_min_ms) / np.log(TAU_MAX_MS / tau_min_ms)))
+    if p_exc_init is not None:
+        p0 = np.asarray(p_exc_init, np.float64)
+        if p0.shape != (n_syn,) or not np.all((p0 > 0.0) & (p0 < 1.0)):
+            raise ValueError(f"p_exc_init must be one value in (0, 1) per connection ({n_syn}), got shape {p0.shape}, "
+                             f"range [{p0.min() if p0.size else 'empty'}, {p0.max() if p0.size else 'empty'}]")
+        extra["p_exc"] = f(_logit(p0))
     return extra | {
         "rho": f(np.zeros(n_syn)),
         "vth": f(np.full(n_syn, _unbounded(vth_init_mV, *_VTH))),
@@ -102,8 +114,9 @@ def init_raw(n_cells: int, n_syn: int, vth_init_mV: float, afd_gain_pA: float, a
 
 
 def values_from_raw(raw: dict, weight_c302, weight_max_factor: float, bias_max_pA: float,
-                    weight_scale: float = 1.0, tau_min_ms: float = 40.0) -> dict:
-    """Physical values from raw parameters (see the module docstring)."""
+                    weight_scale: float = 1.0, tau_min_ms: float = 40.0, polarity_classes=None) -> dict:
+    """Physical values from raw parameters (see the module docstring); ``polarity_classes`` (one
+    :mod:`~owjax.navigation.polarity` class per connection) is needed when ``raw`` has ``p_exc``."""
     m = float(weight_max_factor)
     if not m > 1.0:
         raise ValueError(f"weight_max_factor must be > 1 (the starting weight must be reachable), got {m}")
@@ -113,6 +126,12 @@ def values_from_raw(raw: dict, weight_c302, weight_max_factor: float, bias_max_p
     extra = {}
     if "tau" in raw:
         extra["tau_ms"] = tau_min_ms * jnp.exp(np.log(TAU_MAX_MS / tau_min_ms) * jax.nn.sigmoid(raw["tau"]))
+    if "p_exc" in raw:
+        from owjax.navigation.polarity import p_exc_from_raw
+
+        if polarity_classes is None:
+            raise ValueError("values_from_raw: raw has p_exc (trained polarity) but no polarity_classes were given")
+        extra["p_exc"] = p_exc_from_raw(raw["p_exc"], polarity_classes)
     return extra | {
         "weight": jnp.asarray(weight_c302) * float(weight_scale) * m * jax.nn.sigmoid(raw["rho"] + shift),
         "vth_mV": _bounded(raw["vth"], *_VTH),
@@ -121,11 +140,15 @@ def values_from_raw(raw: dict, weight_c302, weight_max_factor: float, bias_max_p
 
 
 def raw_from_values(values: dict, weight_c302, weight_max_factor: float, bias_max_pA: float,
-                    weight_scale: float = 1.0, tau_min_ms: float = 40.0, dtype=jnp.float32) -> dict:
+                    weight_scale: float = 1.0, tau_min_ms: float = 40.0, dtype=jnp.float32,
+                    polarity_classes=None) -> dict:
     """The inverse of :func:`values_from_raw`: raw parameters whose values are ``values`` (e.g. a
     trained circuit from :func:`load_values`, to continue training from it). Every value must lie
     strictly inside its bounds under the given ``weight_max_factor``/``weight_scale``/``bias_max_pA``;
-    one that does not is an error naming it (nothing is clipped). ``tau_ms`` is inverted when present."""
+    one that does not is an error naming it (nothing is clipped). ``tau_ms`` is inverted when present,
+    and ``p_exc`` when ``polarity_classes`` is given (the fixed connections must hold their class's value,
+    the free ones lie strictly inside (0, 1)); ``polarity_classes`` with values that have no ``p_exc``
+    (a circuit trained with c302's signs) is an error."""
     m, scale = float(weight_max_factor), float(weight_scale)
     if not m > 1.0:
         raise ValueError(f"weight_max_factor must be > 1, got {m}")
@@ -149,6 +172,21 @@ def raw_from_values(values: dict, weight_c302, weight_max_factor: float, bias_ma
     if "tau_ms" in v:
         u = unit("tau_ms", np.log(v["tau_ms"]), np.log(tau_min_ms), np.log(TAU_MAX_MS))
         out["tau"] = f(_logit(u))
+    if polarity_classes is not None:
+        from owjax.navigation.polarity import EXCITATORY, FREE
+
+        cls = np.asarray(polarity_classes)
+        if "p_exc" in v:
+            p = v["p_exc"]
+            fixed_ok = np.isclose(p, np.where(cls == EXCITATORY, 1.0, 0.0)) | (cls == FREE)
+            if not np.all(fixed_ok):
+                raise ValueError(f"raw_from_values: p_exc of {int(np.sum(~fixed_ok))} connection(s) whose sign the "
+                                 "transmitter prior fixes differs from it (trained under another prior?)")
+            unit("p_exc (free connections)", p[cls == FREE], 0.0, 1.0)
+            out["p_exc"] = f(np.where(cls == FREE, _logit(p), 0.0))
+        else:
+            raise ValueError("raw_from_values: the transmitter polarity was asked for, but the values have no "
+                             "p_exc (a circuit trained with c302's signs cannot continue under another prior)")
     bounded = {"vth": ("vth_mV", _VTH), "bias": ("bias_pA", (-bias_max_pA, bias_max_pA, "tanh"))} | {
         k: (k, b) for k, b in _SCALAR_BOUNDS.items()}
     for name, (lo, hi, _) in bounded.values():  # every value inside its bounds, or a clear error
@@ -178,6 +216,13 @@ def apply_values(loop: Composite, values: dict) -> Composite:
             raise ValueError(f"apply_values: tau_ms {np.shape(values['tau_ms'])} does not match the circuit's "
                              f"{c.k_per_ms.shape} connections")
         loop = eqx.tree_at(lambda m: m.components["circuit"].k_per_ms, loop, 1.0 / a("tau_ms"))
+    if "p_exc" in values:
+        from owjax.navigation.polarity import reversal_from_p_exc
+
+        if np.shape(values["p_exc"]) != c.erev_mV.shape:
+            raise ValueError(f"apply_values: p_exc {np.shape(values['p_exc'])} does not match the circuit's "
+                             f"{c.erev_mV.shape} connections")
+        loop = eqx.tree_at(lambda m: m.components["circuit"].erev_mV, loop, reversal_from_p_exc(a("p_exc")))
     return eqx.tree_at(
         lambda m: (m.components["circuit"].weight, m.components["circuit"].vth_mV, m.components["circuit"].bias_pA,
                    m.couplings[td].gain_pA, m.couplings[td].offset_pA, m.couplings[ns].gain, m.couplings[rc].gain,

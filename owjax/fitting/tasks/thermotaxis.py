@@ -53,7 +53,7 @@ LOSS_TERMS = ("track", "away", "reg")
 ABLATIONS = {"AFD": ("AFDL", "AFDR"), "AIY": ("AIYL", "AIYR"), "AIZ": ("AIZL", "AIZR")}
 
 _CIRCUIT = ("parameter_set", "dt_ms", "weight_max_factor", "bias_max_pA", "vth_init_mV")
-_CIRCUIT_OPTIONAL = ("weight_scale", "tau_init_ms", "init_from")
+_CIRCUIT_OPTIONAL = ("weight_scale", "tau_init_ms", "init_from", "polarity", "p_exc_init")
 _READOUT = ("afd_gain_pA", "afd_offset_pA", "steer_gain", "reversal_gain", "reversal_threshold_mV")
 _EPISODE = ("duration_s", "dt_out_s", "n_worms", "cultivation_temps_c", "score_after_s", "band_c")
 _EPISODE_OPTIONAL = ("pirouette_rate",)
@@ -92,6 +92,7 @@ class ThermotaxisTask(AbstractFitTask):
         self.w_c302 = circ.weight
         self.tau_c302_ms = float(np.max(1.0 / np.asarray(circ.k_per_ms)))  # c302: 40 ms for every connection
         self.synapse_names, self.cell_names = circ.synapse_names, circ.cell_names
+        self.polarity, self.polarity_classes, self.p_exc_init = self._polarity(circ)
         self.data_description = (f"closed-loop episodes on {type(self.field).__name__} "
                                  f"({dict(arena['train'])}), T_c in {list(e['cultivation_temps_c'])}")
         self.loss_description = ("track · mean log cosh((T_centroid − T_c)/band) after score_after_s + away · "
@@ -100,6 +101,34 @@ class ThermotaxisTask(AbstractFitTask):
         self.info = {"cells": list(self.cell_names), "n_connections": len(self.synapse_names),
                      "n_gap_junctions": len(circ.gap_names), "circuit": f"graded reduction of c302 "
                      f"{c['parameter_set']}, Δ = {c['dt_ms']} ms"}
+
+    def _polarity(self, circ):
+        """``(rule, classes per connection or None, starting p_exc or None)`` from ``circuit.polarity``
+        (``c302``, the default: c302's signs, fixed; ``transmitter``: the synapse_polarity prior,
+        :mod:`owjax.navigation.polarity`) and ``circuit.p_exc_init`` (``c302``, the default: a free
+        connection starts at c302's sign, p = 0.9 or 0.1; or a number in (0, 1) for all free ones)."""
+        from owjax.navigation.polarity import FREE, c302_p_exc, check_polarity, connection_classes
+
+        c = self.circuit_cfg
+        rule = check_polarity(str(c.get("polarity") or "c302"))
+        init = c.get("p_exc_init")
+        if rule == "c302":
+            if init is not None:
+                raise ValueError("circuit.p_exc_init is for circuit.polarity=transmitter (c302's signs are fixed)")
+            return rule, None, None
+        classes = connection_classes([circ.cell_names[i] for i in np.asarray(circ.pre)])
+        if init is None or init == "c302":
+            p0 = np.where(c302_p_exc(circ.erev_mV) > 0.5, 0.9, 0.1)
+        else:
+            try:
+                v = float(init)
+            except (TypeError, ValueError):
+                v = float("nan")
+            if not 0.0 < v < 1.0:
+                raise ValueError(f"circuit.p_exc_init={init!r}: 'c302' or a number in (0, 1)")
+            p0 = np.full(len(classes), v)
+        p0 = np.where(classes == FREE, p0, 0.5)  # fixed connections: ignored (their class fixes them)
+        return rule, classes, p0
 
     def describe(self) -> str:
         return (f"thermotaxis: {len(self.synapse_names)} c302 connections (weights, thresholds), "
@@ -116,7 +145,7 @@ class ThermotaxisTask(AbstractFitTask):
                         float(r["afd_gain_pA"]), float(r["afd_offset_pA"]), float(r["steer_gain"]),
                         float(r["reversal_gain"]), float(r["reversal_threshold_mV"]), float(c["bias_max_pA"]),
                         dtype=jnp.dtype(self.dtype), tau_init_ms=c.get("tau_init_ms"),
-                        tau_min_ms=self.tau_c302_ms)
+                        tau_min_ms=self.tau_c302_ms, p_exc_init=self.p_exc_init)
 
     def raw_from_file(self, where: str) -> dict:
         """Raw parameters that start training from a saved circuit: ``where`` = ``shipped`` (the
@@ -130,7 +159,7 @@ class ThermotaxisTask(AbstractFitTask):
         c = self.circuit_cfg
         raw = raw_from_values(vals, self.w_c302, float(c["weight_max_factor"]), float(c["bias_max_pA"]),
                               float(c.get("weight_scale", 1.0)), tau_min_ms=self.tau_c302_ms,
-                              dtype=jnp.dtype(self.dtype))
+                              dtype=jnp.dtype(self.dtype), polarity_classes=self.polarity_classes)
         log.info("training starts from %s (%s)", path, "time constants trained" if "tau" in raw else "c302's kinetics")
         return raw
 
@@ -139,7 +168,7 @@ class ThermotaxisTask(AbstractFitTask):
 
         return values_from_raw(params, self.w_c302, float(self.circuit_cfg["weight_max_factor"]),
                                float(self.circuit_cfg["bias_max_pA"]), float(self.circuit_cfg.get("weight_scale", 1.0)),
-                               tau_min_ms=self.tau_c302_ms)
+                               tau_min_ms=self.tau_c302_ms, polarity_classes=self.polarity_classes)
 
     def batches(self, step, key):
         from owjax.navigation.setup import draw_worms
@@ -248,7 +277,23 @@ class ThermotaxisTask(AbstractFitTask):
                 "fraction_within_2x_of_start": float(np.mean((fs >= 0.5) & (fs <= 2.0))),
                 "most_moved": {self.synapse_names[i]: round(float(fs[i]), 3) for i in order[:10]},
                 "vth_mV_median": float(np.median(np.asarray(values["vth_mV"]))),
-                "bias_pA": {c: round(float(b), 3) for c, b in zip(self.cell_names, np.asarray(values["bias_pA"]))}}
+                "bias_pA": {c: round(float(b), 3) for c, b in zip(self.cell_names, np.asarray(values["bias_pA"]))}
+                } | self.polarity_report(values)
+
+    def polarity_report(self, values) -> dict:
+        """Under the transmitter prior: each free connection's excitatory fraction, and the connections
+        whose sign differs from c302's (p_exc on the other side of 0.5, or a sign the prior fixes)."""
+        if self.polarity_classes is None or "p_exc" not in values:
+            return {"polarity": "c302"}
+        from owjax.navigation.polarity import FREE, c302_p_exc
+
+        p = np.asarray(values["p_exc"], float)
+        c302 = c302_p_exc(np.asarray(self.loop["circuit"].erev_mV))
+        flipped = [n for n, a, b in zip(self.synapse_names, p, c302) if (a > 0.5) != (b > 0.5)]
+        free = self.polarity_classes == FREE
+        return {"polarity": "transmitter", "n_free": int(free.sum()),
+                "p_exc_free": {n: round(float(x), 3) for n, x, f in zip(self.synapse_names, p, free) if f},
+                "sign_differs_from_c302": flipped}
 
     def report(self, params_init, params, run_dir, figures):
         t0 = time.perf_counter()
