@@ -533,9 +533,33 @@ def test_thermotaxis_scenario(tmp_path):
         assert k in saved and np.isfinite(saved[k])
     assert saved["ablated"] == ["AIYL", "AIYR"] and s["n_worms"] == 3
     assert (tmp_path / "tracks.png").is_file() and np.load(tmp_path / "tracks.npz")["pos_cm"].shape == (3, 11, 2)
+    v = saved["circuit_v_range_mV"]  # the living cells' membrane potentials over the run, all inside c302's table
+    assert "AIYL" not in v and len(v) == 26 and saved["cells_outside_iv_grid"] == []
+    assert all(-100.0 <= lo <= hi <= 60.0 for lo, hi in v.values())
     cfg.ablate = ["AIYX"]
     with pytest.raises(ValueError, match="head-circuit cell"):
         run_simulation(cfg, tmp_path)
+
+
+def test_potential_range_flags_cells_a_bias_drives_out_of_c302s_table(circuit):
+    """A tonic bias of −3 pA (the experiment's bound) holds a C1 cell hundreds of mV below rest (its slope
+    conductance is ≈ 0.02 nS) and drags its gap-junction partners with it: the evaluation's potential
+    range reports them, and an unbiased circuit stays inside c302's I–V table."""
+    from owjax.navigation.evaluate import potential_range, run_worms
+    from owjax.navigation.setup import draw_worms, make_loop
+
+    field = LinearTemperature()
+    worms = draw_worms(jax.random.PRNGKey(0), 2, field, [20.0], 20.0, 1.0, dtype=DT)
+    loop = make_loop(field, {}, None, dtype=DT, duration_s=20.0)
+    _, ok = run_worms(loop, worms, 20.0, return_potential_range=True)
+    assert ok["cells_outside_iv_grid"] == [] and set(ok["circuit_v_range_mV"]) == set(circuit.cell_names)
+    i = circuit.index("AFDL")
+    biased = eqx.tree_at(lambda m: m.components["circuit"].bias_pA, loop,
+                         loop["circuit"].bias_pA.at[i].set(-3.0))
+    _, bad = run_worms(biased, worms, 20.0, return_potential_range=True)
+    assert "AFDL" in bad["cells_outside_iv_grid"] and bad["circuit_v_range_mV"]["AFDL"][0] < -150.0
+    assert set(bad["cells_outside_iv_grid"]) <= {"AFDL", "AFDR", "AIBL"}  # itself and its gap-junction partners
+    assert potential_range(("A", "B"), [-120.0, -50.0], [0.0, 70.0], [True, False])["cells_outside_iv_grid"] == ["A"]
 
 
 def test_cultivation_memory_time_constant_reaches_the_loop_and_is_checked(tmp_path):

@@ -83,10 +83,19 @@ def kl(q, p):
     return float(np.mean(q * np.log(qc / p) + (1 - q) * np.log((1 - qc) / (1 - p))))
 
 
-def make_task(init_from: str | None = None, polarity: str = "c302") -> ThermotaxisTask:
+def make_task(init_from: str | None = None, polarity: str = "c302", vth_init_mV: float | None = None,
+              weight_scale: float | None = None, bias_max_pA: float | None = None,
+              reversal_gain: float | None = None) -> ThermotaxisTask:
+    """The experiment's task with the imitation's settings; ``vth_init_mV``, ``weight_scale``,
+    ``bias_max_pA``, ``reversal_gain``: None keeps the experiment's (−40 mV, 0.05, 3 pA, 2)."""
     cfg = OmegaConf.to_container(OmegaConf.load(CONF), resolve=True)
     cfg["circuit"]["init_from"] = init_from
     cfg["circuit"]["polarity"] = polarity
+    for key, val in (("vth_init_mV", vth_init_mV), ("weight_scale", weight_scale), ("bias_max_pA", bias_max_pA)):
+        if val is not None:
+            cfg["circuit"][key] = float(val)
+    if reversal_gain is not None:
+        cfg["readout"]["reversal_gain"] = float(reversal_gain)
     cfg["body"]["pirouette_duration_s"] = PIROUETTE_S
     cfg["circuit"]["tau_init_ms"] = TAU_INIT_MS
     return ThermotaxisTask(cfg, 0)
@@ -147,12 +156,14 @@ def teacher_params(which: str, rank: int = 0) -> dict:
 
 
 def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | None = None, lr: float = LR,
-         out_name: str | None = None, polarity: str = "c302") -> dict:
+         out_name: str | None = None, polarity: str = "c302", vth_init_mV: float | None = None,
+         weight_scale: float | None = None, bias_max_pA: float | None = None,
+         reversal_gain: float | None = None) -> dict:
     t0 = time.time()
     best = teacher_params(teacher, rank)
     _, r = (np.asarray(a, np.float64) for a in pb.wander_response(2.0))
     q = teacher_drive(r, best)
-    task = make_task(init_from, polarity)
+    task = make_task(init_from, polarity, vth_init_mV, weight_scale, bias_max_pA, reversal_gain)
     print(f"data: {r.shape[0]} worms × {r.shape[1]} s, teacher drive mean {q.mean():.3f}", flush=True)
 
     def loss(raw, rb, qb):
@@ -211,9 +222,15 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout.strip()
     command = " ".join(["python experiments/thermotaxis/imitate.py", f"--teacher {teacher}", f"--rank {rank}",
                         f"--init-from {init_from}" if init_from else "", f"--lr {lr:g}",
-                        f"--out {out_name}" if out_name else "", f"--polarity {polarity}", "--ship"])
+                        f"--out {out_name}" if out_name else "", f"--polarity {polarity}",
+                        f"--vth-init {vth_init_mV:g}" if vth_init_mV is not None else "",
+                        f"--weight-scale {weight_scale:g}" if weight_scale is not None else "",
+                        f"--bias-max {bias_max_pA:g}" if bias_max_pA is not None else "",
+                        f"--reversal-gain {reversal_gain:g}" if reversal_gain is not None else "", "--ship"])
     prov = {"command": " ".join(command.split()), "teacher": best,
             "teacher_source": teacher, "teacher_rank": rank, "init_from": init_from, "lr": lr, "polarity": polarity,
+            "vth_init_mV": task.circuit_cfg["vth_init_mV"], "weight_scale": task.circuit_cfg["weight_scale"],
+            "bias_max_pA": task.circuit_cfg["bias_max_pA"], "reversal_gain_init": task.readout["reversal_gain"],
             "git_commit": commit, "transducer_memory_tau_s": task.memory_tau_s,
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "body": {"pirouette_duration_s": PIROUETTE_S},
             "fit": {k: v for k, v in fit.items() if k != "history"}}
@@ -225,7 +242,9 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
         print("shipped to", DEFAULT_DATA)
     return {"teacher": best, "teacher_source": teacher, "fit": fit, "closed_loop": closed, "wall_time_s": round(time.time() - t0, 1),
             "settings": {"teacher_rank": rank, "init_from": init_from or "c302 (scaled)", "lr": lr, "steps": STEPS,
-                         "transducer_memory_tau_s": task.memory_tau_s, "polarity": polarity},
+                         "transducer_memory_tau_s": task.memory_tau_s, "polarity": polarity,
+                         "vth_init_mV": task.circuit_cfg["vth_init_mV"], "weight_scale": task.circuit_cfg["weight_scale"],
+                         "bias_max_pA": task.circuit_cfg["bias_max_pA"], "reversal_gain_init": task.readout["reversal_gain"]},
             "polarity": task.polarity_report(vals)}
 
 
@@ -267,9 +286,18 @@ if __name__ == "__main__":
     ap.add_argument("--polarity", choices=("c302", "transmitter"), default="c302",
                     help="the connections' signs: c302's (fixed) or the synapse_polarity transmitter prior "
                     "(RIB inhibitory; AIZ, AIB, RIA, RIM, SMD outputs trained)")
+    ap.add_argument("--vth-init", type=float, default=None,
+                    help="start of the synaptic thresholds (mV; default the experiment's −40)")
+    ap.add_argument("--weight-scale", type=float, default=None,
+                    help="start weights as a fraction of c302's (default the experiment's 0.05)")
+    ap.add_argument("--bias-max", type=float, default=None,
+                    help="bound of the tonic bias per cell (pA; default the experiment's 3)")
+    ap.add_argument("--reversal-gain", type=float, default=None,
+                    help="start of the pirouette read-out's gain per 10 mV of AVA − AVB (default the experiment's 2)")
     ap.add_argument("--out", default=None, help="results name (default: imitation / imitation_refined)")
     args = ap.parse_args()
-    out = main(args.ship, args.teacher, args.rank, args.init_from, args.lr, args.out, args.polarity)
+    out = main(args.ship, args.teacher, args.rank, args.init_from, args.lr, args.out, args.polarity, args.vth_init,
+               args.weight_scale, args.bias_max, args.reversal_gain)
     name = args.out or OUT_NAME[args.teacher]
     (HERE / "results" / f"{name}.json").write_text(json.dumps(out, indent=1, default=float) + "\n")
     (HERE / "results" / f"{name}.md").write_text(markdown(out))

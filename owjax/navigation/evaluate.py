@@ -2,11 +2,16 @@
 
 :func:`run_worms` solves a batch in chunks of ``batch`` worms (one compiled vmapped solve, reused for
 every chunk, every ablation and every cultivation temperature); :func:`evaluate_thermotaxis` turns
-the tracks into :func:`~owjax.navigation.metrics.thermotaxis_summary`.
+the tracks into :func:`~owjax.navigation.metrics.thermotaxis_summary`. Both can also report the
+range of every head-circuit cell's membrane potential over the run (:func:`potential_range`): a cell
+outside c302's I–V table (−100 … +60 mV) is outside what the reduction was built for — a trained tonic
+bias of ±3 pA moves a C1 cell (slope conductance 0.023 nS at rest) by ≈ 130 mV, and the circuit
+imitated on 2026-12-04 holds AFDL near −710 mV that way, i.e. silenced.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
 
@@ -19,7 +24,9 @@ from owjax.navigation.arena import AbstractField
 from owjax.navigation.metrics import thermotaxis_summary
 from owjax.navigation.setup import CULTIVATION_MEMORY_TAU_S, draw_worms, make_loop
 
-__all__ = ["run_worms", "evaluate_thermotaxis"]
+__all__ = ["run_worms", "evaluate_thermotaxis", "potential_range"]
+
+log = logging.getLogger(__name__)
 
 
 @eqx.filter_jit
@@ -30,21 +37,57 @@ def _solve_chunk(loop, xy, heading, noise, tc, duration_s, dt_out_s):
     return sol.ys["body"]["pos"]
 
 
-def run_worms(loop, worms: Mapping, duration_s: float, dt_out_s: float = 1.0, batch: int = 64) -> np.ndarray:
+@eqx.filter_jit
+def _solve_chunk_with_potentials(loop, xy, heading, noise, tc, duration_s, dt_out_s):
+    from owjax.navigation.loop import simulate_worms
+
+    sol = simulate_worms(loop, xy, heading, noise, tc, duration_s, dt_out_s, save=("body.pos", "circuit.V"))
+    v = sol.ys["circuit"]["V"]
+    return sol.ys["body"]["pos"], jnp.min(v, axis=(0, 1)), jnp.max(v, axis=(0, 1))
+
+
+def potential_range(cell_names, v_min_mV, v_max_mV, alive=None) -> dict:
+    """``{"circuit_v_range_mV": {cell: [min, max]}, "cells_outside_iv_grid": [...]}`` for the living
+    cells; the second lists those that left c302's I–V table (:data:`~owjax.navigation.circuit.IV_GRID_MV`),
+    and a warning is logged for them."""
+    from owjax.navigation.circuit import IV_GRID_MV
+
+    alive = np.ones(len(cell_names), bool) if alive is None else np.asarray(alive, bool)
+    lo, hi = np.asarray(v_min_mV, float), np.asarray(v_max_mV, float)
+    rng = {c: [round(float(a), 2), round(float(b), 2)] for c, a, b, ok in zip(cell_names, lo, hi, alive) if ok}
+    out = [c for c, (a, b) in rng.items() if a < IV_GRID_MV[0] or b > IV_GRID_MV[-1]]
+    if out:
+        log.warning("head-circuit cells outside c302's I–V table (%g … %g mV) during the run: %s",
+                    IV_GRID_MV[0], IV_GRID_MV[-1], {c: rng[c] for c in out})
+    return {"circuit_v_range_mV": rng, "cells_outside_iv_grid": out}
+
+
+def run_worms(loop, worms: Mapping, duration_s: float, dt_out_s: float = 1.0, batch: int = 64,
+              return_potential_range: bool = False):
     """Centroid tracks (B, T, 2) in cm of ``worms`` (:func:`~owjax.navigation.setup.draw_worms`),
-    solved ``batch`` at a time."""
+    solved ``batch`` at a time; with ``return_potential_range`` also :func:`potential_range` of the
+    head circuit over all worms and output times (``(tracks, range)``)."""
     n = int(worms["xy"].shape[0])
-    out = []
+    out, v_lo, v_hi = [], [], []
     for i in range(0, n, batch):
         sl = slice(i, min(i + batch, n))
         chunk = {k: v[sl] for k, v in worms.items()}
         m = chunk["xy"].shape[0]
         if m < batch and n > batch:  # pad to the compiled size
             chunk = {k: jnp.concatenate([v, jnp.repeat(v[-1:], batch - m, 0)]) for k, v in chunk.items()}
-        pos = _solve_chunk(loop, chunk["xy"], chunk["heading"], chunk["noise"], chunk["tc"], float(duration_s),
-                           float(dt_out_s))
+        args = (loop, chunk["xy"], chunk["heading"], chunk["noise"], chunk["tc"], float(duration_s), float(dt_out_s))
+        if return_potential_range:  # padded worms repeat the last one: min/max unchanged
+            pos, lo, hi = _solve_chunk_with_potentials(*args)
+            v_lo.append(np.asarray(lo))
+            v_hi.append(np.asarray(hi))
+        else:
+            pos = _solve_chunk(*args)
         out.append(np.asarray(pos)[:m])
-    return np.concatenate(out, 0)
+    tracks = np.concatenate(out, 0)
+    if not return_potential_range:
+        return tracks
+    c = loop["circuit"]
+    return tracks, potential_range(c.cell_names, np.min(v_lo, 0), np.max(v_hi, 0), c.alive)
 
 
 def evaluate_thermotaxis(field: AbstractField, body: Mapping, values: Mapping | None, cultivation_temp_c: float,
@@ -56,19 +99,20 @@ def evaluate_thermotaxis(field: AbstractField, body: Mapping, values: Mapping | 
     the AFD transducer's memory of T_c, :func:`owjax.navigation.setup.make_loop`).
 
     Returns:
-        ``(summary, tracks)``: the metrics (plus wall time and settings) and ``{"t_s", "pos_cm",
-        "temp_c"}`` arrays.
+        ``(summary, tracks)``: the metrics (plus wall time, settings and :func:`potential_range`) and
+        ``{"t_s", "pos_cm", "temp_c"}`` arrays.
     """
     t0 = time.perf_counter()
     loop = make_loop(field, body, values, parameter_set, dt_ms, dtype, ablate, duration_s=duration_s,
                      memory_tau_s=memory_tau_s)
     worms = draw_worms(jax.random.PRNGKey(int(seed)), int(n_worms), field, [cultivation_temp_c], duration_s,
                        float(body.get("noise_dt_s", 1.0)), dtype=dtype)
-    pos = run_worms(loop, worms, duration_s, dt_out_s, batch=min(int(batch), int(n_worms)))
+    pos, v_range = run_worms(loop, worms, duration_s, dt_out_s, batch=min(int(batch), int(n_worms)),
+                             return_potential_range=True)
     t = np.arange(pos.shape[1]) * float(dt_out_s)
     temp = np.asarray(field(pos[..., 0], pos[..., 1]))
     on_plate = np.asarray(field.on_plate(pos[..., 0], pos[..., 1]))
     s = thermotaxis_summary(t, temp, cultivation_temp_c, window_s=window_s, on_plate=on_plate)
     s.update(ablated=list(ablate), duration_s=float(duration_s), seed=int(seed), transducer_memory_tau_s=memory_tau_s,
-             wall_time_s=round(time.perf_counter() - t0, 3))
+             wall_time_s=round(time.perf_counter() - t0, 3), **v_range)
     return s, {"t_s": t, "pos_cm": pos, "temp_c": temp}

@@ -101,7 +101,8 @@ def run_navigation(cfg, outdir: str | Path) -> dict:
     worms = draw_worms(jax.random.PRNGKey(int(cfg.get("seed", 0))), n_worms, field, [tc], duration_s,
                        float(body.get("noise_dt_s", 1.0)), start_xy_cm=nav.get("start_xy_cm"), dtype=dtype)
     t_solve = time.perf_counter()
-    pos = run_worms(loop, worms, duration_s, dt_out_s, batch=min(int(nav.get("batch", 64)), n_worms))
+    pos, v_range = run_worms(loop, worms, duration_s, dt_out_s, batch=min(int(nav.get("batch", 64)), n_worms),
+                             return_potential_range=True)
     solve_s = time.perf_counter() - t_solve
     t = np.arange(pos.shape[1]) * dt_out_s
     on_plate = np.asarray(base.on_plate(pos[..., 0], pos[..., 1]))
@@ -127,6 +128,7 @@ def run_navigation(cfg, outdir: str | Path) -> dict:
         np.savez_compressed(outdir / "tracks.npz", t_s=t, pos_cm=pos, temp_c=temp)
     if scenario == "klinotaxis":
         np.savez_compressed(outdir / "tracks.npz", t_s=t, pos_cm=pos)
+    summary.update(v_range)
     summary["solve_wall_time_s"] = round(solve_s, 3)
     summary["wall_time_s"] = round(time.perf_counter() - t0, 3)
     if bool(cfg.get("figures", True)):
