@@ -474,6 +474,8 @@ def test_transmitter_polarity_fixes_what_the_prior_fixes_and_trains_the_rest(tmp
     path = save_values(tmp_path / "tx.npz", v, names, task.cell_names, {"test": True})
     cont = ThermotaxisTask(cfg | {"circuit": cfg["circuit"] | {"init_from": str(path)}}, 0)
     assert np.allclose(np.asarray(cont.values(cont.init(None))["p_exc"]), np.asarray(v["p_exc"]), rtol=1e-9)
+    with pytest.raises(ValueError, match="carry trained polarities"):
+        raw_from_values(v, task.w_c302, 4.0, 3.0, 0.05)
     with pytest.raises(ValueError, match="no p_exc"):
         raw_from_values({k: x for k, x in v.items() if k != "p_exc"}, task.w_c302, 4.0, 3.0, 0.05,
                         polarity_classes=cls)

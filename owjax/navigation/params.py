@@ -172,6 +172,9 @@ def raw_from_values(values: dict, weight_c302, weight_max_factor: float, bias_ma
     if "tau_ms" in v:
         u = unit("tau_ms", np.log(v["tau_ms"]), np.log(tau_min_ms), np.log(TAU_MAX_MS))
         out["tau"] = f(_logit(u))
+    if polarity_classes is None and "p_exc" in v:
+        raise ValueError("raw_from_values: the values carry trained polarities (p_exc, the transmitter prior) but "
+                         "no polarity_classes were given (continue it with circuit.polarity=transmitter)")
     if polarity_classes is not None:
         from owjax.navigation.polarity import EXCITATORY, FREE
 
