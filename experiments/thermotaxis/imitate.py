@@ -62,8 +62,8 @@ N_TRAIN = 48
 OUT_NAME = {"random": "imitation", "refined": "imitation_refined"}
 
 
-def teacher_drive(r: np.ndarray, p: dict) -> np.ndarray:
-    """The hand-wired policy's drive on responses ``r`` (worms, seconds)."""
+def teacher_filters(r: np.ndarray, p: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The policy's two low-pass filters of ``r`` (worms, seconds): level z_f and slow z_s."""
     def low_pass(tau_s):
         a = np.exp(-1.0 / tau_s)
         z = np.empty_like(r)
@@ -71,7 +71,39 @@ def teacher_drive(r: np.ndarray, p: dict) -> np.ndarray:
         for i in range(1, r.shape[1]):
             z[:, i] = a * z[:, i - 1] + (1 - a) * r[:, i]
         return z
-    zf, zs = low_pass(p["tau_fast_s"]), low_pass(p["tau_slow_s"])
+    return low_pass(p["tau_fast_s"]), low_pass(p["tau_slow_s"])
+
+
+#: level bins and the dead zone of the rising/falling split (z_f − z_s) of the drive-by-cell diagnostics
+N_LEVELS, DIRECTION_DEADZONE = 5, 0.02
+
+
+def level_direction_cells(zf: np.ndarray, zs: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Cell index 2·level + rising (level: the bin of z_f between ``edges``; rising: z_f − z_s above the
+    dead zone, falling below minus it); −1 in the dead zone."""
+    lvl = np.clip(np.digitize(zf, edges) - 1, 0, N_LEVELS - 1)
+    d = zf - zs
+    return np.where(d > DIRECTION_DEADZONE, 2 * lvl + 1, np.where(d < -DIRECTION_DEADZONE, 2 * lvl, -1))
+
+
+def drive_by_level_and_direction(cells: np.ndarray, q: np.ndarray, p: np.ndarray, edges: np.ndarray) -> list[dict]:
+    """Mean teacher drive ``q`` and circuit drive ``p`` per level bin, when the response rises and when it
+    falls: the policy pirouettes when it falls below θ and when it rises above it."""
+    rows = []
+    for b in range(N_LEVELS):
+        up, dn = cells == 2 * b + 1, cells == 2 * b
+        rows.append({"z_f_from": float(edges[b]), "z_f_to": float(edges[b + 1]), "n_rising": int(up.sum()),
+                     "n_falling": int(dn.sum()),
+                     "teacher_rising": float(q[up].mean()) if up.any() else None,
+                     "teacher_falling": float(q[dn].mean()) if dn.any() else None,
+                     "circuit_rising": float(p[up].mean()) if up.any() else None,
+                     "circuit_falling": float(p[dn].mean()) if dn.any() else None})
+    return rows
+
+
+def teacher_drive(r: np.ndarray, p: dict) -> np.ndarray:
+    """The hand-wired policy's drive on responses ``r`` (worms, seconds)."""
+    zf, zs = teacher_filters(r, p)
     away = np.tanh((zf - zs) / p["sigma_d"]) * np.tanh((zf - p["theta"]) / p["sigma_l"])
     return np.asarray(ndtr(p["k"] * away - p["base"]), np.float64)
 
@@ -158,25 +190,49 @@ def teacher_params(which: str, rank: int = 0) -> dict:
 def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | None = None, lr: float = LR,
          out_name: str | None = None, polarity: str = "c302", vth_init_mV: float | None = None,
          weight_scale: float | None = None, bias_max_pA: float | None = None,
-         reversal_gain: float | None = None) -> dict:
+         reversal_gain: float | None = None, contrast_weight: float = 0.0) -> dict:
     t0 = time.time()
     best = teacher_params(teacher, rank)
     _, r = (np.asarray(a, np.float64) for a in pb.wander_response(2.0))
     q = teacher_drive(r, best)
     task = make_task(init_from, polarity, vth_init_mV, weight_scale, bias_max_pA, reversal_gain)
     print(f"data: {r.shape[0]} worms × {r.shape[1]} s, teacher drive mean {q.mean():.3f}", flush=True)
+    zf, zs = teacher_filters(r, best)
+    edges = np.quantile(zf[:N_TRAIN], np.linspace(0, 1, N_LEVELS + 1))
+    cells_all = level_direction_cells(zf, zs, edges)
 
-    def loss(raw, rb, qb):
+    def kl_loss(raw, rb, qb):
         z = jax.vmap(lambda rs: circuit_logits(task, raw, rs))(rb)
         t = qb[:, 1:]
         ent = -(t * jnp.log(t + 1e-9) + (1 - t) * jnp.log(1 - t + 1e-9))
-        return jnp.mean((jax.nn.softplus(z) - t * z - ent)[:, SKIP_S:])
+        return jnp.mean((jax.nn.softplus(z) - t * z - ent)[:, SKIP_S:]), z
+
+    def loss(raw, rb, qb, cb):
+        """KL per second + ``contrast_weight`` · mean over level bins of the squared difference between the
+        circuit's and the teacher's rising − falling contrast of the drive logit (the part of the drive
+        thermotaxis rests on)."""
+        val, z = kl_loss(raw, rb, qb)
+        if not contrast_weight:
+            return val
+        t = jnp.clip(qb[:, 1:], 1e-6, 1 - 1e-6)
+        tl = (jnp.log(t) - jnp.log1p(-t))[:, SKIP_S:]
+        z, c = z[:, SKIP_S:], cb[:, 1:][:, SKIP_S:]
+        terms, present = [], []
+        for b in range(N_LEVELS):
+            up, dn = (c == 2 * b + 1).astype(z.dtype), (c == 2 * b).astype(z.dtype)
+            nu, nd = jnp.sum(up), jnp.sum(dn)
+            mean = lambda a, m, n: jnp.sum(a * m) / jnp.maximum(n, 1.0)  # noqa: E731
+            diff = (mean(z, up, nu) - mean(z, dn, nd)) - (mean(tl, up, nu) - mean(tl, dn, nd))
+            ok = ((nu > 0) & (nd > 0)).astype(z.dtype)
+            terms.append(ok * diff ** 2)
+            present.append(ok)
+        return val + contrast_weight * sum(terms) / jnp.maximum(sum(present), 1.0)
 
     opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(lr))
 
     @jax.jit
-    def update(raw, st, rb, qb):
-        val, g = jax.value_and_grad(loss)(raw, rb, qb)
+    def update(raw, st, rb, qb, cb):
+        val, g = jax.value_and_grad(loss)(raw, rb, qb, cb)
         bad = sum(jnp.sum(~jnp.isfinite(a)) for a in jax.tree.leaves(g))
         g = jax.tree.map(lambda a: jnp.where(jnp.isfinite(a), a, 0.0), g)
         u, st = opt.update(g, st, raw)
@@ -187,12 +243,12 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
     def segments(worms, n):
         w = rng.choice(worms, n)
         s = rng.integers(0, r.shape[1] - SEG_S - 1, n)
-        f = lambda a: jnp.asarray(np.stack([a[i, j:j + SEG_S + 1] for i, j in zip(w, s)]), jnp.float32)  # noqa: E731
-        return f(r), f(q)
+        f = lambda a, dt=jnp.float32: jnp.asarray(np.stack([a[i, j:j + SEG_S + 1] for i, j in zip(w, s)]), dt)  # noqa: E731
+        return f(r), f(q), f(cells_all, jnp.int32)
 
     train, test = np.arange(N_TRAIN), np.arange(N_TRAIN, r.shape[0])
-    r_test, q_test = segments(test, 32)
-    test_loss = jax.jit(loss)
+    r_test, q_test, c_test = segments(test, 32)
+    test_loss = jax.jit(lambda raw, rb, qb: kl_loss(raw, rb, qb)[0])
     raw0 = raw = task.init(jax.random.PRNGKey(0))
     st = opt.init(raw)
     hist, n_bad = [], 0
@@ -206,6 +262,7 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
     z = np.asarray(jax.jit(jax.vmap(lambda rs: circuit_logits(task, raw, rs)))(r_test))[:, SKIP_S:]
     qt = np.asarray(q_test)[:, 1:][:, SKIP_S:]
     rt = np.asarray(r_test)[:, 1:][:, SKIP_S:]
+    by_cell = drive_by_level_and_direction(np.asarray(c_test)[:, 1:][:, SKIP_S:], qt, 1 / (1 + np.exp(-z)), edges)
     # baselines on the same test samples: a constant drive, and the best function of r(t) alone (20 bins)
     edges = np.quantile(rt, np.linspace(0, 1, 21))
     b = np.clip(np.digitize(rt, edges) - 1, 0, 19)
@@ -214,7 +271,8 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
            "test_kl_constant_drive": kl(qt, np.full_like(qt, qt.mean())),
            "test_kl_best_function_of_r_now": kl(qt, per_bin[b]),
            "corr_drive_teacher_test": float(np.corrcoef(1 / (1 + np.exp(-z.ravel())), qt.ravel())[0, 1]),
-           "steps_with_nonfinite_gradient": n_bad, "history": hist, "fit_wall_s": round(fit_s, 1)}
+           "steps_with_nonfinite_gradient": n_bad, "history": hist, "fit_wall_s": round(fit_s, 1),
+           "drive_by_level_and_direction": by_cell, "contrast_weight": contrast_weight}
     vals = task.values(raw)
     fit["tau_ms_quantiles_0_25_50_75_100"] = np.percentile(np.asarray(vals["tau_ms"]), [0, 25, 50, 75, 100]).round(
         1).tolist()
@@ -226,7 +284,8 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
                         f"--vth-init {vth_init_mV:g}" if vth_init_mV is not None else "",
                         f"--weight-scale {weight_scale:g}" if weight_scale is not None else "",
                         f"--bias-max {bias_max_pA:g}" if bias_max_pA is not None else "",
-                        f"--reversal-gain {reversal_gain:g}" if reversal_gain is not None else "", "--ship"])
+                        f"--reversal-gain {reversal_gain:g}" if reversal_gain is not None else "",
+                        f"--contrast-weight {contrast_weight:g}" if contrast_weight else "", "--ship"])
     prov = {"command": " ".join(command.split()), "teacher": best,
             "teacher_source": teacher, "teacher_rank": rank, "init_from": init_from, "lr": lr, "polarity": polarity,
             "vth_init_mV": task.circuit_cfg["vth_init_mV"], "weight_scale": task.circuit_cfg["weight_scale"],
@@ -248,6 +307,18 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
             "polarity": task.polarity_report(vals)}
 
 
+def drive_table(rows) -> list[str]:
+    """Markdown lines of :func:`drive_by_level_and_direction` (nothing for results written before it)."""
+    if not rows:
+        return []
+    fmt = lambda x: "—" if x is None else f"{x:.3f}"  # noqa: E731
+    return ["## Drive by response level and direction (test segments; mean pirouette drive per s)", "",
+            "| z_f (level) | teacher: rising / falling | circuit: rising / falling | samples rising / falling |",
+            "|---|---|---|---|"] + [
+        f"| {r['z_f_from']:.2f} … {r['z_f_to']:.2f} | {fmt(r['teacher_rising'])} / {fmt(r['teacher_falling'])} | "
+        f"{fmt(r['circuit_rising'])} / {fmt(r['circuit_falling'])} | {r['n_rising']} / {r['n_falling']} |" for r in rows] + [""]
+
+
 def markdown(res: dict) -> str:
     f = res["fit"]
     L = ["# The head circuit trained by imitation of the best hand-wired policy", "",
@@ -262,6 +333,7 @@ def markdown(res: dict) -> str:
          f"Correlation of the trained drive with the teacher's: {f['corr_drive_teacher_test']:.2f}. Trained time "
          f"constants (ms, min/25/50/75 %/max): {f['tau_ms_quantiles_0_25_50_75_100']}. Steps with a non-finite "
          f"gradient entry (zeroed): {f['steps_with_nonfinite_gradient']} of {STEPS}.", "",
+         *drive_table(f.get("drive_by_level_and_direction")),
          "## Closed loop (radial plate, 24 worms per T_c, 20 min, seed 1234, pirouette events)", "",
          "| circuit | T_c 15 °C: final (iso, index) | T_c 20 °C | T_c 25 °C |", "|---|---|---|---|"]
     for case in ["wild_type"] + list(ABLATIONS):
@@ -294,10 +366,12 @@ if __name__ == "__main__":
                     help="bound of the tonic bias per cell (pA; default the experiment's 3)")
     ap.add_argument("--reversal-gain", type=float, default=None,
                     help="start of the pirouette read-out's gain per 10 mV of AVA − AVB (default the experiment's 2)")
+    ap.add_argument("--contrast-weight", type=float, default=0.0,
+                    help="weight of the rising − falling contrast of the drive per level bin in the loss (default 0: KL only)")
     ap.add_argument("--out", default=None, help="results name (default: imitation / imitation_refined)")
     args = ap.parse_args()
     out = main(args.ship, args.teacher, args.rank, args.init_from, args.lr, args.out, args.polarity, args.vth_init,
-               args.weight_scale, args.bias_max, args.reversal_gain)
+               args.weight_scale, args.bias_max, args.reversal_gain, args.contrast_weight)
     name = args.out or OUT_NAME[args.teacher]
     (HERE / "results" / f"{name}.json").write_text(json.dumps(out, indent=1, default=float) + "\n")
     (HERE / "results" / f"{name}.md").write_text(markdown(out))
