@@ -30,18 +30,15 @@ log = logging.getLogger(__name__)
 
 
 @eqx.filter_jit
-def _solve_chunk(loop, xy, heading, noise, tc, duration_s, dt_out_s):
+def _solve_chunk(loop, xy, heading, noise, tc, duration_s, dt_out_s, potentials: bool = False):
+    """Centroid tracks of one chunk; with ``potentials`` (static) also each circuit cell's minimum and
+    maximum membrane potential over the chunk's worms and output times."""
     from owjax.navigation.loop import simulate_worms
 
-    sol = simulate_worms(loop, xy, heading, noise, tc, duration_s, dt_out_s, save=("body.pos",))
-    return sol.ys["body"]["pos"]
-
-
-@eqx.filter_jit
-def _solve_chunk_with_potentials(loop, xy, heading, noise, tc, duration_s, dt_out_s):
-    from owjax.navigation.loop import simulate_worms
-
-    sol = simulate_worms(loop, xy, heading, noise, tc, duration_s, dt_out_s, save=("body.pos", "circuit.V"))
+    save = ("body.pos", "circuit.V") if potentials else ("body.pos",)
+    sol = simulate_worms(loop, xy, heading, noise, tc, duration_s, dt_out_s, save=save)
+    if not potentials:
+        return sol.ys["body"]["pos"]
     v = sol.ys["circuit"]["V"]
     return sol.ys["body"]["pos"], jnp.min(v, axis=(0, 1)), jnp.max(v, axis=(0, 1))
 
@@ -75,13 +72,14 @@ def run_worms(loop, worms: Mapping, duration_s: float, dt_out_s: float = 1.0, ba
         m = chunk["xy"].shape[0]
         if m < batch and n > batch:  # pad to the compiled size
             chunk = {k: jnp.concatenate([v, jnp.repeat(v[-1:], batch - m, 0)]) for k, v in chunk.items()}
-        args = (loop, chunk["xy"], chunk["heading"], chunk["noise"], chunk["tc"], float(duration_s), float(dt_out_s))
+        res = _solve_chunk(loop, chunk["xy"], chunk["heading"], chunk["noise"], chunk["tc"], float(duration_s),
+                           float(dt_out_s), return_potential_range)
         if return_potential_range:  # padded worms repeat the last one: min/max unchanged
-            pos, lo, hi = _solve_chunk_with_potentials(*args)
+            pos, lo, hi = res
             v_lo.append(np.asarray(lo))
             v_hi.append(np.asarray(hi))
         else:
-            pos = _solve_chunk(*args)
+            pos = res
         out.append(np.asarray(pos)[:m])
     tracks = np.concatenate(out, 0)
     if not return_potential_range:

@@ -175,21 +175,19 @@ def raw_from_values(values: dict, weight_c302, weight_max_factor: float, bias_ma
     if polarity_classes is None and "p_exc" in v:
         raise ValueError("raw_from_values: the values carry trained polarities (p_exc, the transmitter prior) but "
                          "no polarity_classes were given (continue it with circuit.polarity=transmitter)")
+    if polarity_classes is not None and "p_exc" not in v:
+        raise ValueError("raw_from_values: the transmitter polarity was asked for, but the values have no "
+                         "p_exc (a circuit trained with c302's signs cannot continue under another prior)")
     if polarity_classes is not None:
-        from owjax.navigation.polarity import EXCITATORY, FREE
+        from owjax.navigation.polarity import FREE, fixed_p_exc
 
-        cls = np.asarray(polarity_classes)
-        if "p_exc" in v:
-            p = v["p_exc"]
-            fixed_ok = np.isclose(p, np.where(cls == EXCITATORY, 1.0, 0.0)) | (cls == FREE)
-            if not np.all(fixed_ok):
-                raise ValueError(f"raw_from_values: p_exc of {int(np.sum(~fixed_ok))} connection(s) whose sign the "
-                                 "transmitter prior fixes differs from it (trained under another prior?)")
-            unit("p_exc (free connections)", p[cls == FREE], 0.0, 1.0)
-            out["p_exc"] = f(np.where(cls == FREE, _logit(p), 0.0))
-        else:
-            raise ValueError("raw_from_values: the transmitter polarity was asked for, but the values have no "
-                             "p_exc (a circuit trained with c302's signs cannot continue under another prior)")
+        cls, p = np.asarray(polarity_classes), v["p_exc"]
+        fixed_ok = np.isclose(p, fixed_p_exc(cls)) | (cls == FREE)
+        if not np.all(fixed_ok):
+            raise ValueError(f"raw_from_values: p_exc of {int(np.sum(~fixed_ok))} connection(s) whose sign the "
+                             "transmitter prior fixes differs from it (trained under another prior?)")
+        unit("p_exc (free connections)", p[cls == FREE], 0.0, 1.0)
+        out["p_exc"] = f(np.where(cls == FREE, _logit(p), 0.0))
     bounded = {"vth": ("vth_mV", _VTH), "bias": ("bias_pA", (-bias_max_pA, bias_max_pA, "tanh"))} | {
         k: (k, b) for k, b in _SCALAR_BOUNDS.items()}
     for name, (lo, hi, _) in bounded.values():  # every value inside its bounds, or a clear error

@@ -34,7 +34,7 @@ import numpy as np
 from jaxtyping import Array, Float, Int
 
 __all__ = ["POLARITIES", "E_EXC_MV", "E_INH_MV", "FREE", "EXCITATORY", "INHIBITORY", "connection_classes",
-           "c302_p_exc", "p_exc_from_raw", "reversal_from_p_exc", "check_polarity"]
+           "c302_p_exc", "fixed_p_exc", "p_exc_from_raw", "reversal_from_p_exc", "check_polarity"]
 
 #: the polarity rules a thermotaxis circuit can be trained under
 POLARITIES = ("c302", "transmitter")
@@ -79,12 +79,17 @@ def c302_p_exc(erev_mV) -> np.ndarray:
     return np.round(p)
 
 
+def fixed_p_exc(classes: Int[np.ndarray, " e"]) -> np.ndarray:
+    """The excitatory fraction the prior fixes: 1 for :data:`EXCITATORY`, 0 otherwise (the value of a
+    :data:`FREE` connection is trained, not this)."""
+    return np.where(np.asarray(classes) == EXCITATORY, 1.0, 0.0)
+
+
 def p_exc_from_raw(raw: Float[Array, " e"], classes: Int[np.ndarray, " e"]) -> Float[Array, " e"]:
     """The excitatory fraction of each connection: σ(raw) where the prior leaves it free, 1 or 0 where it
     fixes it (the raw value of a fixed connection has no effect and no gradient)."""
-    classes = jnp.asarray(classes)
-    fixed = jnp.where(classes == EXCITATORY, 1.0, 0.0).astype(raw.dtype)
-    return jnp.where(classes == FREE, jax.nn.sigmoid(raw), fixed)
+    fixed = jnp.asarray(fixed_p_exc(classes), raw.dtype)
+    return jnp.where(jnp.asarray(classes) == FREE, jax.nn.sigmoid(raw), fixed)
 
 
 def reversal_from_p_exc(p_exc: Float[Array, " e"]) -> Float[Array, " e"]:
