@@ -1,6 +1,6 @@
 """The body surrogate against the body physics, side by side on this machine (DD017's 1000× bar).
 
-    python -m benchmarks.surrogate [--surrogate STEM] [--physics-batch 16] [--surrogate-batch 256]
+    python -m benchmarks.surrogate [--surrogate STEM] [--also STEM ...] [--physics-batch 16] [--surrogate-batch 256]
 
 Both run batched on the same inputs: seeded travelling-wave activations (5 s, the data's 0.02-s grid)
 in random media. Measured, after compilation, best of ``--repeats``:
@@ -11,6 +11,9 @@ in random media. Measured, after compilation, best of ``--repeats``:
   (0.04 s) and on the data grid (0.02 s), and at the physics' batch size;
 * ``auto``: the prediction with the error estimate that ``backend="auto"`` adds (the mirrored
   prediction, the latent summary, nearest neighbours in NumPy), per sample.
+
+``--also``: other surrogates timed in the same run on the same inputs (training grid, same batches),
+so that two models are compared against one measurement of the physics.
 
 Reported per sample and per simulated second; the speed-up is physics / surrogate, and also the
 ratio to Sibernetic's ≈ 23 min of CPU per simulated second on a 2-core machine (DESIGN.md).
@@ -43,6 +46,7 @@ def _best(fn, repeats: int) -> float:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--surrogate", default=None, help="surrogate stem (default: the shipped one)")
+    p.add_argument("--also", nargs="*", default=[], help="more surrogate stems, timed side by side (training grid)")
     p.add_argument("--physics-batch", type=int, default=16)
     p.add_argument("--surrogate-batch", type=int, default=256, help="also timed: the physics batch, 32 and 64")
     p.add_argument("--repeats", type=int, default=3)
@@ -88,6 +92,18 @@ def main(argv=None) -> int:
         s = _best(lambda: predict_batch(sur.model, ts, x, med[:bs], batch_size=bs), a.repeats * 2) / bs
         rows[label] = {"s_per_sample": s, "s_per_simulated_s": s / dur, "speedup_vs_physics": phys / s,
                        "dt_s": float(ts[1] - ts[0]), "batch": bs}
+    others = {}
+    for stem in a.also:
+        other = BodySurrogate.load(stem)
+        if float(other.settings["dt_train_s"]) != float(dt_train):
+            raise SystemExit(f"--also {stem}: trained on dt {other.settings['dt_train_s']} s, not {dt_train} s")
+        h = other.settings.get("hyperparameters", {})
+        others[stem] = {"hyperparameters": h, "rows": {}}
+        for label, ts, act, bs in cases[:-1]:
+            x = act[:bs]
+            predict_batch(other.model, ts, x, med[:bs], batch_size=bs)
+            s_o = _best(lambda: predict_batch(other.model, ts, x, med[:bs], batch_size=bs), a.repeats * 2) / bs
+            others[stem]["rows"][label] = {"s_per_sample": s_o, "speedup_vs_physics": phys / s_o, "batch": bs}
     best_label = min((k for k in rows if k.startswith("train grid")), key=lambda k: rows[k]["s_per_sample"])
     xa, ma, ta = acts[:a.surrogate_batch, ::stride], med[:a.surrogate_batch], t[::stride]
 
@@ -110,7 +126,8 @@ def main(argv=None) -> int:
         "speedup_vs_physics": best["speedup_vs_physics"], "speedup_best_case": best_label,
         "speedup_vs_physics_with_auto_estimate": phys / auto_s,
         "speedup_vs_sibernetic_cpu": SIBERNETIC_CPU_S_PER_SIM_S / best["s_per_simulated_s"],
-        "surrogate_stem": str(a.surrogate or "shipped"),
+        "surrogate_stem": str(a.surrogate or "shipped"), "also": others,
+        "hyperparameters": sur.settings.get("hyperparameters", {}),
         "command": "python -m benchmarks.surrogate " + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
     }
@@ -121,6 +138,9 @@ def main(argv=None) -> int:
         f"Machine: {out['machine']}; load average {load0[0]:.1f} before, {out['load_average_after'][0]:.1f} after "
         f"(shared machine); JAX {jax.__version__} on {out['devices'][0]}; {out['date']}.", "",
         f"Inputs: {out['inputs']}, {dur:g} s each.", "",
+        f"Surrogate: `{out['surrogate_stem']}` (width {out['hyperparameters'].get('width')}, "
+        f"{out['hyperparameters'].get('modes')} modes, operator stride {out['hyperparameters'].get('operator_stride', 1)}, "
+        f"rod stride {out['hyperparameters'].get('rod_stride', 1)}).", "",
         "| backend | batch | grid dt (s) | s per sample | s per simulated s | speed-up vs physics |",
         "|---|---|---|---|---|---|",
         f"| physics (Tsit5 1e-5, float64) | {pb} | {dt_data:g} | {phys:.4g} | {phys / dur:.4g} | 1 |",
@@ -128,6 +148,12 @@ def main(argv=None) -> int:
     for label, r in rows.items():
         lines.append(f"| surrogate ({label}) | {r['batch']} | {r['dt_s']:g} | {r['s_per_sample']:.3g} | "
                      f"{r['s_per_simulated_s']:.3g} | **{r['speedup_vs_physics']:.0f}×** |")
+    for other_stem, o in others.items():
+        h = o["hyperparameters"]
+        for label, r in o["rows"].items():
+            lines.append(f"| `{other_stem}` (width {h.get('width')}, operator stride {h.get('operator_stride', 1)}, rod stride "
+                         f"{h.get('rod_stride', 1)}; {label}) | {r['batch']} | {dt_train:g} | {r['s_per_sample']:.3g} | "
+                         f"{r['s_per_sample'] / dur:.3g} | **{r['speedup_vs_physics']:.0f}×** |")
     lines += ["", f"Best surrogate throughput: {best_label} ({best['speedup_vs_physics']:.0f}×). Timings on a shared, "
               "loaded machine vary by 2× or more between runs; both sides were measured in this run.",
               f"`auto` (prediction + error estimate: a mirrored second pass, the latent summary, nearest neighbours"

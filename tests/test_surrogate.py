@@ -307,6 +307,68 @@ def test_resistive_force_kinematics_reproduce_the_physics_track(tiny_data):
         resistive_force_motion(tt[:2], bent[:2], 1.0)
 
 
+def test_drag_quadrature_on_fewer_rods_and_the_operator_stride():
+    """``rod_stride``: trapezoidal weights that sum to the 49 rods; a smooth travelling wave's body-frame
+    velocity on 25 and 13 rods is that on 49 to < 1 % on agar, < 8 % in water; a stride that does not divide the 48 segments is
+    refused, naming the allowed ones. ``operator_stride``: the cubic upsampling is exact at the coarse
+    points and for quadratics; a stride-k model's output channels at every k-th point are the stride-1
+    model's on that coarse grid; both strides survive save/load."""
+    from owjax.surrogate.component import _model_arrays, _model_from_arrays, model_hyperparameters
+    from owjax.surrogate.fno import BodyFNO, PostureDecoder, cubic_upsampling
+    from owjax.surrogate.kinematics import _quadrature_rods, body_frame_velocity
+
+    for k in (1, 2, 4, 6):
+        keep, w = _quadrature_rods(48, k)
+        assert keep[0] == 0 and keep[-1] == 48 and w.sum() == pytest.approx(49.0)
+    t = jnp.arange(0.0, 2.0 + 1e-9, 0.04)
+    s = jnp.arange(48) / 48.0
+    for medium in (1.0, 0.3, 0.0):
+        psi = 0.6 * jnp.sin(2 * jnp.pi * (s[None, :] / 0.7 - 0.5 * t[:, None]))
+        psi = psi - psi.mean(-1, keepdims=True)
+        v1 = np.asarray(body_frame_velocity(t, psi, medium))
+        # instantaneous: within 0.2 / 0.6 % of the largest velocity on agar, 1.5 / 7.6 % in water (where
+        # swimming is a small residual of nearly isotropic drag); the mean forward speed within 1 %
+        for k, tol in ((2, 0.02), (4, 0.08)):
+            vk = np.asarray(body_frame_velocity(t, psi, medium, rod_stride=k))
+            speed = np.abs(v1[:, :2]).max()
+            scale = np.array([speed, speed, np.abs(v1[:, 2]).max()])  # translation (mm/s), turning (rad/s)
+            assert np.all(np.abs(vk - v1).max(0) <= tol * scale), (medium, k, np.abs(vk - v1).max(0) / scale)
+            assert vk[:, 0].mean() == pytest.approx(v1[:, 0].mean(), rel=0.01)
+    with pytest.raises(ValueError, match=r"rod_stride must be a positive divisor .*\[1, 2, 3, 4, 6, 8, 12, 16, 24, 48\]"):
+        body_frame_velocity(t, psi, 1.0, rod_stride=5)
+
+    for n, k in ((126, 2), (41, 3), (7, 4)):
+        w = cubic_upsampling(n, k)
+        x = np.arange(w.shape[0]) * k
+        np.testing.assert_allclose(w[:, ::k], np.eye(w.shape[0])[:, :len(range(0, n, k))], atol=1e-12)
+        q = lambda x: 0.3 * x**2 - 2.0 * x + 1.0  # noqa: E731
+        inside = np.arange(k, (w.shape[0] - 2) * k)  # away from the clamped ends
+        np.testing.assert_allclose((q(x) @ w)[inside], q(np.arange(n))[inside], rtol=1e-10)
+    basis = eigenworm_basis(np.random.default_rng(0).normal(size=(50, 48)), 6)
+    dec = PostureDecoder(basis, 1.0, np.ones(6), "eigenworms")
+    fno = FNO1d(50, 8, width=8, modes=6, n_layers=2, key=jax.random.PRNGKey(3))
+    m1 = BodyFNO(fno, dec, "linear", "rft")
+    m2 = BodyFNO(fno, dec, "linear", "rft", operator_stride=2, rod_stride=4, operator_dt_s=0.08)
+    tt = jnp.arange(0.0, 2.0 + 1e-9, 0.04)  # 51 points: the coarse grid (26) ends on the last one
+    act = jax.random.uniform(jax.random.PRNGKey(4), (tt.shape[0], 2, 24))
+    y1 = m1.channels(tt[::2], act[::2], jnp.asarray(0.5))
+    y2 = m2.channels(tt, act, jnp.asarray(0.5))
+    np.testing.assert_allclose(y2[:, ::2], y1, atol=1e-6)
+    c, th = m2(tt, act, jnp.asarray(0.5))
+    assert c.shape == (51, 2) and th.shape == (51, 48) and bool(jnp.all(jnp.isfinite(c)))
+    # on another grid the operator stays at its own time step
+    assert [m2.on_grid(dt).operator_stride for dt in (0.02, 0.04, 0.08, 0.2)] == [4, 2, 1, 1]
+    assert m1.on_grid(0.02) is m1  # no operator_dt_s: unchanged
+    h = model_hyperparameters(m2)
+    assert (h["operator_stride"], h["rod_stride"], h["operator_dt_s"]) == (2, 4, 0.08)
+    back = _model_from_arrays(_model_arrays(m2), h, "eigenworms", "", "test")
+    assert (back.operator_stride, back.rod_stride, back.operator_dt_s) == (2, 4, 0.08)
+    with pytest.raises(ValueError, match="operator_stride must be a positive integer"):
+        BodyFNO(fno, dec, "linear", "rft", operator_stride=0)
+    with pytest.raises(ValueError, match="rod_stride must be one of"):
+        BodyFNO(fno, dec, "linear", "rft", rod_stride=5)
+
+
 def test_rft_motion_surrogate_trains_and_round_trips(tiny_data, tmp_path):
     """``model.motion=rft``: the operator predicts the shape and the kinematics move it; training
     lowers the loss, the gradient reaches the operator through the kinematics, save/load keeps the
@@ -328,6 +390,22 @@ def test_rft_motion_surrogate_trains_and_round_trips(tiny_data, tmp_path):
     a = data["train"]["activation"][:2]
     r1, r2 = (x.predict(task.t_fine, a, 0.4, backend="surrogate") for x in (sur, back))
     np.testing.assert_allclose(r1.centroid_mm, r2.centroid_mm, atol=1e-6)
+    # model.init_from: training starts from a saved surrogate's weights and decoder (here with the
+    # operator on every 2nd point and the drag on 13 rods), and an architecture that differs is refused
+    hp2 = {**hp, "init_from": str(tmp_path / "rft"), "operator_stride": 2, "rod_stride": 4}
+    task2 = BodySurrogateTask(data, hp2, {"batch_size": 8, "stride": 2}, {"centroid": 1.0, "posture": 0.25})
+    p0 = task2.init(None)
+    for a_, b_ in zip(jax.tree_util.tree_leaves(task2.model(p0).fno), jax.tree_util.tree_leaves(back.model.fno)):
+        np.testing.assert_array_equal(np.asarray(a_), np.asarray(b_))
+    m2 = task2.model(p0)
+    assert (m2.operator_stride, m2.rod_stride) == (2, 4)
+    assert m2.operator_dt_s == pytest.approx(2 * (task2.t_coarse[1] - task2.t_coarse[0]))
+    _, _, _, finite2 = _train(task2, 5)
+    assert finite2
+    with pytest.raises(ValueError, match="architecture differs.*width"):
+        BodySurrogateTask(data, {**hp2, "width": 16}, {"batch_size": 8}, {})
+    with pytest.raises(ValueError, match="rod_stride must be one of"):
+        BodySurrogateTask(data, {**hp, "rod_stride": 5}, {"batch_size": 8}, {})
     with pytest.raises(ValueError, match="motion=rft needs model.posture=eigenworms"):
         BodySurrogateTask(data, {**hp, "posture": "angles"}, {"batch_size": 8}, {})
     with pytest.raises(ValueError, match="unknown model.motion"):

@@ -15,7 +15,11 @@ estimate > the 0.15-L bound. Reported on the fresh seed-1000 test and OOD sets w
 precision and recall against the true error, and Spearman's ρ between estimate and error.
 
 The members are fits kept under ``outputs/`` (not in git; regenerate with the commands in
-experiments/body_surrogate/README.md). Writes ``experiments/body_surrogate/results/ensemble_fallback.{json,md}``.
+experiments/body_surrogate/README.md). Writes ``experiments/body_surrogate/results/ensemble_fallback.{json,md}`` (``--out NAME``: ``NAME.{json,md}``).
+
+``--primary STEM`` judges another surrogate than the shipped one; ``--members-from STEM`` takes the
+members embedded in a saved surrogate's file (e.g. the shipped one's, when their own fits are gone),
+re-calibrating their α against the primary.
 
 ``--ship`` also attaches the members, with their α, to the shipped surrogate
 (``owjax/data/surrogate/body_fno.{npz,json}``; :class:`owjax.surrogate.component.BodySurrogate`'s
@@ -42,7 +46,12 @@ def main(argv=None) -> int:
     p.add_argument("--calibration", default="outputs/surrogate_data/full", help="dataset whose val split calibrates α")
     p.add_argument("--data", default="outputs/surrogate_eval_data/seed1000", help="fresh test + OOD data (seed 1000)")
     p.add_argument("--quantile", type=float, default=0.9)
-    p.add_argument("--ship", action="store_true", help="attach the members to the shipped surrogate")
+    p.add_argument("--out", default="ensemble_fallback", help="results name (results/NAME.json, .md)")
+    p.add_argument("--primary", default=None, help="the surrogate judged (default: the shipped one)")
+    p.add_argument("--members-from", default=None,
+                   help="use the members embedded in this surrogate's file ('shipped': the packaged one) "
+                        "instead of --members")
+    p.add_argument("--ship", action="store_true", help="write the primary with the members to the shipped surrogate")
     a = p.parse_args(argv)
 
     from owjax.surrogate.component import BodySurrogate, indicators
@@ -50,8 +59,18 @@ def main(argv=None) -> int:
     from owjax.surrogate.evaluate import _fallback, _spearman, compare
 
     t0 = time.time()
-    ship = BodySurrogate.load(ensemble=False)  # without its members: the primary's own estimate
-    members = {Path(m).parent.name: BodySurrogate.load(m) for m in a.members}
+    ship = BodySurrogate.load(a.primary, ensemble=False)  # without its members: the primary's own estimate
+    if a.members_from:
+        src = BodySurrogate.load(None if a.members_from == "shipped" else a.members_from, ensemble=True)
+        if not src.members:
+            raise SystemExit(f"--members-from {a.members_from}: that file has no ensemble members")
+        member_info = {info.get("name", f"member{i}"): info for i, (_, _, info) in enumerate(src.members)}
+        members = {k: BodySurrogate(m, src.novelty, {"provenance": info.get("trained", {})})
+                   for k, (m, _, info) in zip(member_info, src.members)}
+        a.members = [f"{a.members_from}:{k}" for k in members]
+    else:
+        member_info = {}
+        members = {Path(m).parent.name: BodySurrogate.load(m) for m in a.members}
     # attached with α = 1 only to measure their raw disagreement (the primary's estimate is taken
     # from its novelty estimator directly); --ship attaches them with their calibrated α
     ship.members = [(m.model, 1.0, {"name": k}) for k, m in members.items()]
@@ -97,7 +116,7 @@ def main(argv=None) -> int:
            "calibration": f"{a.calibration} (val split, {len(err_v)} samples)", "data": a.data, "rows": rows,
            "wall_time_s": round(time.time() - t0, 1), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "ensemble_fallback.json").write_text(json.dumps(rec, indent=1) + "\n")
+    (OUT / f"{a.out}.json").write_text(json.dumps(rec, indent=1) + "\n")
     f = lambda x: "–" if x is None else f"{x:.2f}"  # noqa: E731
     md = [f"Fallback at the {bound:g}-L bound on the fresh seed-1000 sets ({rec['date']}, "
           "`experiments/body_surrogate/ensemble_fallback.py`). α calibrated on "
@@ -111,7 +130,7 @@ def main(argv=None) -> int:
                   f"{f(bo['fallback_recall'])} "
                   f"({f(bo['fallback_precision'])}) | {te['error_estimate_spearman']:.2f} / "
                   f"{oo['error_estimate_spearman']:.2f} |")
-    (OUT / "ensemble_fallback.md").write_text("\n".join(md) + "\n")
+    (OUT / f"{a.out}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
     if a.ship:
         from owjax.surrogate.component import SHIPPED
@@ -120,7 +139,7 @@ def main(argv=None) -> int:
         for stem, (name, m) in zip(a.members, members.items()):
             prov = m.settings.get("provenance", {})
             ship.members.append((m.model, alpha[name], {
-                "name": name, "source": str(stem), "trained": {k: prov.get(k) for k in ("date", "git_commit", "data",
+                "name": name, "source": member_info.get(name, {}).get("source", str(stem)), "trained": {k: prov.get(k) for k in ("date", "git_commit", "data",
                                                                                       "n_steps")},
                 "alpha_calibration": f"0.9 quantile of error / disagreement on {rec['calibration']}",
                 "command": "python experiments/body_surrogate/ensemble_fallback.py --ship"}))

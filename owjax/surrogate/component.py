@@ -453,12 +453,14 @@ class BodySurrogate:
 
 # ----------------------------------------------------------------------------- weights on disk
 def model_hyperparameters(model) -> dict:
-    """A BodyFNO's constructor arguments, medium encoding and motion, as saved in the JSON (``hyperparameters``)."""
+    """A BodyFNO's constructor arguments, medium encoding, motion and strides, as saved in the JSON (``hyperparameters``)."""
     f = model.fno
     return {"in_channels": int(f.in_channels), "out_channels": int(f.out_channels),
             "width": int(f.width), "modes": int(f.modes), "n_layers": int(f.n_layers),
             "pad_fraction": float(f.pad_fraction), "medium_encoding": model.medium_encoding,
-            "motion": model.motion, "n_posture": int(model.decoder.n_posture)}
+            "motion": model.motion, "n_posture": int(model.decoder.n_posture),
+            "operator_stride": int(model.operator_stride), "rod_stride": int(model.rod_stride),
+            "operator_dt_s": None if model.operator_dt_s is None else float(model.operator_dt_s)}
 
 
 def _model_arrays(model, prefix: str = "") -> dict:
@@ -487,4 +489,5 @@ def _model_from_arrays(arrays: dict, h: dict, posture_kind: str, prefix: str, wh
     fno = jax.tree_util.tree_unflatten(treedef, [jax.numpy.asarray(arrays[n]) for n in names])
     dec = PostureDecoder(arrays[f"{prefix}basis"], arrays[f"{prefix}centroid_scale_mm"],
                          arrays[f"{prefix}posture_scale"], posture_kind)
-    return BodyFNO(fno, dec, h.get("medium_encoding", "linear"), h.get("motion", "direct"))
+    return BodyFNO(fno, dec, h.get("medium_encoding", "linear"), h.get("motion", "direct"),
+                   int(h.get("operator_stride", 1)), int(h.get("rod_stride", 1)), h.get("operator_dt_s"))

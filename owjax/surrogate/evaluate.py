@@ -31,11 +31,19 @@ def _predict(model, t, act, medium):
     return jax.vmap(model, in_axes=(None, 0, 0))(t, act, medium)
 
 
+def _on_grid(model, t_s):
+    """``model`` with its operator stride for the grid ``t_s`` (at least 2 points; else unchanged)."""
+    t = np.asarray(t_s, np.float64)
+    return model.on_grid(float(t[1] - t[0])) if t.size > 1 else model
+
+
 def predict_batch(model, t_s: np.ndarray, activation: np.ndarray, medium: np.ndarray,
                   batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Centroid (B, T, 2) mm and tangent angles (B, T, 48) rad from a :class:`~owjax.surrogate.fno.BodyFNO`."""
+    """Centroid (B, T, 2) mm and tangent angles (B, T, 48) rad from a :class:`~owjax.surrogate.fno.BodyFNO`
+    (its operator at its own time step where it has one: :meth:`~owjax.surrogate.fno.BodyFNO.on_grid`)."""
     import jax.numpy as jnp
 
+    model = _on_grid(model, t_s)
     t = jnp.asarray(t_s, jnp.float32)
     cs, ths = [], []
     for s in range(0, activation.shape[0], batch_size):
@@ -56,6 +64,7 @@ def latent_batch(model, t_s: np.ndarray, activation: np.ndarray, medium: np.ndar
     """:meth:`~owjax.surrogate.fno.BodyFNO.latent` of each input (B, 2·width)."""
     import jax.numpy as jnp
 
+    model = _on_grid(model, t_s)
     t = jnp.asarray(t_s, jnp.float32)
     out = [np.asarray(_latent(model, t, jnp.asarray(activation[s:s + batch_size], jnp.float32),
                               jnp.asarray(medium[s:s + batch_size], jnp.float32)))

@@ -23,10 +23,14 @@ runs the operator and decodes the outputs: the centroid displacement (mm) and th
 the 48 segments (rad) through a fixed linear posture basis (:class:`PostureDecoder`: tangent angles
 at a few points along the body, or eigenworm amplitudes) — with ``motion="rft"`` the centroid and
 heading are computed from the decoded shape by :mod:`owjax.surrogate.kinematics`.
+``operator_stride`` k > 1 runs the operator on every k-th point of the given grid only and brings its
+output channels back to the grid by cubic (Catmull–Rom) interpolation, while the kinematics, which need
+the shape's rate of change resolved, stay on the given grid (``rod_stride``: their drag quadrature).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import equinox as eqx
@@ -35,10 +39,11 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from owjax.surrogate.kinematics import resistive_force_motion
+from owjax.surrogate.kinematics import ROD_STRIDES, resistive_force_motion
 
 __all__ = ["SpectralConv1d", "FNO1d", "PostureDecoder", "BodyFNO", "angle_basis", "eigenworm_basis",
-           "N_ACTIVATION_CHANNELS", "TIME_SCALE_S", "MEDIUM_ENCODINGS", "MOTIONS", "medium_channels", "n_input_channels"]
+           "N_ACTIVATION_CHANNELS", "TIME_SCALE_S", "MEDIUM_ENCODINGS", "MOTIONS", "medium_channels", "n_input_channels",
+           "cubic_upsampling"]
 
 #: 2 sides × 24 muscle segments
 N_ACTIVATION_CHANNELS = 48
@@ -273,6 +278,27 @@ class PostureDecoder(eqx.Module):
         return c, th
 
 
+def cubic_upsampling(n_fine: int, stride: int) -> np.ndarray:
+    """(M, n_fine) matrix: values on every ``stride``-th point of an ``n_fine``-point grid (M points, the
+    last at or beyond the grid's end: M = ⌈(n_fine − 1)/stride⌉ + 1) → all ``n_fine`` points, by
+    Catmull–Rom cubic interpolation (ends clamped; exact at the coarse points and for quadratics inside)."""
+    if int(stride) != stride or stride < 1 or n_fine < 1:
+        raise ValueError(f"cubic_upsampling needs stride ≥ 1 and n_fine ≥ 1, got stride={stride!r}, n_fine={n_fine!r}")
+    m = -(-(n_fine - 1) // stride) + 1
+    w = np.zeros((m, n_fine))
+    for i in range(n_fine):
+        j, f = divmod(i, stride)
+        f = f / stride
+        if f == 0.0:
+            w[j, i] = 1.0
+            continue
+        rows = (max(j - 1, 0), j, j + 1, min(j + 2, m - 1))
+        coef = ((-f**3 + 2 * f**2 - f) / 2, (3 * f**3 - 5 * f**2 + 2) / 2, (-3 * f**3 + 4 * f**2 + f) / 2, (f**3 - f**2) / 2)
+        for r, c in zip(rows, coef):
+            w[r, i] += c
+    return w
+
+
 class BodyFNO(eqx.Module):
     """The body surrogate: activation (N, 2, 24) on times t (s) and the medium → trajectory.
 
@@ -281,16 +307,54 @@ class BodyFNO(eqx.Module):
         decoder: :class:`PostureDecoder` (fixed).
         medium_encoding: ``linear`` or ``log_drag`` (:data:`MEDIUM_ENCODINGS`).
         motion: ``direct`` or ``rft`` (:data:`MOTIONS`): how the centroid and heading are obtained.
+        operator_stride: the operator sees every ``operator_stride``-th point of the grid it is given
+            (and one past its end where the grid does not divide), and its outputs are interpolated
+            back (:func:`cubic_upsampling`); 1: every point.
+        operator_dt_s: the operator's own time step (s) when it was trained with a stride, else None;
+            :meth:`on_grid` picks the stride that keeps it there on another grid (a model trained with
+            stride 2 on the 0.04-s grid: stride 4 on a 0.02-s grid). :func:`owjax.surrogate.evaluate.predict_batch`
+            and everything built on it do this; a direct call uses ``operator_stride`` as it is.
+        rod_stride: the kinematics' drag quadrature (``motion="rft"`` only;
+            :func:`owjax.surrogate.kinematics.body_frame_velocity`): every ``rod_stride``-th rod.
     """
 
     fno: FNO1d
     decoder: PostureDecoder
     medium_encoding: str = eqx.field(static=True, default="linear")
     motion: str = eqx.field(static=True, default="direct")
+    operator_stride: int = eqx.field(static=True, default=1)
+    rod_stride: int = eqx.field(static=True, default=1)
+    operator_dt_s: float | None = eqx.field(static=True, default=None)
 
     def __check_init__(self):
         if self.motion not in MOTIONS:
             raise ValueError(f"unknown motion {self.motion!r}; allowed: {list(MOTIONS)}")
+        if int(self.operator_stride) != self.operator_stride or self.operator_stride < 1:
+            raise ValueError(f"operator_stride must be a positive integer, got {self.operator_stride!r}")
+        if self.rod_stride not in ROD_STRIDES:
+            raise ValueError(f"rod_stride must be one of {list(ROD_STRIDES)} (divisors of the 48 segments), "
+                             f"got {self.rod_stride!r}")
+
+    def on_grid(self, dt_s: float) -> "BodyFNO":
+        """This model with the operator stride that runs its operator at ``operator_dt_s`` on a grid of
+        step ``dt_s`` (s) (the nearest whole stride, at least 1); itself if it has no ``operator_dt_s``."""
+        if self.operator_dt_s is None:
+            return self
+        if not (np.isfinite(dt_s) and dt_s > 0):
+            raise ValueError(f"on_grid needs a positive time step (s), got {dt_s!r}")
+        k = max(1, int(round(float(self.operator_dt_s) / float(dt_s))))
+        return self if k == self.operator_stride else dataclasses.replace(self, operator_stride=k)
+
+    def _operator_grid(self, t_s, activation):
+        """The times and activations the operator sees (every ``operator_stride``-th point; the last
+        one past the end of the grid, if any, holds the last activation)."""
+        k, n = self.operator_stride, t_s.shape[0]
+        if k == 1:
+            return t_s, activation
+        m = -(-(n - 1) // k) + 1
+        idx = np.minimum(np.arange(m) * k, n - 1)
+        t_op = t_s[0] + (t_s[1] - t_s[0]) * k * jnp.arange(m, dtype=t_s.dtype)
+        return t_op, activation[idx]
 
     def inputs(self, t_s: Float[Array, " n"], activation: Float[Array, "n 2 24"],
                medium: Float[Array, ""]) -> Float[Array, "c n"]:
@@ -306,14 +370,18 @@ class BodyFNO(eqx.Module):
     def channels(self, t_s, activation, medium) -> Float[Array, "c n"]:
         """Normalised output channels (2 + K, N), anchored so that they vanish at t = 0 (the body
         always starts straight at the origin)."""
-        y = self.fno(self.inputs(t_s, activation, medium))
-        return y - y[:, :1]
+        y = self.fno(self.inputs(*self._operator_grid(t_s, activation), medium))
+        y = y - y[:, :1]
+        if self.operator_stride == 1:
+            return y
+        return y @ jnp.asarray(cubic_upsampling(t_s.shape[0], self.operator_stride), y.dtype)
 
     def latent(self, t_s: Float[Array, " n"], activation: Float[Array, "n 2 24"],
                medium: Float[Array, ""]) -> Float[Array, " f"]:
         """A summary of how the operator sees an input (2·width,): time-mean and standard deviation of
-        its last hidden layer (what the fallback's novelty estimate measures distances in)."""
-        h = self.fno.hidden(self.inputs(t_s, activation, medium))
+        its last hidden layer (what the fallback's novelty estimate measures distances in), on the
+        operator's grid."""
+        h = self.fno.hidden(self.inputs(*self._operator_grid(t_s, activation), medium))
         return jnp.concatenate([h.mean(1), h.std(1)])
 
     def __call__(self, t_s: Float[Array, " n"], activation: Float[Array, "n 2 24"],
@@ -330,5 +398,5 @@ class BodyFNO(eqx.Module):
         corr = jnp.stack([y[0] * self.decoder.centroid_scale_mm / TIME_SCALE_S,
                           y[1] * self.decoder.centroid_scale_mm / TIME_SCALE_S,
                           y[2] * self.decoder.posture_scale[0] / TIME_SCALE_S], -1)
-        c, heading = resistive_force_motion(t_s, shape, medium, corr)
+        c, heading = resistive_force_motion(t_s, shape, medium, corr, rod_stride=self.rod_stride)
         return c, shape + heading[:, None]

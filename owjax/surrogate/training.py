@@ -54,8 +54,11 @@ class BodySurrogateTask(AbstractFitTask):
 
     Arguments:
         data: ``{"train", "val", "test", "ood"}`` → datasets from :func:`owjax.surrogate.data.load_dataset`.
-        model: ``{width, modes, n_layers, pad_fraction, posture, n_posture, medium_encoding, motion}``
-            (``motion``: ``direct`` or ``rft``, :data:`owjax.surrogate.fno.MOTIONS`).
+        model: ``{width, modes, n_layers, pad_fraction, posture, n_posture, medium_encoding, motion,
+            operator_stride, rod_stride, init_from}`` (``motion``: ``direct`` or ``rft``,
+            :data:`owjax.surrogate.fno.MOTIONS`; the strides: :class:`~owjax.surrogate.fno.BodyFNO`;
+            ``init_from``: a saved surrogate's stem, or ``shipped``, to start from its weights and
+            posture decoder instead of a random operator — its architecture must match).
         train: ``{batch_size, stride, mirror_augment, novelty_k, novelty_quantile, bound}``
             (``mirror_augment``: half of every batch mirrored dorsal ↔ ventral, an exact symmetry of the body).
         loss_weights: ``{centroid, posture}``.
@@ -89,10 +92,23 @@ class BodySurrogateTask(AbstractFitTask):
         if self.motion == "rft" and kind != "eigenworms":
             raise ValueError("model.motion=rft needs model.posture=eigenworms (its mean-angle channel carries the "
                              f"turning-rate correction), got model.posture={kind!r}")
-        basis = _basis(kind, n_post, tr["tangent_angle_rad"][:, ::self.stride])
-        coef = tr["tangent_angle_rad"].reshape(-1, 48) @ np.linalg.pinv(basis).T
-        c_scale = float(np.std(tr["centroid_mm"])) + 1e-3
-        self.decoder = PostureDecoder(basis, c_scale, coef.std(0) + 1e-3, kind)
+        self.operator_stride = int(self.hp.get("operator_stride") or 1)
+        self.rod_stride = int(self.hp.get("rod_stride") or 1)
+        # the operator's own time step: kept there on other grids (BodyFNO.on_grid)
+        self.operator_dt_s = float(self.t_coarse[1] - self.t_coarse[0]) * self.operator_stride \
+            if self.operator_stride > 1 else None
+        self.init_from = self.hp.get("init_from") or None
+        self._init_leaves = None
+        if self.init_from is not None:
+            self.decoder, self._init_leaves = self._load_init(str(self.init_from), kind)
+        else:
+            basis = _basis(kind, n_post, tr["tangent_angle_rad"][:, ::self.stride])
+            coef = tr["tangent_angle_rad"].reshape(-1, 48) @ np.linalg.pinv(basis).T
+            c_scale = float(np.std(tr["centroid_mm"])) + 1e-3
+            self.decoder = PostureDecoder(basis, c_scale, coef.std(0) + 1e-3, kind)
+        # the strides are checked here, before any training (BodyFNO raises naming what is allowed)
+        BodyFNO(self._fno(jax.random.PRNGKey(0)), self.decoder, self.medium_encoding, self.motion,
+                self.operator_stride, self.rod_stride)
         # coarse training arrays (host side; batches are gathered here)
         self._act = tr["activation"][:, ::self.stride].astype(np.float32)
         self._med = tr["medium"].astype(np.float32)
@@ -109,6 +125,23 @@ class BodySurrogateTask(AbstractFitTask):
         self._report: dict = {}
 
     # ------------------------------------------------------------------ the model
+    def _load_init(self, stem: str, kind: str):
+        """The posture decoder and operator weights of the saved surrogate ``stem`` (``shipped``: the
+        packaged one), after checking that its architecture is the one configured."""
+        sur = BodySurrogate.load(None if stem == "shipped" else stem, ensemble=False)
+        have = model_hyperparameters(sur.model)
+        want = {"width": int(self.hp.get("width", 32)), "modes": int(self.hp.get("modes", 24)),
+                "n_layers": int(self.hp.get("n_layers", 4)), "pad_fraction": float(self.hp.get("pad_fraction", 0.25)),
+                "n_posture": int(self.hp.get("n_posture", 12)), "medium_encoding": self.medium_encoding,
+                "motion": self.motion}
+        diff = {k: (v, have[k]) for k, v in want.items() if have[k] != v}
+        if sur.model.decoder.kind != kind:
+            diff["posture"] = (kind, sur.model.decoder.kind)
+        if diff:
+            raise ValueError(f"model.init_from={stem!r}: its architecture differs from the configured one "
+                             f"(key: (configured, saved)): {diff}")
+        return sur.model.decoder, [jnp.asarray(v, jnp.float32) for v in jax.tree_util.tree_leaves(sur.model.fno)]
+
     def _fno(self, key) -> FNO1d:
         h = self.hp
         return FNO1d(n_input_channels(self.medium_encoding), 2 + self.decoder.n_posture, int(h.get("width", 32)),
@@ -120,17 +153,20 @@ class BodySurrogateTask(AbstractFitTask):
             self._treedef = jax.tree_util.tree_structure(self._fno(jax.random.PRNGKey(0)))
         leaves = [params[k] for k in sorted(params)]
         return BodyFNO(jax.tree_util.tree_unflatten(self._treedef, leaves), self.decoder, self.medium_encoding,
-                       self.motion)
+                       self.motion, self.operator_stride, self.rod_stride, self.operator_dt_s)
 
     def describe(self) -> str:
         h = self.hp
         n = sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(self._fno(jax.random.PRNGKey(0))))
         return (f"BodyFNO: width {h.get('width', 32)}, modes {h.get('modes', 24)}, {h.get('n_layers', 4)} Fourier "
-                f"layers, posture {self.decoder.kind} × {self.decoder.n_posture}; {n} weights")
+                f"layers, posture {self.decoder.kind} × {self.decoder.n_posture}; {n} weights; operator stride "
+                f"{self.operator_stride}, rod stride {self.rod_stride}"
+                + (f"; started from {self.init_from}" if self.init_from else ""))
 
     # ------------------------------------------------------------------ protocol
     def init(self, key):
-        leaves = jax.tree_util.tree_leaves(self._fno(jax.random.fold_in(jax.random.PRNGKey(self.seed), 1)))
+        leaves = (self._init_leaves if self._init_leaves is not None else
+                  jax.tree_util.tree_leaves(self._fno(jax.random.fold_in(jax.random.PRNGKey(self.seed), 1))))
         self._treedef = None
         return {f"w{i:03d}": jnp.asarray(v, jnp.float32) for i, v in enumerate(leaves)}
 

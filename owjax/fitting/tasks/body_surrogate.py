@@ -23,8 +23,9 @@ from owjax.fitting.tasks.base import AbstractExperiment, section
 __all__ = ["BodySurrogateExperiment"]
 
 DATA_KEYS = ("dir", "size", "seed", "dtype", "shard_size", "extra_seeds")
-MODEL_KEYS = ("width", "modes", "n_layers", "pad_fraction", "posture", "n_posture", "medium_encoding", "motion")
-MODEL_REQUIRED = MODEL_KEYS[:6]  # medium_encoding and motion have defaults (linear, direct)
+MODEL_KEYS = ("width", "modes", "n_layers", "pad_fraction", "posture", "n_posture", "medium_encoding", "motion",
+              "operator_stride", "rod_stride", "init_from")
+MODEL_REQUIRED = MODEL_KEYS[:6]  # the others have defaults (linear, direct, 1, 1, none)
 TRAIN_KEYS = ("batch_size", "stride", "mirror_augment", "novelty_k", "novelty_quantile", "bound")
 
 
