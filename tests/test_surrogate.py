@@ -486,7 +486,7 @@ def test_shipped_surrogate_loads_and_predicts():
     assert res.centroid_mm.shape == (1, t.size, 2)
     assert np.all(np.isfinite(res.centroid_mm)) and np.isfinite(res.error_estimate[0])
     ens = BodySurrogate.load()  # with the shipped ensemble members, the default (experiments/body_surrogate)
-    assert len(ens.members) == 2 and all(1.0 < alpha < 5.0 for _, alpha, _ in ens.members)
+    assert len(ens.members) == 3 and all(1.0 < alpha < 5.0 for _, alpha, _ in ens.members)
     r2 = ens.predict(t, a, p["medium"], backend="surrogate")
     np.testing.assert_array_equal(r2.centroid_mm, res.centroid_mm)  # the primary predicts; members only judge
     assert r2.error_estimate[0] >= res.error_estimate[0]

@@ -41,8 +41,9 @@ OUT = Path(__file__).resolve().parent / "results"
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--members", nargs="+", default=["outputs/fit/body_surrogate/default_v2/surrogate",
-                                                    "outputs/fit/body_surrogate/logdrag_s0-3/surrogate"])
+    p.add_argument("--members", nargs="+", default=None,
+                   help="member surrogate stems (default without --members-from: the two fits of 2026-12-03, "
+                        "default_v2 and logdrag_s0-3); with --members-from: added to those")
     p.add_argument("--calibration", default="outputs/surrogate_data/full", help="dataset whose val split calibrates α")
     p.add_argument("--data", default="outputs/surrogate_eval_data/seed1000", help="fresh test + OOD data (seed 1000)")
     p.add_argument("--quantile", type=float, default=0.9)
@@ -67,10 +68,19 @@ def main(argv=None) -> int:
         member_info = {info.get("name", f"member{i}"): info for i, (_, _, info) in enumerate(src.members)}
         members = {k: BodySurrogate(m, src.novelty, {"provenance": info.get("trained", {})})
                    for k, (m, _, info) in zip(member_info, src.members)}
-        a.members = [f"{a.members_from}:{k}" for k in members]
+        extra = list(a.members or [])
+        a.members = [f"{a.members_from}:{k}" for k in members] + extra
     else:
         member_info = {}
-        members = {Path(m).parent.name: BodySurrogate.load(m) for m in a.members}
+        extra = a.members or ["outputs/fit/body_surrogate/default_v2/surrogate",
+                              "outputs/fit/body_surrogate/logdrag_s0-3/surrogate"]
+        a.members = list(extra)
+        members = {}
+    for m in extra:
+        name = Path(m).parent.name if Path(m).name == "surrogate" else Path(m).name
+        if name in members:
+            raise SystemExit(f"--members {m}: a member named {name!r} is already there")
+        members[name] = BodySurrogate.load(m, ensemble=False)
     # attached with α = 1 only to measure their raw disagreement (the primary's estimate is taken
     # from its novelty estimator directly); --ship attaches them with their calibrated α
     ship.members = [(m.model, 1.0, {"name": k}) for k, m in members.items()]
