@@ -607,6 +607,25 @@ def test_locomotion_backend_refusals_are_clear(tmp_path):
         assert out is None and info["used"] == "physics" and info["reason"]
 
 
+def test_physics_timing_runs_every_input_at_every_batch_size():
+    """``physics_seconds_per_sample``: each batch size runs all the inputs, in order, in batches of that
+    size (once untimed, then ``repeats`` times); a size that does not divide them is an error."""
+    from owjax.surrogate.evaluate import physics_seconds_per_sample
+
+    calls = []
+    act, med = np.arange(8.0)[:, None], np.arange(8.0)
+
+    def runner(a, m):
+        calls.append(tuple(m.astype(int)))
+
+    per, first = physics_seconds_per_sample(runner, act, med, [1, 4], repeats=2)
+    assert set(per) == set(first) == {1, 4} and all(v >= 0 for v in per.values())
+    assert calls[:1 + 2 * 8] == [(0,)] + [(i,) for i in range(8)] * 2
+    assert calls[1 + 2 * 8:] == [(0, 1, 2, 3)] + [(0, 1, 2, 3), (4, 5, 6, 7)] * 2
+    with pytest.raises(ValueError, match=r"batch sizes \[3\] do not divide the 8 inputs"):
+        physics_seconds_per_sample(runner, act, med, [1, 3])
+
+
 def test_evaluate_refuses_training_seeds(tmp_path):
     from owjax.surrogate.evaluate import evaluate_surrogate
 

@@ -19,7 +19,7 @@ from owjax.body import metrics as M
 from owjax.body.geometry import BODY_LENGTH_MM
 from owjax.surrogate.data import skeleton_from_features
 
-__all__ = ["predict_batch", "latent_batch", "trajectory_errors", "gait_metrics", "compare", "GAIT_SPEED_FLOOR_MM_S",
+__all__ = ["predict_batch", "latent_batch", "physics_seconds_per_sample", "trajectory_errors", "gait_metrics", "compare", "GAIT_SPEED_FLOOR_MM_S",
            "evaluate_surrogate", "EVAL_SEED", "EVAL_COUNTS", "EVAL_OOD_COUNTS"]
 
 #: relative speed errors are taken only where the physics moves faster than this (mm/s)
@@ -164,6 +164,42 @@ def _time_best(fn, repeats: int = 3) -> float:
     return min(out)
 
 
+def physics_seconds_per_sample(runner, activation: np.ndarray, medium: np.ndarray, batch_sizes,
+                               repeats: int = 3) -> tuple[dict, dict]:
+    """Time the physics on the same inputs in batches of each size (each must divide their number).
+
+    An adaptive solve vmapped over a batch takes as many steps as its slowest member, and a solve's
+    cost depends on its input, so the batch sizes are compared on the same inputs (all of them).
+
+    Arguments:
+        runner: a :class:`~owjax.surrogate.data.PhysicsRunner` (or any callable (activation, medium)).
+        activation, medium: the inputs, (N, T, 2, 24) and (N,).
+        batch_sizes: the batch sizes tried.
+        repeats: best of this many timings of the whole set.
+
+    Returns:
+        ``({batch: s per sample}, {batch: s of the first call, compilation included})``.
+    """
+    import time
+
+    n = len(activation)
+    bad = [b for b in batch_sizes if b < 1 or n % b]
+    if bad:
+        raise ValueError(f"batch sizes {bad} do not divide the {n} inputs")
+
+    def run_all(b):
+        for i in range(0, n, b):
+            runner(activation[i:i + b], medium[i:i + b])
+
+    per_sample, first = {}, {}
+    for b in batch_sizes:
+        t0 = time.perf_counter()
+        runner(activation[:b], medium[:b])
+        first[b] = time.perf_counter() - t0
+        per_sample[b] = _time_best(lambda b=b: run_all(b), repeats) / n
+    return per_sample, first
+
+
 def evaluate_surrogate(out_dir, model_stem=None, seed: int = EVAL_SEED, scale: float = 1.0, data_dir=None,
                        progress: bool = True, record: bool = False, n_check: int = 8, ensemble: bool | None = None) -> dict:
     """Evaluate a surrogate on a fresh, seeded test and OOD set generated here with the physics.
@@ -253,17 +289,9 @@ def evaluate_surrogate(out_dir, model_stem=None, seed: int = EVAL_SEED, scale: f
     # adaptive solve vmapped over a batch takes as many steps as its slowest member; on this project's
     # CPU the unbatched solve is the faster: benchmarks/surrogate.py)
     n_phys = min(16, len(ds["activation"]))
-    acts, med = ds["activation"][:n_phys], ds["medium"][:n_phys]
-    phys_by_batch = {}
-    for pb in sorted({1, n_phys}):
-        runner = PhysicsRunner.cached(dur, dt, BodySolver(rtol=spec.rtol, atol=spec.atol), jnp.float64, batch_size=pb)
-
-        def physics_all(runner=runner, pb=pb):
-            for i in range(0, n_phys, pb):
-                runner(acts[i:i + pb], med[i:i + pb])
-
-        runner(acts[:pb], med[:pb])
-        phys_by_batch[pb] = _time_best(physics_all) / n_phys
+    runner = PhysicsRunner.cached(dur, dt, BodySolver(rtol=spec.rtol, atol=spec.atol), jnp.float64)
+    phys_by_batch, _ = physics_seconds_per_sample(runner, ds["activation"][:n_phys], ds["medium"][:n_phys],
+                                                  sorted({1, n_phys}))
     pb = min(phys_by_batch, key=phys_by_batch.get)
     phys = phys_by_batch[pb]
     nb = 256
