@@ -19,6 +19,17 @@ with θ(S) = 0.5 + H/2 − H·S, a steep sigmoid (w = 0.01) and τ_n = 5 ms, so 
 adaptive solver can integrate, and it has (steep) gradients. As w, τ_n → 0 it is BBC's switch. The
 receptive field follows the reference code: unit i reads the stretch of its own segments and those
 of the next five units towards the tail (BBC's posterior-facing B-class processes).
+
+**Two optional inputs** let a head circuit drive this loop (the mechanical body level of the
+navigation loop, :mod:`owjax.navigation.mechanical`); unfed, they are zero and the model is BBC's:
+
+* ``reversal`` in [0, 1]: the fraction of the AVB drive withdrawn, I_on · (1 − reversal). BBC's model
+  has B-class neurons only, so the circuit's reversal command can stop forward crawling but cannot
+  make the body crawl backwards.
+* ``steer`` (dimensionless, the head circuit's dorsal − ventral neck signal): a bias
+  ``neck_amplitude · tanh(steer)`` added to the dorsal and subtracted from the ventral muscle drive of
+  the first ``neck_segments`` segments, tapering linearly to zero (the head and neck muscles the
+  SMD/RMD motor neurons innervate), low-passed by the muscles like the B-class drive.
 """
 
 from __future__ import annotations
@@ -73,10 +84,12 @@ class BBCCircuit(AbstractComponent):
     sr_compensation: Float[Array, " seg"]
     lateral_rest_mm: Float[Array, " seg"]
     field: Float[Array, "units seg"]
+    neck_amplitude: Float[Array, ""]
     segment_length_mm: float = eqx.field(static=True)
+    neck_segments: int = eqx.field(static=True)
 
     def __init__(self, avb_current: float = 0.675, neuron_time_constant_s: float = 0.005,
-                 threshold_width: float = 0.01, dtype=None):
+                 threshold_width: float = 0.01, neck_amplitude: float = 0.3, neck_segments: int = 8, dtype=None):
         dt = jnp.result_type(float) if dtype is None else jnp.dtype(dtype)
         arr = lambda v: jnp.asarray(v, dt)  # noqa: E731
         n_seg, n_units = geo.N_SEGMENTS, N_UNITS
@@ -99,6 +112,13 @@ class BBCCircuit(AbstractComponent):
         self.lateral_rest_mm = arr(geo.lateral_rest_length_mm(radii))
         self.field = arr(receptive_field(n_units, n_seg))
         self.segment_length_mm = float(geo.SEGMENT_LENGTH_MM)
+        if not 0.0 <= float(neck_amplitude) <= 0.3:
+            raise ValueError(f"neck_amplitude must be in [0, 0.3] (with BBC's drive ≤ 0.7 the muscles stay ≤ 1), "
+                             f"got {neck_amplitude!r}")
+        if int(neck_segments) != neck_segments or not 1 <= neck_segments <= n_seg:
+            raise ValueError(f"neck_segments must be an integer in [1, {n_seg}], got {neck_segments!r}")
+        self.neck_amplitude = arr(neck_amplitude)
+        self.neck_segments = int(neck_segments)
 
     def initial_state(self) -> dict[str, Array]:
         """BBC's start: every dorsal B neuron on, ventral off, muscles at rest."""
@@ -113,7 +133,13 @@ class BBCCircuit(AbstractComponent):
 
     @property
     def input_names(self) -> dict[str, str]:
-        return {"lateral_length_mm": "mm"}
+        return {"lateral_length_mm": "mm", "reversal": "1", "steer": "1"}
+
+    def neck_profile(self) -> Float[Array, " seg"]:
+        """Weight of the neck bias per segment: 1 at the head, tapering linearly to 0 after ``neck_segments``."""
+        n_seg = self.nmj_weight.shape[0]
+        k = np.arange(n_seg)
+        return jnp.asarray(np.clip(1.0 - k / self.neck_segments, 0.0, 1.0), self.nmj_weight.dtype)
 
     def parameter_info(self) -> dict[str, ParameterInfo]:
         P, src = ParameterInfo, "BBC 2012 worm.cc"
@@ -126,6 +152,8 @@ class BBCCircuit(AbstractComponent):
             "muscle_time_constant_s": P("muscle_time_constant_s", "s", (0.01, 1.0), "", "muscle low-pass T", src),
             "neuron_time_constant_s": P("neuron_time_constant_s", "s", (1e-4, 0.05), "", "B-neuron switching time (owjax)", "owjax"),
             "threshold_width": P("threshold_width", "1", (1e-3, 0.1), "", "sigmoid width of the threshold (owjax)", "owjax"),
+            "neck_amplitude": P("neck_amplitude", "1", (0.0, 0.3), "", "largest neck muscle bias from the `steer` input "
+                                "(owjax's head-circuit coupling)", "owjax"),
             "sr_compensation": P("sr_compensation", "1", None, "segment", "D/(R_i+R_{i+1}) shape compensation", src, False),
             "lateral_rest_mm": P("lateral_rest_mm", "mm", None, "segment", "lateral rest length", src, False),
             "field": P("field", "1", None, "unit", "receptive field", src, False),
@@ -142,17 +170,23 @@ class BBCCircuit(AbstractComponent):
 
     def vector_field(self, t, state, inputs=None) -> dict[str, Array]:
         s = state["neuron"]
-        lengths = None if not inputs else inputs.get("lateral_length_mm")
+        inputs = inputs or {}
+        lengths = inputs.get("lateral_length_mm")
         if lengths is None:
             lengths = jnp.broadcast_to(self.lateral_rest_mm, (2,) + self.lateral_rest_mm.shape)
         sr = self.stretch_current(lengths) * self.sr_weight
-        i_d = self.avb_current + sr[0]
-        i_v = (self.vd_bias - s[0]) + self.avb_current + sr[1]
+        reversal = inputs.get("reversal")
+        i_on = self.avb_current if reversal is None else self.avb_current * (1.0 - reversal)
+        i_d = i_on + sr[0]
+        i_v = (self.vd_bias - s[0]) + i_on + sr[1]
         current = jnp.stack([i_d, i_v])
         threshold = 0.5 + self.hysteresis / 2 - self.hysteresis * s
         ds = (jax.nn.sigmoid((current - threshold) / self.threshold_width) - s) / self.neuron_time_constant_s
         per = self.nmj_weight.shape[0] // s.shape[1]
         drive = jnp.repeat(s[0] - s[1], per) * self.nmj_weight
+        steer = inputs.get("steer")
+        if steer is not None:
+            drive = drive + self.neck_amplitude * jnp.tanh(steer) * self.neck_profile()
         v_neuron = jnp.stack([drive, -drive])
         dv = (v_neuron - state["muscle"]) / self.muscle_time_constant_s
         return {"neuron": ds, "muscle": dv}
