@@ -53,7 +53,7 @@ from jaxtyping import Array, Float
 
 from owjax.core.component import AbstractComponent, ParameterInfo, StateVariable
 
-__all__ = ["NavigationBody", "body_noise"]
+__all__ = ["NavigationBody", "body_noise", "pirouette_trigger", "pirouette_rate"]
 
 
 #: columns of a noise table: ξ₁ (pirouette turn), ξ₂ (heading wander), ξ₃ (pirouette trigger, events mode)
@@ -61,6 +61,22 @@ NOISE_COLUMNS = 3
 #: events mode: the trigger's rise time τ_on (s) and sharpness κ
 PIROUETTE_ONSET_S = 0.2
 TRIGGER_SHARPNESS = 10.0
+
+
+def pirouette_trigger(reversal, xi3) -> Array:
+    """Events mode: the trigger σ(κ (ξ₃ − Φ⁻¹(1 − reversal))) in [0, 1] that starts a pirouette with
+    probability ``reversal`` per unit-Gaussian noise sample ξ₃; ``reversal`` is kept inside
+    (1e-6, 1 − 1e-6) for Φ⁻¹ (a probability of exactly 0 or 1 has an infinite quantile)."""
+    from jax.scipy.special import ndtri
+
+    q = jnp.clip(reversal, 1e-6, 1.0 - 1e-6)
+    return jax.nn.sigmoid(TRIGGER_SHARPNESS * (xi3 - ndtri(1.0 - q)))
+
+
+def pirouette_rate(pirouette, trigger, duration_s: float) -> Array:
+    """Events mode: d(pirouette)/dt (per s) of the event state in [0, 1]: onset at the trigger within
+    :data:`PIROUETTE_ONSET_S`, decay over ``duration_s``."""
+    return trigger * (1.0 - pirouette) / PIROUETTE_ONSET_S - pirouette / duration_s
 
 
 def body_noise(key, duration_s: float, noise_dt_s: float = 1.0, dtype=jnp.float32) -> Float[Array, "K 3"]:
@@ -167,12 +183,8 @@ class NavigationBody(AbstractComponent):
         return y
 
     def pirouette_trigger(self, reversal, xi3) -> Array:
-        """Events mode: the trigger σ(κ (ξ₃ − Φ⁻¹(1 − reversal))) in [0, 1]; ``reversal`` is kept
-        inside (1e-6, 1 − 1e-6) for Φ⁻¹ (a probability of exactly 0 or 1 has an infinite quantile)."""
-        from jax.scipy.special import ndtri
-
-        q = jnp.clip(reversal, 1e-6, 1.0 - 1e-6)
-        return jax.nn.sigmoid(TRIGGER_SHARPNESS * (xi3 - ndtri(1.0 - q)))
+        """Events mode: :func:`pirouette_trigger`."""
+        return pirouette_trigger(reversal, xi3)
 
     def head_angle(self, state) -> Array:
         """ψ, the head's angle to the heading, rad."""
@@ -188,7 +200,7 @@ class NavigationBody(AbstractComponent):
         if self.events:
             p = state["pirouette"]
             trig = self.pirouette_trigger(rev, xi[2])
-            out["pirouette"] = trig * (1.0 - p) / PIROUETTE_ONSET_S - p / self.pirouette_duration_s
+            out["pirouette"] = pirouette_rate(p, trig, self.pirouette_duration_s)
             rev = p
         v = self.speed_cm_s * (1.0 - 2.0 * rev)
         dpos = v * jnp.stack([jnp.cos(th), jnp.sin(th)])

@@ -13,8 +13,13 @@ circuit with the same couplings** in front of the mechanical body instead:
 * ``"circuit"``: :class:`~owjax.navigation.circuit.GradedHeadCircuit` with the trained values;
 * ``"motor"``: BBC's proprioceptive B/D-class loop (:class:`~owjax.body.circuit.BBCCircuit`). The
   circuit's :class:`~owjax.navigation.loop.NeckSteering` output biases the neck muscles (its
-  ``steer`` input) and its :class:`~owjax.navigation.loop.ReversalCommand` withdraws the AVB drive (its
-  ``reversal`` input) — the couplings of the navigation level, pointed at the motor loop;
+  ``steer`` input) — the coupling of the navigation level, pointed at the motor loop;
+* ``"pirouette"`` (:class:`PirouetteEvents`, default): the circuit's
+  :class:`~owjax.navigation.loop.ReversalCommand` starts pirouette events exactly as it does on the
+  navigation body (same trigger, same noise column), and each event runs a pirouette program on the
+  motor loop (:class:`PirouetteProgram`: half the AVB drive withdrawn and the neck bent ventrally,
+  a ≈ 2-rad turn in 3 s). With ``pirouette_duration_s=None`` the reversal command instead withdraws
+  the AVB drive directly;
 * ``"body"``: the 49-rod body (:class:`~owjax.body.mechanics.RodBody`) in a medium (agar by default).
 
 The body lives in its own frame (head rod at the origin, body along +x, so it crawls towards −x);
@@ -23,8 +28,8 @@ mirrored so that dorsal is the worm's left and a positive steering signal turns 
 counter-clockwise (:func:`plate_xy_cm`). One
 adaptive solve (Tsit5) integrates all four components; :func:`simulate_worms_mechanical` vmaps it.
 
-What this level cannot do: BBC's motor loop has no A-class (backward) neurons, so a reversal command
-stops forward crawling instead of reversing; there is no plate-edge wall; and the solve costs about
+What this level cannot do: BBC's motor loop has no A-class (backward) neurons, so a pirouette is a
+ventral turn without the reversal that starts a real one; there is no plate-edge wall; and the solve costs about
 two orders of magnitude more than the navigation level per simulated second (experiments/thermotaxis/
 README.md, "Two body levels"), so it checks the navigation level on short runs rather than replacing it.
 """
@@ -39,11 +44,12 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from owjax.core.component import AbstractCoupling, Composite
+from owjax.core.component import AbstractComponent, AbstractCoupling, Composite, ParameterInfo, StateVariable
 from owjax.navigation.arena import AbstractField
 
-__all__ = ["ArenaAtRodHead", "build_mechanical_loop", "make_mechanical_loop", "mechanical_initial_state",
-           "simulate_worms_mechanical", "plate_xy_cm", "MECHANICAL_SAVE", "MECHANICAL_SOLVER"]
+__all__ = ["ArenaAtRodHead", "PirouetteEvents", "PirouetteProgram", "build_mechanical_loop", "make_mechanical_loop", "mechanical_initial_state",
+           "simulate_worms_mechanical", "run_worms_mechanical", "plate_xy_cm", "MECHANICAL_SAVE",
+           "MECHANICAL_SOLVER"]
 
 #: state variables kept at the output times by :func:`simulate_worms_mechanical`
 MECHANICAL_SAVE = ("body.x", "body.y")
@@ -95,10 +101,91 @@ class ArenaAtRodHead(AbstractCoupling):
         return self.field(h[0], h[1])
 
 
+class PirouetteEvents(AbstractComponent):
+    """Pirouette events for the mechanical body, started as the navigation body's events mode starts them
+    (time in s).
+
+    Input ``reversal`` (the circuit's :class:`~owjax.navigation.loop.ReversalCommand`, a probability per
+    noise sample); state ``pirouette`` in [0, 1], which rises within 0.2 s when the trigger
+    σ(κ (ξ₃ − Φ⁻¹(1 − reversal))) fires and decays over ``pirouette_duration_s``
+    (:func:`owjax.navigation.body.pirouette_trigger`, :func:`~owjax.navigation.body.pirouette_rate`);
+    ξ₃ is the third column of the worm's noise table (:func:`owjax.navigation.body.body_noise`).
+    """
+
+    noise: Float[Array, "K c"]
+    noise_dt_s: float = eqx.field(static=True)
+    pirouette_duration_s: float = eqx.field(static=True)
+    time_unit_ms = 1000.0
+
+    def __init__(self, noise, noise_dt_s: float = 1.0, pirouette_duration_s: float = 3.0):
+        from owjax.navigation.body import NOISE_COLUMNS
+
+        noise = jnp.asarray(noise)
+        if noise.ndim != 2 or noise.shape[1] != NOISE_COLUMNS:
+            raise ValueError(f"PirouetteEvents: noise must be (K, {NOISE_COLUMNS}) (body_noise), got {noise.shape}")
+        if not noise_dt_s > 0 or not pirouette_duration_s > 0:
+            raise ValueError(f"noise_dt_s ({noise_dt_s}) and pirouette_duration_s ({pirouette_duration_s}) must be > 0")
+        self.noise, self.noise_dt_s, self.pirouette_duration_s = noise, float(noise_dt_s), float(pirouette_duration_s)
+
+    @property
+    def input_names(self) -> dict[str, str]:
+        return {"reversal": "1"}
+
+    def initial_state(self) -> dict:
+        return {"pirouette": jnp.zeros((), self.noise.dtype)}
+
+    def vector_field(self, t, state, inputs=None) -> dict:
+        from owjax.navigation.body import pirouette_rate, pirouette_trigger
+
+        rev = (inputs or {}).get("reversal", 0.0)
+        ts = jnp.arange(self.noise.shape[0], dtype=self.noise.dtype) * self.noise_dt_s
+        xi3 = jnp.interp(t, ts, self.noise[:, 2])
+        p = state["pirouette"]
+        return {"pirouette": pirouette_rate(p, pirouette_trigger(rev, xi3), self.pirouette_duration_s)}
+
+    def outputs(self, t, state) -> dict[str, Array]:
+        return {"pirouette": state["pirouette"]}
+
+    def state_variables(self) -> dict[str, StateVariable]:
+        return {"pirouette": StateVariable("pirouette", "1", "pirouette event in progress (0: none, 1: full)", "")}
+
+    def parameter_info(self) -> dict[str, ParameterInfo]:
+        return {"noise": ParameterInfo("noise", "1", None, "sample", "the worm's noise table (ξ₃ triggers)", "choice",
+                                       trainable=False)}
+
+
+class PirouetteProgram(AbstractCoupling):
+    """A pirouette on the rod body (pirouette events → one of the motor loop's inputs): ``scale · pirouette``.
+
+    Two of these make the program: ``reversal`` (scale 0.5: half the AVB drive withdrawn) and ``steer``
+    (scale −3: the neck bent ventrally, tanh(3) ≈ 1 of ``neck_amplitude``). BBC's loop cannot crawl
+    backwards, so a pirouette is a ventral turn; 3 s of it turn a crawling body by ≈ 2 rad (measured on
+    agar, README "Two body levels"), the order of the navigation body's pirouette reorientation.
+    """
+
+    scale: float = eqx.field(static=True)
+    source: str = eqx.field(static=True)
+    target: str = eqx.field(static=True)
+    target_input: str = eqx.field(static=True)
+
+    def __init__(self, target_input: str, scale: float, source: str = "pirouette", target: str = "motor"):
+        if target_input not in ("reversal", "steer"):
+            raise ValueError(f"PirouetteProgram drives the motor loop's 'reversal' or 'steer', got {target_input!r}")
+        self.scale, self.source, self.target, self.target_input = float(scale), source, target, target_input
+
+    def __call__(self, t, source_outputs) -> Array:
+        return self.scale * source_outputs["pirouette"]
+
+
+#: the pirouette program on the rod body: AVB drive withdrawn by half, neck bent ventrally
+PIROUETTE_PROGRAM = {"reversal": 0.5, "steer": -3.0}
+
+
 def build_mechanical_loop(circuit, transducer, field: AbstractField, medium="agar", afd_gain_pA: float = 1.0,
                           afd_offset_pA: float = 0.0, steer_gain: float = 1.0, reversal_gain: float = 1.0,
                           reversal_threshold_mV: float = 5.0, neck_amplitude: float = 0.3,
-                          neck_segments: int = 8) -> Composite:
+                          neck_segments: int = 8, pirouette_duration_s: float | None = 3.0, noise=None,
+                          noise_dt_s: float = 1.0) -> Composite:
     """The closed loop on the mechanical body (see the module docstring).
 
     Arguments:
@@ -109,6 +196,11 @@ def build_mechanical_loop(circuit, transducer, field: AbstractField, medium="aga
         afd_gain_pA … reversal_threshold_mV: the read-outs, as :func:`owjax.navigation.loop.build_loop`.
         neck_amplitude, neck_segments: how the steering signal reaches the neck muscles
             (:class:`~owjax.body.circuit.BBCCircuit`).
+        pirouette_duration_s: pirouettes are events of about this length (:class:`PirouetteEvents`, started
+            by the circuit's reversal command, carried out by :data:`PIROUETTE_PROGRAM`); ``None``: the
+            reversal command withdraws the AVB drive directly, continuously.
+        noise, noise_dt_s: the events' noise table (K, 3) (a placeholder of zeros for 60 s when ``None``;
+            :func:`simulate_worms_mechanical` sets one per worm).
     """
     from owjax.body.circuit import ActivationToBody, BBCCircuit, BodyToStretchReceptors
     from owjax.body.mechanics import RodBody
@@ -125,19 +217,29 @@ def build_mechanical_loop(circuit, transducer, field: AbstractField, medium="aga
                             target="circuit", cell_index=[ix("AFDL"), ix("AFDR")], n_cells=circuit.n_cells)
     steer = NeckSteering(jnp.asarray(steer_gain, dt), [ix(c) for c in DORSAL_NECK], [ix(c) for c in VENTRAL_NECK],
                          target="motor")
+    events = pirouette_duration_s is not None
     rev = ReversalCommand(jnp.asarray(reversal_gain, dt), jnp.asarray(reversal_threshold_mV, dt),
-                          [ix(c) for c in REVERSAL_CELLS], [ix(c) for c in FORWARD_CELLS], target="motor")
+                          [ix(c) for c in REVERSAL_CELLS], [ix(c) for c in FORWARD_CELLS],
+                          target="pirouette" if events else "motor")
     motor = BBCCircuit(neck_amplitude=neck_amplitude, neck_segments=neck_segments, dtype=dt)
     couplings = [ArenaAtRodHead(field, dtype=dt), drive, steer, rev,
                  BodyToStretchReceptors(source="body", target="motor"), ActivationToBody(source="motor", target="body")]
-    return Composite({"afd": transducer, "circuit": circuit, "motor": motor, "body": RodBody(medium, dtype=dt)},
-                     couplings)
+    components = {"afd": transducer, "circuit": circuit, "motor": motor, "body": RodBody(medium, dtype=dt)}
+    if events:
+        from owjax.navigation.body import NOISE_COLUMNS
+
+        if noise is None:
+            noise = jnp.zeros((int(60.0 / noise_dt_s) + 2, NOISE_COLUMNS), dt)
+        components["pirouette"] = PirouetteEvents(jnp.asarray(noise, dt), noise_dt_s, pirouette_duration_s)
+        couplings += [PirouetteProgram(k, v) for k, v in PIROUETTE_PROGRAM.items()]
+    return Composite(components, couplings)
 
 
 def make_mechanical_loop(field: AbstractField, values: Mapping | None = None, parameter_set: str = "C1",
                          dt_ms: float = 10.0, dtype: str = "float32", ablate: Sequence[str] = (),
                          transducer_path=None, memory_tau_s: float | None = None, medium="agar",
-                         neck_amplitude: float = 0.3, neck_segments: int = 8) -> Composite:
+                         neck_amplitude: float = 0.3, neck_segments: int = 8,
+                         pirouette_duration_s: float | None = 3.0, noise_dt_s: float = 1.0) -> Composite:
     """:func:`build_mechanical_loop` with ``values`` applied and ``ablate`` killed, as
     :func:`owjax.navigation.setup.make_loop` builds the navigation level (same circuit, same values).
 
@@ -153,7 +255,8 @@ def make_mechanical_loop(field: AbstractField, values: Mapping | None = None, pa
     spec, params = navigation_transducer(transducer_path, dtype,
                                          CULTIVATION_MEMORY_TAU_S if memory_tau_s is None else memory_tau_s)
     loop = build_mechanical_loop(circuit, GRUTransducer(spec, params), field, medium=medium,
-                                 neck_amplitude=neck_amplitude, neck_segments=neck_segments)
+                                 neck_amplitude=neck_amplitude, neck_segments=neck_segments,
+                                 pirouette_duration_s=pirouette_duration_s, noise_dt_s=noise_dt_s)
     if values is not None:
         loop = apply_values(loop, values)
     return loop
@@ -174,12 +277,16 @@ def mechanical_initial_state(loop: Composite, cultivation_temp_c) -> dict:
     y_body = loop["body"].initial_state()
     arena = _arena(loop)
     u0 = arena(0.0, loop["body"].outputs(0.0, y_body))
-    return {"afd": adapted_transducer_state(loop["afd"], u0, cultivation_temp_c),
-            "circuit": loop["circuit"].initial_state(), "motor": loop["motor"].initial_state(), "body": y_body}
+    y = {"afd": adapted_transducer_state(loop["afd"], u0, cultivation_temp_c),
+         "circuit": loop["circuit"].initial_state(), "motor": loop["motor"].initial_state(), "body": y_body}
+    if "pirouette" in loop.components:
+        y["pirouette"] = loop["pirouette"].initial_state()
+    return y
 
 
 def simulate_worms_mechanical(loop: Composite, start_xy_cm, start_heading_rad, cultivation_temp_c,
-                              duration_s: float, dt_out_s: float = 1.0, solver: Mapping | None = None):
+                              duration_s: float, dt_out_s: float = 1.0, solver: Mapping | None = None,
+                              save_circuit: bool = False, noise=None) -> dict:
     """Solve the mechanical loop for a batch of worms (vmapped).
 
     Arguments:
@@ -188,9 +295,14 @@ def simulate_worms_mechanical(loop: Composite, start_xy_cm, start_heading_rad, c
         cultivation_temp_c: (B,) cultivation temperatures (°C).
         duration_s, dt_out_s: simulated time and output spacing (s).
         solver: :class:`~owjax.core.solve.SolverConfig` fields (default :data:`MECHANICAL_SOLVER`).
+        save_circuit: also return the head circuit's potentials.
+        noise: (B, K, 3) noise tables (:func:`owjax.navigation.body.body_noise`), needed when the loop has
+            pirouette events (:class:`PirouetteEvents`); they must cover ``duration_s``.
 
     Returns:
-        ``(head_xy_cm (B, T, 2), centroid_xy_cm (B, T, 2), t_s (T,), num_steps (B,))``.
+        ``{"head_xy_cm": (B, T, 2), "centroid_xy_cm": (B, T, 2), "t_s": (T,), "num_steps": (B,)}``, with
+        pirouette events ``"pirouette": (B, T)`` (the event state), and with ``save_circuit``
+        ``"circuit_V_mV": (B, T, cells)``.
     """
     from owjax.core.solve import SolverConfig, solve_ys
 
@@ -201,18 +313,81 @@ def simulate_worms_mechanical(loop: Composite, start_xy_cm, start_heading_rad, c
         raise ValueError(f"duration_s={duration_s} must be a multiple of dt_out_s={dt_out_s}")
     cfg = SolverConfig(**dict(MECHANICAL_SOLVER, **dict(solver or {})))
     ia = loop.couplings.index(_arena(loop))
+    events = "pirouette" in loop.components
+    save = MECHANICAL_SAVE + (("circuit.V",) if save_circuit else ()) + (("pirouette.pirouette",) if events else ())
+    n_worms = int(np.shape(start_xy_cm)[0])
+    if events:
+        if noise is None:
+            raise ValueError("simulate_worms_mechanical: the loop has pirouette events; pass noise (B, K, 3) "
+                             "tables (owjax.navigation.body.body_noise)")
+        need = int(duration_s / loop["pirouette"].noise_dt_s) + 2
+        if np.shape(noise)[0] != n_worms or np.shape(noise)[1] < need:
+            raise ValueError(f"simulate_worms_mechanical: noise must be ({n_worms}, >= {need}, 3) for {duration_s} s, "
+                             f"got {np.shape(noise)}")
+    else:
+        noise = jnp.zeros((n_worms, 1, 3), loop["circuit"].dtype)
     t_s = np.arange(n_out + 1) * float(dt_out_s)
     ts_ms = jnp.asarray(t_s * 1000.0, loop["circuit"].dtype)
 
-    def one(xy, th, tc):
+    def one(xy, th, tc, nz):
         lp = eqx.tree_at(lambda m: (m.couplings[ia].start_xy_cm, m.couplings[ia].start_heading_rad), loop,
                          (jnp.asarray(xy, loop["circuit"].dtype), jnp.asarray(th, loop["circuit"].dtype)))
-        sol = solve_ys(lp, None, None, cfg, y0=mechanical_initial_state(lp, tc), save=MECHANICAL_SAVE, ts_ms=ts_ms)
+        if events:
+            lp = eqx.tree_at(lambda m: m.components["pirouette"].noise, lp, jnp.asarray(nz, loop["circuit"].dtype))
+        sol = solve_ys(lp, None, None, cfg, y0=mechanical_initial_state(lp, tc), save=save, ts_ms=ts_ms)
         x, y = sol.ys["body"]["x"], sol.ys["body"]["y"]
         head = plate_xy_cm(x[:, 0], y[:, 0], lp.couplings[ia].start_xy_cm, lp.couplings[ia].start_heading_rad)
         cen = plate_xy_cm(x.mean(1), y.mean(1), lp.couplings[ia].start_xy_cm, lp.couplings[ia].start_heading_rad)
-        return head, cen, sol.stats["num_steps"]
+        out = {"head_xy_cm": head, "centroid_xy_cm": cen, "num_steps": sol.stats["num_steps"]}
+        if save_circuit:
+            out["circuit_V_mV"] = sol.ys["circuit"]["V"]
+        if events:
+            out["pirouette"] = sol.ys["pirouette"]["pirouette"]
+        return out
 
-    head, cen, steps = jax.vmap(one)(jnp.asarray(start_xy_cm), jnp.asarray(start_heading_rad),
-                                     jnp.asarray(cultivation_temp_c))
-    return head, cen, t_s, steps
+    out = jax.vmap(one)(jnp.asarray(start_xy_cm), jnp.asarray(start_heading_rad), jnp.asarray(cultivation_temp_c),
+                        jnp.asarray(noise))
+    return dict(out, t_s=t_s)
+
+
+def run_worms_mechanical(loop: Composite, worms: Mapping, duration_s: float, dt_out_s: float = 1.0, batch: int = 8,
+                         solver: Mapping | None = None, progress: bool = True) -> tuple[np.ndarray, dict, dict]:
+    """Centroid tracks (B, T, 2) in cm of ``worms`` (:func:`~owjax.navigation.setup.draw_worms`; their noise
+    tables trigger the pirouette events) on the mechanical level, solved ``batch`` at a time with a
+    progress bar.
+
+    Returns:
+        ``(tracks, potential range of the head circuit (as the navigation level reports it),
+        {"head_xy_cm": (B, T, 2), "num_steps": (B,)[, "pirouette": (B, T)]})``.
+    """
+    from tqdm.auto import tqdm
+
+    from owjax.navigation.evaluate import potential_range
+
+    n = int(worms["xy"].shape[0])
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    solve = eqx.filter_jit(lambda lp, xy, th, tc, nz: simulate_worms_mechanical(
+        lp, xy, th, tc, duration_s, dt_out_s, solver, save_circuit=True, noise=nz))
+    cen, head, steps, pir, v_lo, v_hi = [], [], [], [], [], []
+    for i in tqdm(range(0, n, batch), desc=f"mechanical body, {n} worms × {duration_s:g} s", disable=not progress):
+        sl = slice(i, min(i + batch, n))
+        chunk = {k: worms[k][sl] for k in ("xy", "heading", "tc", "noise")}
+        m = chunk["xy"].shape[0]
+        if m < batch and n > batch:  # pad to the compiled size
+            chunk = {k: jnp.concatenate([v, jnp.repeat(v[-1:], batch - m, 0)]) for k, v in chunk.items()}
+        out = solve(loop, chunk["xy"], chunk["heading"], chunk["tc"], chunk["noise"])
+        cen.append(np.asarray(out["centroid_xy_cm"])[:m])
+        head.append(np.asarray(out["head_xy_cm"])[:m])
+        steps.append(np.asarray(out["num_steps"])[:m])
+        if "pirouette" in out:
+            pir.append(np.asarray(out["pirouette"])[:m])
+        v = np.asarray(out["circuit_V_mV"])[:m]
+        v_lo.append(v.min(axis=(0, 1)))
+        v_hi.append(v.max(axis=(0, 1)))
+    c = loop["circuit"]
+    rng = potential_range(c.cell_names, np.min(v_lo, 0), np.max(v_hi, 0), c.alive)
+    extra = {"head_xy_cm": np.concatenate(head, 0), "num_steps": np.concatenate(steps, 0)}
+    if pir:
+        extra["pirouette"] = np.concatenate(pir, 0)
+    return np.concatenate(cen, 0), rng, extra

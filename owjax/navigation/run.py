@@ -14,6 +14,14 @@ peak (λ = 1.61 cm), worms starting 4.5 cm away; the AFD transducer reads the Na
 affine map (``navigation.stimulus_map``) because owjax has no ASE transducer — a stand-in, said so in
 the summary. ``summary.json`` has ``chemotaxis_index`` (A − C)/(A + C).
 
+Body level (``navigation.body_level``): ``navigation`` (default; the point body of
+:mod:`owjax.navigation.body`, minutes-long runs) or ``mechanical`` (the same circuit and couplings
+driving BBC's motor loop and 49-rod body, :mod:`owjax.navigation.mechanical`; settings under
+``navigation.mechanical``: ``medium``, ``neck_amplitude``, ``neck_segments``, ``batch``; pirouettes are
+events when ``navigation.body.pirouette_duration_s`` is set, as on the navigation body). The mechanical
+level costs ≈ 0.06 s of this CPU per worm and simulated second, turns without reversing (BBC's loop has
+no A-class neurons) and has no plate-edge wall; the summary says which level ran.
+
 Parameters (``navigation.params``): ``shipped`` (``owjax/data/thermotaxis/head_circuit.npz``, written
 by ``python -m owjax.fit +experiment=thermotaxis ship=true``), ``c302`` (c302's circuit untrained,
 unit read-outs), or a path to a ``head_circuit.npz`` of a fit's run directory.
@@ -28,7 +36,11 @@ import numpy as np
 
 __all__ = ["run_navigation"]
 
-_NAV_KEYS = {"params", "field", "window_s", "circuit", "body", "start_xy_cm", "batch", "stimulus_map", "memory_tau_s"}
+_NAV_KEYS = {"params", "field", "window_s", "circuit", "body", "start_xy_cm", "batch", "stimulus_map", "memory_tau_s",
+             "body_level", "mechanical"}
+#: body levels (``navigation.body_level``) and the keys of ``navigation.mechanical``
+BODY_LEVELS = ("navigation", "mechanical")
+_MECH_KEYS = {"medium", "neck_amplitude", "neck_segments", "batch"}
 
 
 def _nav_config(cfg) -> dict:
@@ -97,19 +109,46 @@ def run_navigation(cfg, outdir: str | Path) -> dict:
         tc = float(cfg.cultivation_temp_c)
     body = dict(nav.get("body") or {})
     memory_tau_s = nav.get("memory_tau_s", CULTIVATION_MEMORY_TAU_S)
-    loop = make_loop(field, body, values, pset, dt_ms, dtype, ablate, duration_s=duration_s, memory_tau_s=memory_tau_s)
+    level = str(nav.get("body_level", "navigation"))
+    if level not in BODY_LEVELS:
+        raise ValueError(f"navigation.body_level={level!r}; allowed: {list(BODY_LEVELS)}")
+    mech = dict(nav.get("mechanical") or {})
+    bad = sorted(set(mech) - _MECH_KEYS)
+    if bad:
+        raise ValueError(f"navigation.mechanical: unknown key(s) {bad}; allowed: {sorted(_MECH_KEYS)}")
     worms = draw_worms(jax.random.PRNGKey(int(cfg.get("seed", 0))), n_worms, field, [tc], duration_s,
                        float(body.get("noise_dt_s", 1.0)), start_xy_cm=nav.get("start_xy_cm"), dtype=dtype)
     t_solve = time.perf_counter()
-    pos, v_range = run_worms(loop, worms, duration_s, dt_out_s, batch=min(int(nav.get("batch", 64)), n_worms),
-                             return_potential_range=True)
+    if level == "navigation":
+        loop = make_loop(field, body, values, pset, dt_ms, dtype, ablate, duration_s=duration_s,
+                         memory_tau_s=memory_tau_s)
+        pos, v_range = run_worms(loop, worms, duration_s, dt_out_s, batch=min(int(nav.get("batch", 64)), n_worms),
+                                 return_potential_range=True)
+    else:
+        from owjax.navigation.mechanical import make_mechanical_loop, run_worms_mechanical
+
+        loop = make_mechanical_loop(field, values, pset, dt_ms, dtype, ablate, memory_tau_s=memory_tau_s,
+                                    medium=mech.get("medium", "agar"),
+                                    neck_amplitude=float(mech.get("neck_amplitude", 0.3)),
+                                    neck_segments=int(mech.get("neck_segments", 8)),
+                                    pirouette_duration_s=body.get("pirouette_duration_s"),
+                                    noise_dt_s=float(body.get("noise_dt_s", 1.0)))
+        pos, v_range, _ = run_worms_mechanical(loop, worms, duration_s, dt_out_s,
+                                               batch=min(int(mech.get("batch", 8)), n_worms))
     solve_s = time.perf_counter() - t_solve
     t = np.arange(pos.shape[1]) * dt_out_s
     on_plate = np.asarray(base.on_plate(pos[..., 0], pos[..., 1]))
     summary = {"scenario": scenario, "n_worms": n_worms, "duration_s": duration_s, "ablated": ablate,
                "parameters": source, "field": dict(nav["field"]), "circuit": f"graded reduction of c302 {pset}, "
                f"Δ = {dt_ms} ms", "dtype": dtype, "seed": int(cfg.get("seed", 0)), "owjax_version": __version__,
-               "transducer_memory_tau_s": memory_tau_s}
+               "transducer_memory_tau_s": memory_tau_s, "body_level": level}
+    if level == "mechanical":
+        summary["mechanical"] = {"medium": mech.get("medium", "agar"),
+                                 "neck_amplitude": float(mech.get("neck_amplitude", 0.3)),
+                                 "neck_segments": int(mech.get("neck_segments", 8)),
+                                 "pirouette_duration_s": body.get("pirouette_duration_s"),
+                                 "note": "BBC motor loop + 49-rod body; a pirouette is a ventral turn (half the AVB "
+                                         "drive, neck bent ventrally; no backward crawling); no plate-edge wall"}
     if scenario == "klinotaxis":
         summary.update(chemotaxis_index(pos[:, -1]))
         summary["left_plate_fraction"] = float(np.mean(~np.all(on_plate, axis=1)))
