@@ -59,11 +59,13 @@ SEG_S, SUBSTEPS, SKIP_S = 120, 100, 10
 STEPS, BATCH, LR, TAU_INIT_MS, PIROUETTE_S = 300, 16, 0.05, 1000.0, 3.0
 N_TRAIN = 48
 #: where each teacher's results go (results/NAME.{json,md}, results/NAME/head_circuit.{npz,json})
-OUT_NAME = {"random": "imitation", "refined": "imitation_refined"}
+OUT_NAME = {"random": "imitation", "refined": "imitation_refined", "compressed": "imitation_compressed"}
 
 
 def teacher_filters(r: np.ndarray, p: dict) -> tuple[np.ndarray, np.ndarray]:
-    """The policy's two low-pass filters of ``r`` (worms, seconds): level z_f and slow z_s."""
+    """The policy's two low-pass filters of ``r`` (worms, seconds): level z_f and slow z_s (of the
+    log-compressed response when the teacher has ``compress_c``: ``policy_bounds.compressed``)."""
+    r = pb.compressed(r, p.get("compress_c"))
     def low_pass(tau_s):
         a = np.exp(-1.0 / tau_s)
         z = np.empty_like(r)
@@ -176,9 +178,16 @@ def closed_loop(task, vals, cases, memory_tau_s) -> dict:
 
 def teacher_params(which: str, rank: int = 0) -> dict:
     """The teacher: ``random`` = the ``rank``-th best random policy of ``policy_bounds.py`` (0: the best),
-    ``refined`` = the best after ``policy_refine.py``."""
+    ``refined`` = the best after ``policy_refine.py``, ``compressed`` = the ``rank``-th best policy on the
+    log-compressed response (``policy_bounds.py --compressed``)."""
     if which == "random":
         return json.loads((HERE / "results" / "policy_bounds.json").read_text())["search"]["best"][rank]["params"]
+    if which == "compressed":
+        path = HERE / "results" / "policy_bounds_compressed.json"
+        if not path.is_file():
+            raise SystemExit(f"{path} is missing: run experiments/thermotaxis/policy_bounds.py --compressed first")
+        res = json.loads(path.read_text())
+        return res["best"][rank]["params"] | {"compress_c": res["compress_c"]}
     if which == "refined":
         path = HERE / "results" / "policy_refine.json"
         if not path.is_file():
@@ -350,7 +359,8 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--ship", action="store_true", help="also copy the circuit to owjax/data/thermotaxis/")
     ap.add_argument("--teacher", choices=tuple(OUT_NAME), default="random",
-                    help="random: the best policy of policy_bounds.py; refined: that of policy_refine.py")
+                    help="random: the best policy of policy_bounds.py; refined: that of policy_refine.py; "
+                    "compressed: the best on the log-compressed response (policy_bounds.py --compressed)")
     ap.add_argument("--rank", type=int, default=0, help="with --teacher random: the rank-th best policy (0: the best)")
     ap.add_argument("--init-from", default=None, help="start the circuit from c302's scaled weights (default) or "
                     "'shipped' (owjax/data/thermotaxis/head_circuit.npz) or a head_circuit.npz path")

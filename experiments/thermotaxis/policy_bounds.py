@@ -18,7 +18,8 @@ events mode (pirouettes of ≈ 3 s started at the commanded rate):
 Run: ``.venv/bin/python experiments/thermotaxis/policy_bounds.py [n_policies]`` (≈ 6 s per policy on
 the 2-core CPU); writes ``results/policy_bounds.{json,md}``. ``… policy_bounds.py --heldout`` scores the
 five best on worms the search did not use (seeds 1234 and 4321) → ``results/policy_bounds_heldout.json``;
-``--derivative-only`` searches 40 policies without the level gate → ``results/policy_bounds_derivative_only.json``.
+``--derivative-only`` searches 40 policies without the level gate → ``results/policy_bounds_derivative_only.json``;
+``--compressed [N]`` searches N policies on the log-compressed response → ``results/policy_bounds_compressed.json``.
 The AFD transducer is the loop's (:func:`owjax.navigation.setup.navigation_transducer`: memory of T_c
 with τ = 4 h); the results with the fitted τ_a = 1 301 s are kept in ``results/policy_bounds_tau1301.*``.
 """
@@ -80,6 +81,7 @@ class ResponsePolicy(AbstractComponent):
     """The hand-wired policy on the AFD response (see the module docstring); state: the two filters."""
 
     params: jax.Array  # k, θ, σ_d, base, σ_l, τ_fast (s), τ_slow (s)
+    compress: float | None = eqx.field(static=True, default=None)
     time_unit_ms: ClassVar[float] = 1000.0
 
     @property
@@ -90,7 +92,7 @@ class ResponsePolicy(AbstractComponent):
         return {"z": jnp.zeros(2, F32)}
 
     def vector_field(self, t, s, inputs=None):
-        r, z = inputs["r"], s["z"]
+        r, z = compressed(inputs["r"], self.compress), s["z"]
         return {"z": jnp.stack([(r - z[0]) / self.params[5], (r - z[1]) / self.params[6]])}
 
     def outputs(self, t, s):
@@ -103,6 +105,16 @@ class ResponsePolicy(AbstractComponent):
 
     def parameter_info(self):
         return {}
+
+
+def compressed(r, c: float | None):
+    """The response the policy filters: ``r`` itself, or with ``c`` the logarithmic compression
+    log(max(r, 0) + c) — what c302's membrane does to a current (AFD's steady potential rises ≈ 7 mV per
+    doubling of the injected current above 0.25 pA; README "Seventh attempt")."""
+    if c is None:
+        return r
+    xp = jnp if isinstance(r, jax.Array) else np
+    return xp.log(xp.maximum(r, 0.0) + c)
 
 
 class _Pass(AbstractCoupling):
@@ -159,9 +171,10 @@ def draw(seed: int) -> dict:
 
 
 @eqx.filter_jit
-def policy_tracks(p, worms=None):
-    """Centroid tracks (worms, 121, 2; every 10 s) of the hand-wired policy ``p`` on :data:`WORMS` (or ``worms``)."""
-    lp0 = Composite({"afd": GRUTransducer(SPEC, TPARAMS), "policy": ResponsePolicy(p), "body": BODY},
+def policy_tracks(p, worms=None, compress: float | None = None):
+    """Centroid tracks (worms, 121, 2; every 10 s) of the hand-wired policy ``p`` on :data:`WORMS` (or ``worms``);
+    ``compress``: the policy filters :func:`compressed` responses."""
+    lp0 = Composite({"afd": GRUTransducer(SPEC, TPARAMS), "policy": ResponsePolicy(p, compress), "body": BODY},
                     [ArenaAtHead(FIELD_), _Pass("afd", "response_norm", "policy", "r"),
                      _Pass("policy", "reversal", "body", "reversal"), PlateEdge(FIELD_)])
 
@@ -202,14 +215,14 @@ def score(s: dict) -> float:
                  - np.mean([v["isothermal_last_10min"] for v in s.values()]))
 
 
-def random_search(n_policies: int, draw_params) -> list[dict]:
+def random_search(n_policies: int, draw_params, compress: float | None = None) -> list[dict]:
     """Score ``n_policies`` policies ``draw_params()`` (the seven parameters of :class:`ResponsePolicy`,
     in order) on :data:`WORMS`; all of them, best first."""
     tcs = np.asarray(WORMS["tc"])
     found = []
     for i in range(int(n_policies)):
         p = draw_params()
-        s = summarise(np.asarray(policy_tracks(jnp.asarray(p, F32))), tcs)
+        s = summarise(np.asarray(policy_tracks(jnp.asarray(p, F32), None, compress)), tcs)
         found.append({"score": round(score(s), 3), "params": dict(zip(
             ("k", "theta", "sigma_d", "base", "sigma_l", "tau_fast_s", "tau_slow_s"), np.round(p, 4).tolist())),
             "by_tc": s})
@@ -302,7 +315,23 @@ def derivative_only(n_policies: int = 40) -> list[dict]:
         10 ** rng.uniform(-1, 0.5), 10 ** rng.uniform(0, 1.5)])[:5]
 
 
+def compressed_search(n_policies: int = 100, c: float = 0.15) -> dict:
+    """Random policies on the log-compressed response log(max(r, 0) + c) (:func:`compressed`): can a
+    policy in the coordinates c302's membranes give reach the targets? Level θ and the two widths are
+    drawn on the log scale's range (log c … log 2.7)."""
+    rng = np.random.default_rng(5)
+    t0 = time.time()
+    found = random_search(n_policies, lambda: [
+        rng.uniform(0.5, 6), rng.uniform(np.log(c), 1.0), 10 ** rng.uniform(-2.5, -0.3), rng.uniform(1, 3),
+        10 ** rng.uniform(-2, -0.2), 10 ** rng.uniform(-1, 0.5), 10 ** rng.uniform(0, 1.5)], compress=c)
+    return {"compress_c": c, "n_policies": int(n_policies), "best": found[:5], "wall_time_s": round(time.time() - t0, 1)}
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--compressed"]:  # → results/policy_bounds_compressed.json
+        n = int(sys.argv[2]) if len(sys.argv) > 2 else 100
+        (RESULTS / "policy_bounds_compressed.json").write_text(json.dumps(compressed_search(n), indent=1) + "\n")
+        sys.exit(0)
     if sys.argv[1:] == ["--derivative-only"]:  # → results/policy_bounds_derivative_only.json
         (RESULTS / "policy_bounds_derivative_only.json").write_text(json.dumps(derivative_only(), indent=1) + "\n")
         sys.exit(0)
