@@ -119,9 +119,10 @@ def kl(q, p):
 
 def make_task(init_from: str | None = None, polarity: str = "c302", vth_init_mV: float | None = None,
               weight_scale: float | None = None, bias_max_pA: float | None = None,
-              reversal_gain: float | None = None) -> ThermotaxisTask:
+              reversal_gain: float | None = None, tau_start: dict | None = None) -> ThermotaxisTask:
     """The experiment's task with the imitation's settings; ``vth_init_mV``, ``weight_scale``,
-    ``bias_max_pA``, ``reversal_gain``: None keeps the experiment's (−40 mV, 0.05, 3 pA, 2)."""
+    ``bias_max_pA``, ``reversal_gain``: None keeps the experiment's (−40 mV, 0.05, 3 pA, 2);
+    ``tau_start``: ``{"PRE->POST": ms}``, starting time constants of those connections (the rest 1 s)."""
     cfg = OmegaConf.to_container(OmegaConf.load(CONF), resolve=True)
     cfg["circuit"]["init_from"] = init_from
     cfg["circuit"]["polarity"] = polarity
@@ -132,6 +133,13 @@ def make_task(init_from: str | None = None, polarity: str = "c302", vth_init_mV:
         cfg["readout"]["reversal_gain"] = float(reversal_gain)
     cfg["body"]["pirouette_duration_s"] = PIROUETTE_S
     cfg["circuit"]["tau_init_ms"] = TAU_INIT_MS
+    if not tau_start:
+        return ThermotaxisTask(cfg, 0)
+    names = ThermotaxisTask(cfg, 0).synapse_names
+    bad = sorted(set(tau_start) - set(names))
+    if bad:
+        raise SystemExit(f"--tau-start: no connection(s) {bad} in the head circuit")
+    cfg["circuit"]["tau_init_ms"] = [float(tau_start.get(n, TAU_INIT_MS)) for n in names]
     return ThermotaxisTask(cfg, 0)
 
 
@@ -199,12 +207,12 @@ def teacher_params(which: str, rank: int = 0) -> dict:
 def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | None = None, lr: float = LR,
          out_name: str | None = None, polarity: str = "c302", vth_init_mV: float | None = None,
          weight_scale: float | None = None, bias_max_pA: float | None = None,
-         reversal_gain: float | None = None, contrast_weight: float = 0.0) -> dict:
+         reversal_gain: float | None = None, contrast_weight: float = 0.0, tau_start: dict | None = None) -> dict:
     t0 = time.time()
     best = teacher_params(teacher, rank)
     _, r = (np.asarray(a, np.float64) for a in pb.wander_response(2.0))
     q = teacher_drive(r, best)
-    task = make_task(init_from, polarity, vth_init_mV, weight_scale, bias_max_pA, reversal_gain)
+    task = make_task(init_from, polarity, vth_init_mV, weight_scale, bias_max_pA, reversal_gain, tau_start)
     print(f"data: {r.shape[0]} worms × {r.shape[1]} s, teacher drive mean {q.mean():.3f}", flush=True)
     zf, zs = teacher_filters(r, best)
     edges = np.quantile(zf[:N_TRAIN], np.linspace(0, 1, N_LEVELS + 1))
@@ -294,7 +302,8 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
                         f"--weight-scale {weight_scale:g}" if weight_scale is not None else "",
                         f"--bias-max {bias_max_pA:g}" if bias_max_pA is not None else "",
                         f"--reversal-gain {reversal_gain:g}" if reversal_gain is not None else "",
-                        f"--contrast-weight {contrast_weight:g}" if contrast_weight else "", "--ship"])
+                        f"--contrast-weight {contrast_weight:g}" if contrast_weight else "",
+                        f"--tau-start '{json.dumps(tau_start)}'" if tau_start else "", "--ship"])
     prov = {"command": " ".join(command.split()), "teacher": best,
             "teacher_source": teacher, "teacher_rank": rank, "init_from": init_from, "lr": lr, "polarity": polarity,
             "vth_init_mV": task.circuit_cfg["vth_init_mV"], "weight_scale": task.circuit_cfg["weight_scale"],
@@ -312,7 +321,8 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
             "settings": {"teacher_rank": rank, "init_from": init_from or "c302 (scaled)", "lr": lr, "steps": STEPS,
                          "transducer_memory_tau_s": task.memory_tau_s, "polarity": polarity,
                          "vth_init_mV": task.circuit_cfg["vth_init_mV"], "weight_scale": task.circuit_cfg["weight_scale"],
-                         "bias_max_pA": task.circuit_cfg["bias_max_pA"], "reversal_gain_init": task.readout["reversal_gain"]},
+                         "bias_max_pA": task.circuit_cfg["bias_max_pA"], "reversal_gain_init": task.readout["reversal_gain"],
+                         "tau_start_ms": tau_start or {}},
             "polarity": task.polarity_report(vals)}
 
 
@@ -378,10 +388,13 @@ if __name__ == "__main__":
                     help="start of the pirouette read-out's gain per 10 mV of AVA − AVB (default the experiment's 2)")
     ap.add_argument("--contrast-weight", type=float, default=0.0,
                     help="weight of the rising − falling contrast of the drive per level bin in the loss (default 0: KL only)")
+    ap.add_argument("--tau-start", type=json.loads, default=None,
+                    help='starting time constants (ms) of named connections, JSON, e.g. \'{"AFDL->AIYL": 1200}\' '
+                    '(the rest start at 1 s)')
     ap.add_argument("--out", default=None, help="results name (default: imitation / imitation_refined)")
     args = ap.parse_args()
     out = main(args.ship, args.teacher, args.rank, args.init_from, args.lr, args.out, args.polarity, args.vth_init,
-               args.weight_scale, args.bias_max, args.reversal_gain, args.contrast_weight)
+               args.weight_scale, args.bias_max, args.reversal_gain, args.contrast_weight, args.tau_start)
     name = args.out or OUT_NAME[args.teacher]
     (HERE / "results" / f"{name}.json").write_text(json.dumps(out, indent=1, default=float) + "\n")
     (HERE / "results" / f"{name}.md").write_text(markdown(out))

@@ -141,7 +141,8 @@ class PirouetteEvents(AbstractComponent):
         ts = jnp.arange(self.noise.shape[0], dtype=self.noise.dtype) * self.noise_dt_s
         xi3 = jnp.interp(t, ts, self.noise[:, 2])
         p = state["pirouette"]
-        return {"pirouette": pirouette_rate(p, pirouette_trigger(rev, xi3), self.pirouette_duration_s)}
+        rate = pirouette_rate(p, pirouette_trigger(jnp.asarray(rev, p.dtype), xi3.astype(p.dtype)), self.pirouette_duration_s)
+        return {"pirouette": rate.astype(p.dtype)}
 
     def outputs(self, t, state) -> dict[str, Array]:
         return {"pirouette": state["pirouette"]}
