@@ -53,7 +53,7 @@ from jaxtyping import Array, Float
 
 from owjax.core.component import AbstractComponent, ParameterInfo, StateVariable
 
-__all__ = ["NavigationBody", "body_noise", "pirouette_trigger", "pirouette_rate"]
+__all__ = ["NavigationBody", "body_noise", "noise_at", "pirouette_trigger", "pirouette_rate"]
 
 
 #: columns of a noise table: ξ₁ (pirouette turn), ξ₂ (heading wander), ξ₃ (pirouette trigger, events mode)
@@ -61,6 +61,15 @@ NOISE_COLUMNS = 3
 #: events mode: the trigger's rise time τ_on (s) and sharpness κ
 PIROUETTE_ONSET_S = 0.2
 TRIGGER_SHARPNESS = 10.0
+
+
+def noise_at(noise: Float[Array, "K c"], noise_dt_s: float, t_s, columns=None) -> Float[Array, " c"]:
+    """The noise table's columns (all, or ``columns``) at time ``t_s`` (s), linearly interpolated; beyond
+    the table it is an error to ask (:func:`body_noise` covers the duration), so the last sample is held
+    only within one step."""
+    ts = jnp.arange(noise.shape[0], dtype=noise.dtype) * noise_dt_s
+    cols = range(noise.shape[1]) if columns is None else columns
+    return jnp.stack([jnp.interp(t_s, ts, noise[:, j]) for j in cols])
 
 
 def pirouette_trigger(reversal, xi3) -> Array:
@@ -164,11 +173,8 @@ class NavigationBody(AbstractComponent):
         return {"steer": "1", "reversal": "1", "edge": "cm/s, cm/s, rad/s"}
 
     def noise_at(self, t_s) -> Float[Array, " c"]:
-        """(ξ₁, ξ₂[, ξ₃]) at time ``t_s`` (s), linearly interpolated; beyond the table it is an error to
-        ask (:func:`body_noise` covers the duration), so the last sample is held only within one step."""
-        k = self.noise.shape[0]
-        ts = jnp.arange(k, dtype=self.noise.dtype) * self.noise_dt_s
-        return jnp.stack([jnp.interp(t_s, ts, self.noise[:, j]) for j in range(self.noise.shape[1])])
+        """:func:`noise_at` of this body's table."""
+        return noise_at(self.noise, self.noise_dt_s, t_s)
 
     @property
     def events(self) -> bool:

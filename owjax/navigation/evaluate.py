@@ -24,7 +24,7 @@ from owjax.navigation.arena import AbstractField
 from owjax.navigation.metrics import thermotaxis_summary
 from owjax.navigation.setup import CULTIVATION_MEMORY_TAU_S, draw_worms, make_loop
 
-__all__ = ["run_worms", "evaluate_thermotaxis", "potential_range"]
+__all__ = ["run_worms", "worm_chunks", "evaluate_thermotaxis", "potential_range"]
 
 log = logging.getLogger(__name__)
 
@@ -59,19 +59,29 @@ def potential_range(cell_names, v_min_mV, v_max_mV, alive=None) -> dict:
     return {"circuit_v_range_mV": rng, "cells_outside_iv_grid": out}
 
 
+def worm_chunks(worms: Mapping, batch: int):
+    """``(chunk, m)`` for consecutive chunks of ``batch`` worms (every array of ``worms`` sliced along its
+    first axis); a last, shorter chunk of ``m`` worms is padded with copies of its last worm to the
+    compiled size when there is more than one chunk (padded worms repeat the last one, so minima and
+    maxima over a chunk are unchanged)."""
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    n = int(worms["xy"].shape[0])
+    for i in range(0, n, batch):
+        chunk = {k: v[i:i + batch] for k, v in worms.items()}
+        m = int(chunk["xy"].shape[0])
+        if m < batch and n > batch:  # pad to the compiled size
+            chunk = {k: jnp.concatenate([v, jnp.repeat(v[-1:], batch - m, 0)]) for k, v in chunk.items()}
+        yield chunk, m
+
+
 def run_worms(loop, worms: Mapping, duration_s: float, dt_out_s: float = 1.0, batch: int = 64,
               return_potential_range: bool = False):
     """Centroid tracks (B, T, 2) in cm of ``worms`` (:func:`~owjax.navigation.setup.draw_worms`),
     solved ``batch`` at a time; with ``return_potential_range`` also :func:`potential_range` of the
     head circuit over all worms and output times (``(tracks, range)``)."""
-    n = int(worms["xy"].shape[0])
     out, v_lo, v_hi = [], [], []
-    for i in range(0, n, batch):
-        sl = slice(i, min(i + batch, n))
-        chunk = {k: v[sl] for k, v in worms.items()}
-        m = chunk["xy"].shape[0]
-        if m < batch and n > batch:  # pad to the compiled size
-            chunk = {k: jnp.concatenate([v, jnp.repeat(v[-1:], batch - m, 0)]) for k, v in chunk.items()}
+    for chunk, m in worm_chunks(worms, batch):
         res = _solve_chunk(loop, chunk["xy"], chunk["heading"], chunk["noise"], chunk["tc"], float(duration_s),
                            float(dt_out_s), return_potential_range)
         if return_potential_range:  # padded worms repeat the last one: min/max unchanged

@@ -35,7 +35,8 @@ from owjax.navigation.body import NavigationBody
 from owjax.navigation.circuit import (DORSAL_NECK, FORWARD_CELLS, REVERSAL_CELLS, VENTRAL_NECK,
                                       GradedHeadCircuit)
 
-__all__ = ["ArenaAtHead", "NeckSteering", "ReversalCommand", "PlateEdge", "build_loop", "loop_initial_state",
+__all__ = ["ArenaAtHead", "NeckSteering", "ReversalCommand", "PlateEdge", "build_loop", "circuit_couplings",
+           "loop_initial_state",
            "adapted_transducer_state", "simulate_worms", "head_temperature", "LOOP_SAVE"]
 
 #: state variables kept at the output times by :func:`simulate_worms`
@@ -169,19 +170,30 @@ def build_loop(circuit: GradedHeadCircuit, transducer, body: NavigationBody, fie
         steer_gain, reversal_gain, reversal_threshold_mV: motor read-outs.
         edge_wall: the plate's edge is a wall (:class:`PlateEdge`); False: worms may leave the plate.
     """
-    from owjax.sensory.component import TransducerDrive
-
     if transducer.stimulus_values is not None:
         raise ValueError("build_loop: the transducer must read its stimulus from the arena (no prescribed stimulus)")
+    couplings = [ArenaAtHead(field)] + circuit_couplings(circuit, afd_gain_pA, afd_offset_pA, steer_gain, reversal_gain,
+                                                         reversal_threshold_mV)
+    couplings += [PlateEdge(field)] if edge_wall else []
+    return Composite({"afd": transducer, "circuit": circuit, "body": body}, couplings)
+
+
+def circuit_couplings(circuit: GradedHeadCircuit, afd_gain_pA: float, afd_offset_pA: float, steer_gain: float,
+                      reversal_gain: float, reversal_threshold_mV: float, steer_target: str = "body",
+                      reversal_target: str = "body") -> list:
+    """The head circuit's three couplings, as every body level uses them: the transducer's response into
+    AFDL/R (:class:`~owjax.sensory.component.TransducerDrive`), :class:`NeckSteering` to
+    ``steer_target`` and :class:`ReversalCommand` to ``reversal_target`` (the components of that name)."""
+    from owjax.sensory.component import TransducerDrive
+
     dt = circuit.dtype
     ix = circuit.index
-    drive = TransducerDrive(jnp.asarray(afd_gain_pA, dt), jnp.asarray(afd_offset_pA, dt), source="afd",
-                            target="circuit", cell_index=[ix("AFDL"), ix("AFDR")], n_cells=circuit.n_cells)
-    steer = NeckSteering(jnp.asarray(steer_gain, dt), [ix(c) for c in DORSAL_NECK], [ix(c) for c in VENTRAL_NECK])
-    rev = ReversalCommand(jnp.asarray(reversal_gain, dt), jnp.asarray(reversal_threshold_mV, dt),
-                          [ix(c) for c in REVERSAL_CELLS], [ix(c) for c in FORWARD_CELLS])
-    couplings = [ArenaAtHead(field), drive, steer, rev] + ([PlateEdge(field)] if edge_wall else [])
-    return Composite({"afd": transducer, "circuit": circuit, "body": body}, couplings)
+    return [TransducerDrive(jnp.asarray(afd_gain_pA, dt), jnp.asarray(afd_offset_pA, dt), source="afd",
+                            target="circuit", cell_index=[ix("AFDL"), ix("AFDR")], n_cells=circuit.n_cells),
+            NeckSteering(jnp.asarray(steer_gain, dt), [ix(c) for c in DORSAL_NECK], [ix(c) for c in VENTRAL_NECK],
+                         target=steer_target),
+            ReversalCommand(jnp.asarray(reversal_gain, dt), jnp.asarray(reversal_threshold_mV, dt),
+                            [ix(c) for c in REVERSAL_CELLS], [ix(c) for c in FORWARD_CELLS], target=reversal_target)]
 
 
 def head_temperature(loop: Composite, pos, heading, phase) -> Array:

@@ -25,13 +25,13 @@ circuit with the same couplings** in front of the mechanical body instead:
 The body lives in its own frame (head rod at the origin, body along +x, so it crawls towards −x);
 :class:`ArenaAtRodHead` places that frame on the plate at the worm's start position and heading,
 mirrored so that dorsal is the worm's left and a positive steering signal turns both bodies
-counter-clockwise (:func:`plate_xy_cm`). One
-adaptive solve (Tsit5) integrates all four components; :func:`simulate_worms_mechanical` vmaps it.
+counter-clockwise (:func:`plate_xy_cm`). One adaptive solve (Tsit5) integrates all the components;
+:func:`simulate_worms_mechanical` vmaps it.
 
 What this level cannot do: BBC's motor loop has no A-class (backward) neurons, so a pirouette is a
-ventral turn without the reversal that starts a real one; there is no plate-edge wall; and the solve costs about
-two orders of magnitude more than the navigation level per simulated second (experiments/thermotaxis/
-README.md, "Two body levels"), so it checks the navigation level on short runs rather than replacing it.
+ventral turn without the reversal that starts a real one; there is no plate-edge wall; and the solve
+costs ≈ 300× the navigation level's per simulated second (experiments/thermotaxis/README.md, "Two body
+levels"), so it checks the navigation level on short runs rather than replacing it.
 """
 
 from __future__ import annotations
@@ -46,10 +46,11 @@ from jaxtyping import Array, Float
 
 from owjax.core.component import AbstractComponent, AbstractCoupling, Composite, ParameterInfo, StateVariable
 from owjax.navigation.arena import AbstractField
+from owjax.navigation.setup import CULTIVATION_MEMORY_TAU_S
 
-__all__ = ["ArenaAtRodHead", "PirouetteEvents", "PirouetteProgram", "build_mechanical_loop", "make_mechanical_loop", "mechanical_initial_state",
-           "simulate_worms_mechanical", "run_worms_mechanical", "plate_xy_cm", "MECHANICAL_SAVE",
-           "MECHANICAL_SOLVER"]
+__all__ = ["ArenaAtRodHead", "PirouetteEvents", "PirouetteProgram", "build_mechanical_loop", "make_mechanical_loop",
+           "mechanical_initial_state", "simulate_worms_mechanical", "run_worms_mechanical", "plate_xy_cm",
+           "MECHANICAL_SAVE", "MECHANICAL_SOLVER"]
 
 #: state variables kept at the output times by :func:`simulate_worms_mechanical`
 MECHANICAL_SAVE = ("body.x", "body.y")
@@ -135,11 +136,10 @@ class PirouetteEvents(AbstractComponent):
         return {"pirouette": jnp.zeros((), self.noise.dtype)}
 
     def vector_field(self, t, state, inputs=None) -> dict:
-        from owjax.navigation.body import pirouette_rate, pirouette_trigger
+        from owjax.navigation.body import noise_at, pirouette_rate, pirouette_trigger
 
         rev = (inputs or {}).get("reversal", 0.0)
-        ts = jnp.arange(self.noise.shape[0], dtype=self.noise.dtype) * self.noise_dt_s
-        xi3 = jnp.interp(t, ts, self.noise[:, 2])
+        xi3 = noise_at(self.noise, self.noise_dt_s, t, columns=(2,))[0]
         p = state["pirouette"]
         rate = pirouette_rate(p, pirouette_trigger(jnp.asarray(rev, p.dtype), xi3.astype(p.dtype)), self.pirouette_duration_s)
         return {"pirouette": rate.astype(p.dtype)}
@@ -205,26 +205,19 @@ def build_mechanical_loop(circuit, transducer, field: AbstractField, medium="aga
     """
     from owjax.body.circuit import ActivationToBody, BBCCircuit, BodyToStretchReceptors
     from owjax.body.mechanics import RodBody
-    from owjax.navigation.circuit import DORSAL_NECK, FORWARD_CELLS, REVERSAL_CELLS, VENTRAL_NECK
-    from owjax.navigation.loop import NeckSteering, ReversalCommand
-    from owjax.sensory.component import TransducerDrive
+    from owjax.navigation.loop import circuit_couplings
 
     if transducer.stimulus_values is not None:
         raise ValueError("build_mechanical_loop: the transducer must read its stimulus from the arena "
                          "(no prescribed stimulus)")
     dt = circuit.dtype
-    ix = circuit.index
-    drive = TransducerDrive(jnp.asarray(afd_gain_pA, dt), jnp.asarray(afd_offset_pA, dt), source="afd",
-                            target="circuit", cell_index=[ix("AFDL"), ix("AFDR")], n_cells=circuit.n_cells)
-    steer = NeckSteering(jnp.asarray(steer_gain, dt), [ix(c) for c in DORSAL_NECK], [ix(c) for c in VENTRAL_NECK],
-                         target="motor")
     events = pirouette_duration_s is not None
-    rev = ReversalCommand(jnp.asarray(reversal_gain, dt), jnp.asarray(reversal_threshold_mV, dt),
-                          [ix(c) for c in REVERSAL_CELLS], [ix(c) for c in FORWARD_CELLS],
-                          target="pirouette" if events else "motor")
     motor = BBCCircuit(neck_amplitude=neck_amplitude, neck_segments=neck_segments, dtype=dt)
-    couplings = [ArenaAtRodHead(field, dtype=dt), drive, steer, rev,
-                 BodyToStretchReceptors(source="body", target="motor"), ActivationToBody(source="motor", target="body")]
+    couplings = [ArenaAtRodHead(field, dtype=dt)]
+    couplings += circuit_couplings(circuit, afd_gain_pA, afd_offset_pA, steer_gain, reversal_gain,
+                                   reversal_threshold_mV, steer_target="motor",
+                                   reversal_target="pirouette" if events else "motor")
+    couplings += [BodyToStretchReceptors(source="body", target="motor"), ActivationToBody(source="motor", target="body")]
     components = {"afd": transducer, "circuit": circuit, "motor": motor, "body": RodBody(medium, dtype=dt)}
     if events:
         from owjax.navigation.body import NOISE_COLUMNS
@@ -238,24 +231,17 @@ def build_mechanical_loop(circuit, transducer, field: AbstractField, medium="aga
 
 def make_mechanical_loop(field: AbstractField, values: Mapping | None = None, parameter_set: str = "C1",
                          dt_ms: float = 10.0, dtype: str = "float32", ablate: Sequence[str] = (),
-                         transducer_path=None, memory_tau_s: float | None = None, medium="agar",
+                         transducer_path=None, memory_tau_s: float | None = CULTIVATION_MEMORY_TAU_S, medium="agar",
                          neck_amplitude: float = 0.3, neck_segments: int = 8,
                          pirouette_duration_s: float | None = 3.0, noise_dt_s: float = 1.0) -> Composite:
     """:func:`build_mechanical_loop` with ``values`` applied and ``ablate`` killed, as
-    :func:`owjax.navigation.setup.make_loop` builds the navigation level (same circuit, same values).
-
-    ``memory_tau_s`` ``None`` means the loop's default memory of T_c
-    (:data:`owjax.navigation.setup.CULTIVATION_MEMORY_TAU_S`)."""
+    :func:`owjax.navigation.setup.make_loop` builds the navigation level (same circuit, same values, same
+    arguments: ``memory_tau_s`` ``None`` is the transducer's fitted memory)."""
     from owjax.navigation.params import apply_values
-    from owjax.navigation.setup import CULTIVATION_MEMORY_TAU_S, head_circuit, navigation_transducer
-    from owjax.sensory.component import GRUTransducer
+    from owjax.navigation.setup import circuit_and_transducer
 
-    circuit = head_circuit(parameter_set, float(dt_ms), str(dtype))
-    if ablate:
-        circuit = circuit.ablate(list(ablate))
-    spec, params = navigation_transducer(transducer_path, dtype,
-                                         CULTIVATION_MEMORY_TAU_S if memory_tau_s is None else memory_tau_s)
-    loop = build_mechanical_loop(circuit, GRUTransducer(spec, params), field, medium=medium,
+    circuit, transducer = circuit_and_transducer(parameter_set, dt_ms, dtype, ablate, transducer_path, memory_tau_s)
+    loop = build_mechanical_loop(circuit, transducer, field, medium=medium,
                                  neck_amplitude=neck_amplitude, neck_segments=neck_segments,
                                  pirouette_duration_s=pirouette_duration_s, noise_dt_s=noise_dt_s)
     if values is not None:
@@ -351,11 +337,17 @@ def simulate_worms_mechanical(loop: Composite, start_xy_cm, start_heading_rad, c
     return dict(out, t_s=t_s)
 
 
+@eqx.filter_jit
+def _solve_chunk_mechanical(loop, xy, heading, tc, noise, duration_s, dt_out_s, solver):
+    return simulate_worms_mechanical(loop, xy, heading, tc, duration_s, dt_out_s, solver, save_circuit=True,
+                                     noise=noise)
+
+
 def run_worms_mechanical(loop: Composite, worms: Mapping, duration_s: float, dt_out_s: float = 1.0, batch: int = 8,
                          solver: Mapping | None = None, progress: bool = True) -> tuple[np.ndarray, dict, dict]:
     """Centroid tracks (B, T, 2) in cm of ``worms`` (:func:`~owjax.navigation.setup.draw_worms`; their noise
-    tables trigger the pirouette events) on the mechanical level, solved ``batch`` at a time with a
-    progress bar.
+    tables trigger the pirouette events) on the mechanical level, solved ``batch`` at a time
+    (:func:`~owjax.navigation.evaluate.worm_chunks`) with a progress bar.
 
     Returns:
         ``(tracks, potential range of the head circuit (as the navigation level reports it),
@@ -363,32 +355,22 @@ def run_worms_mechanical(loop: Composite, worms: Mapping, duration_s: float, dt_
     """
     from tqdm.auto import tqdm
 
-    from owjax.navigation.evaluate import potential_range
+    from owjax.navigation.evaluate import potential_range, worm_chunks
 
     n = int(worms["xy"].shape[0])
-    if batch < 1:
-        raise ValueError(f"batch must be >= 1, got {batch}")
-    solve = eqx.filter_jit(lambda lp, xy, th, tc, nz: simulate_worms_mechanical(
-        lp, xy, th, tc, duration_s, dt_out_s, solver, save_circuit=True, noise=nz))
-    cen, head, steps, pir, v_lo, v_hi = [], [], [], [], [], []
-    for i in tqdm(range(0, n, batch), desc=f"mechanical body, {n} worms × {duration_s:g} s", disable=not progress):
-        sl = slice(i, min(i + batch, n))
-        chunk = {k: worms[k][sl] for k in ("xy", "heading", "tc", "noise")}
-        m = chunk["xy"].shape[0]
-        if m < batch and n > batch:  # pad to the compiled size
-            chunk = {k: jnp.concatenate([v, jnp.repeat(v[-1:], batch - m, 0)]) for k, v in chunk.items()}
-        out = solve(loop, chunk["xy"], chunk["heading"], chunk["tc"], chunk["noise"])
-        cen.append(np.asarray(out["centroid_xy_cm"])[:m])
-        head.append(np.asarray(out["head_xy_cm"])[:m])
-        steps.append(np.asarray(out["num_steps"])[:m])
-        if "pirouette" in out:
-            pir.append(np.asarray(out["pirouette"])[:m])
+    chunks = worm_chunks({k: worms[k] for k in ("xy", "heading", "tc", "noise")}, batch)
+    kept, v_lo, v_hi = {}, [], []
+    for chunk, m in tqdm(chunks, total=-(-n // batch), desc=f"mechanical body, {n} worms × {duration_s:g} s",
+                         disable=not progress):
+        out = _solve_chunk_mechanical(loop, chunk["xy"], chunk["heading"], chunk["tc"], chunk["noise"],
+                                      float(duration_s), float(dt_out_s), solver)
+        for k in ("centroid_xy_cm", "head_xy_cm", "num_steps", "pirouette"):
+            if k in out:
+                kept.setdefault(k, []).append(np.asarray(out[k])[:m])
         v = np.asarray(out["circuit_V_mV"])[:m]
         v_lo.append(v.min(axis=(0, 1)))
         v_hi.append(v.max(axis=(0, 1)))
     c = loop["circuit"]
     rng = potential_range(c.cell_names, np.min(v_lo, 0), np.max(v_hi, 0), c.alive)
-    extra = {"head_xy_cm": np.concatenate(head, 0), "num_steps": np.concatenate(steps, 0)}
-    if pir:
-        extra["pirouette"] = np.concatenate(pir, 0)
-    return np.concatenate(cen, 0), rng, extra
+    kept = {k: np.concatenate(v, 0) for k, v in kept.items()}
+    return kept.pop("centroid_xy_cm"), rng, kept

@@ -18,7 +18,7 @@ import numpy as np
 
 from owjax.navigation.arena import AbstractField, make_field
 
-__all__ = ["head_circuit", "make_loop", "draw_worms", "BODY_KEYS", "field_from_config", "navigation_transducer",
+__all__ = ["head_circuit", "circuit_and_transducer", "make_loop", "draw_worms", "BODY_KEYS", "field_from_config", "navigation_transducer",
            "CULTIVATION_MEMORY_TAU_S"]
 
 #: Time constant (s) of the AFD transducer's slow adaptation state u_slow in the navigation loop, where
@@ -72,6 +72,21 @@ def navigation_transducer(path=None, dtype="float32", memory_tau_s: float | None
     return spec, params
 
 
+def circuit_and_transducer(parameter_set: str = "C1", dt_ms: float = 10.0, dtype: str = "float32",
+                           ablate: Sequence[str] = (), transducer_path=None,
+                           memory_tau_s: float | None = CULTIVATION_MEMORY_TAU_S):
+    """The head circuit (``ablate`` killed) and the AFD transducer component every body level of the loop
+    uses (:func:`make_loop`, :func:`owjax.navigation.mechanical.make_mechanical_loop`); arguments as
+    :func:`make_loop`'s."""
+    from owjax.sensory.component import GRUTransducer
+
+    circuit = head_circuit(parameter_set, float(dt_ms), str(dtype))
+    if ablate:
+        circuit = circuit.ablate(list(ablate))
+    spec, params = navigation_transducer(transducer_path, dtype, memory_tau_s)
+    return circuit, GRUTransducer(spec, params)
+
+
 def make_loop(field: AbstractField, body: Mapping, values: Mapping | None = None, parameter_set: str = "C1",
               dt_ms: float = 10.0, dtype: str = "float32", ablate: Sequence[str] = (), transducer_path=None,
               duration_s: float = 60.0, memory_tau_s: float | None = CULTIVATION_MEMORY_TAU_S):
@@ -91,20 +106,16 @@ def make_loop(field: AbstractField, body: Mapping, values: Mapping | None = None
     from owjax.navigation.body import NOISE_COLUMNS, NavigationBody
     from owjax.navigation.loop import build_loop
     from owjax.navigation.params import apply_values
-    from owjax.sensory.component import GRUTransducer
 
     bad = sorted(set(body) - set(BODY_KEYS))
     if bad:
         raise ValueError(f"body: unknown key(s) {bad}; allowed: {list(BODY_KEYS)}")
-    circuit = head_circuit(parameter_set, float(dt_ms), str(dtype))
-    if ablate:
-        circuit = circuit.ablate(list(ablate))
-    spec, params = navigation_transducer(transducer_path, dtype, memory_tau_s)
+    circuit, transducer = circuit_and_transducer(parameter_set, dt_ms, dtype, ablate, transducer_path, memory_tau_s)
     nd = float(body.get("noise_dt_s", 1.0))
     kw = dict(body)
     edge_wall = bool(kw.pop("edge_wall", False))
     bod = NavigationBody(jnp.zeros((int(duration_s / nd) + 2, NOISE_COLUMNS), jnp.dtype(dtype)), **kw)
-    loop = build_loop(circuit, GRUTransducer(spec, params), bod, field, edge_wall=edge_wall)
+    loop = build_loop(circuit, transducer, bod, field, edge_wall=edge_wall)
     if values is not None:
         loop = apply_values(loop, values)
     return loop
