@@ -290,16 +290,18 @@ def markdown(res: dict) -> str:
     return "\n".join(L) + "\n"
 
 
-def heldout(seeds=(1234, 4321)) -> list[dict]:
-    """The five best policies of ``results/policy_bounds.json`` on worms not used in the search (other
-    starts, headings and noise: :func:`draw` with each of ``seeds``)."""
-    res = json.loads((RESULTS / "policy_bounds.json").read_text())
+def heldout(seeds=(1234, 4321), best=None, compress: float | None = None) -> list[dict]:
+    """Policies on worms not used in the search (other starts, headings and noise: :func:`draw` with each
+    of ``seeds``): ``best`` (search results, best first; default the five best of
+    ``results/policy_bounds.json``), on the response :func:`compressed` by ``compress``."""
+    if best is None:
+        best = json.loads((RESULTS / "policy_bounds.json").read_text())["search"]["best"]
     out = []
     for seed in seeds:
         w = draw(seed)
         tcs = np.asarray(w["tc"])
-        for i, f in enumerate(res["search"]["best"]):
-            s = summarise(np.asarray(policy_tracks(jnp.asarray(list(f["params"].values()), F32), w)), tcs)
+        for i, f in enumerate(best):
+            s = summarise(np.asarray(policy_tracks(jnp.asarray(list(f["params"].values()), F32), w, compress)), tcs)
             out.append({"seed": seed, "rank": i, "search_score": f["score"], "heldout_score": round(score(s), 3),
                         "by_tc": s})
             print(out[-1], flush=True)
@@ -325,13 +327,7 @@ def compressed_search(n_policies: int = 100, c: float = 0.15) -> dict:
     found = random_search(n_policies, lambda: [
         rng.uniform(0.5, 6), rng.uniform(np.log(c), 1.0), 10 ** rng.uniform(-2.5, -0.3), rng.uniform(1, 3),
         10 ** rng.uniform(-2, -0.2), 10 ** rng.uniform(-1, 0.5), 10 ** rng.uniform(0, 1.5)], compress=c)
-    ho = []
-    for seed in (1234, 4321):  # the two best on worms the search did not use
-        w = draw(seed)
-        tcs = np.asarray(w["tc"])
-        for i, f in enumerate(found[:2]):
-            s = summarise(np.asarray(policy_tracks(jnp.asarray(list(f["params"].values()), F32), w, c)), tcs)
-            ho.append({"seed": seed, "rank": i, "heldout_score": round(score(s), 3), "by_tc": s})
+    ho = heldout(best=found[:2], compress=c)  # the two best on worms the search did not use
     return {"compress_c": c, "n_policies": int(n_policies), "best": found[:5], "heldout": ho,
             "wall_time_s": round(time.time() - t0, 1)}
 
