@@ -15,7 +15,11 @@ policy of ``policy_bounds.py``? And if it partly can, what does the circuit do i
    at 10 ms) from a settled start. Its drive σ(gain · (AVA − AVB − threshold)/10 mV) is compared with
    q every second after the first 10 s of each 120-s segment, by KL(q ‖ drive). Adam (lr 0.05, clip 1),
    300 steps of 16 segments. The few non-finite gradient entries (a handful of steps, source not
-   traced) are zeroed and counted.
+   traced) are zeroed and counted. Options build a structure into the circuit: ``--tau-fixed`` holds
+   named connections' time constants (e.g. a fast and a slow path from AFD that meet with opposite
+   signs), ``--p-exc-start`` starts named free connections at a chosen sign, ``--aux`` adds, per named
+   cell, w · (1 − r²) of its potential against one of the teacher's intermediate signals
+   (:data:`AUX_TARGETS`) to the loss (a loss on intermediate cells), ``--steps`` sets the number of steps.
 3. **Closed loop.** The fitted values, in the thermotaxis loop with pirouette events: 24 worms per
    T_c (15, 20, 25 °C), 20 min on the radial plate, held-out seed 1234; wild type and the AFD, AIY
    and AIZ ablations (never trained on).
@@ -74,6 +78,24 @@ def teacher_filters(r: np.ndarray, p: dict) -> tuple[np.ndarray, np.ndarray]:
             z[:, i] = a * z[:, i - 1] + (1 - a) * r[:, i]
         return z
     return low_pass(p["tau_fast_s"]), low_pass(p["tau_slow_s"])
+
+
+#: the teacher's intermediate signals a cell's potential can be asked to carry (``--aux``): its derivative
+#: z_f − z_s (each segment's mean removed), and the two halves of its pirouette rule — rising above θ and
+#: falling below it (products of the policy's two tanh terms, ≥ 0)
+AUX_TARGETS = ("derivative", "rising_above", "falling_below")
+
+
+def aux_target(which: str, zf: np.ndarray, zs: np.ndarray, p: dict) -> np.ndarray:
+    """The teacher's intermediate signal ``which`` (:data:`AUX_TARGETS`) on the filters ``zf``, ``zs``."""
+    if which == "derivative":
+        return zf - zs
+    d, lvl = np.tanh((zf - zs) / p["sigma_d"]), np.tanh((zf - p["theta"]) / p["sigma_l"])
+    if which == "rising_above":
+        return np.maximum(d, 0) * np.maximum(lvl, 0)
+    if which == "falling_below":
+        return np.maximum(-d, 0) * np.maximum(-lvl, 0)
+    raise SystemExit(f"--aux: unknown target {which!r}; allowed: {list(AUX_TARGETS)}")
 
 
 #: level bins and the dead zone of the rising/falling split (z_f − z_s) of the drive-by-cell diagnostics
@@ -143,9 +165,54 @@ def make_task(init_from: str | None = None, polarity: str = "c302", vth_init_mV:
     return ThermotaxisTask(cfg, 0)
 
 
-def circuit_logits(task, raw, r_seg):
-    """The circuit's drive logit every second of a segment of responses ``r_seg`` (SEG_S + 1,)."""
-    lp = apply_values(task.loop, task.values(raw))
+def start_signs(task, raw: dict, p_exc_start: dict | None) -> dict:
+    """``raw`` with the named free connections' excitatory fraction set to ``p_exc_start``
+    (``{"PRE->POST": p}``, p in (0, 1))."""
+    if not p_exc_start:
+        return raw
+    if "p_exc" not in raw:
+        raise SystemExit("--p-exc-start needs --polarity transmitter (trained signs)")
+    names = task.synapse_names
+    bad = sorted(set(p_exc_start) - set(names))
+    if bad:
+        raise SystemExit(f"--p-exc-start: no connection(s) {bad} in the head circuit")
+    fixed = [n for n in p_exc_start if task.polarity_classes[names.index(n)] != 0]
+    if fixed:
+        raise SystemExit(f"--p-exc-start: the sign of {fixed} is fixed by the transmitter prior")
+    p = np.asarray([float(p_exc_start[n]) for n in p_exc_start])
+    if np.any((p <= 0) | (p >= 1)):
+        raise SystemExit(f"--p-exc-start: fractions must lie in (0, 1), got {p_exc_start}")
+    idx = np.asarray([names.index(n) for n in p_exc_start])
+    return raw | {"p_exc": raw["p_exc"].at[idx].set(jnp.asarray(np.log(p / (1 - p)), raw["p_exc"].dtype))}
+
+
+def held_tau_values(task, tau_fixed: dict | None):
+    """``raw → values`` of ``task`` with the time constants of the connections named in ``tau_fixed``
+    (``{"PRE->POST": ms}``) held at those values (their raw entries get no gradient), or ``task.values``
+    when it is empty."""
+    if not tau_fixed:
+        return task.values
+    names = task.synapse_names
+    bad = sorted(set(tau_fixed) - set(names))
+    if bad:
+        raise SystemExit(f"--tau-fixed: no connection(s) {bad} in the head circuit")
+    idx = np.asarray([names.index(n) for n in tau_fixed])
+    ms = np.asarray([float(tau_fixed[n]) for n in tau_fixed])
+
+    def values(raw):
+        v = task.values(raw)
+        if "tau_ms" not in v:
+            raise SystemExit("--tau-fixed needs trained time constants (the experiment's tau_init_ms)")
+        return v | {"tau_ms": v["tau_ms"].at[idx].set(jnp.asarray(ms, v["tau_ms"].dtype))}
+
+    return values
+
+
+def circuit_logits(task, raw, r_seg, values=None, with_potentials: bool = False):
+    """The circuit's drive logit every second of a segment of responses ``r_seg`` (SEG_S + 1,);
+    ``values``: raw → values (default ``task.values``); ``with_potentials``: also every cell's potential
+    (mV) at those seconds, (SEG_S, n_cells)."""
+    lp = apply_values(task.loop, (values or task.values)(raw))
     c = lp["circuit"]
     td = [x for x in lp.couplings if isinstance(x, TransducerDrive)][0]
     rc = [x for x in lp.couplings if isinstance(x, ReversalCommand)][0]
@@ -161,11 +228,11 @@ def circuit_logits(task, raw, r_seg):
         y, _ = jax.lax.scan(step, y, jnp.arange(SUBSTEPS, dtype=r_seg.dtype))
         v = y["V"]
         diff = jnp.mean(v[jnp.asarray(rc.reverse)]) - jnp.mean(v[jnp.asarray(rc.forward)])
-        return y, rc.gain * (diff - rc.threshold_mV) / 10.0
+        return y, (rc.gain * (diff - rc.threshold_mV) / 10.0, v)
 
     y0 = c.settle(c.initial_state(), current(r_seg[0]), 3000)
-    _, z = jax.lax.scan(jax.checkpoint(second), y0, jnp.stack([r_seg[:-1], r_seg[1:]], 1))
-    return z
+    _, (z, v) = jax.lax.scan(jax.checkpoint(second), y0, jnp.stack([r_seg[:-1], r_seg[1:]], 1))
+    return (z, v) if with_potentials else z
 
 
 def closed_loop(task, vals, cases, memory_tau_s) -> dict:
@@ -207,28 +274,54 @@ def teacher_params(which: str, rank: int = 0) -> dict:
 def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | None = None, lr: float = LR,
          out_name: str | None = None, polarity: str = "c302", vth_init_mV: float | None = None,
          weight_scale: float | None = None, bias_max_pA: float | None = None,
-         reversal_gain: float | None = None, contrast_weight: float = 0.0, tau_start: dict | None = None) -> dict:
+         reversal_gain: float | None = None, contrast_weight: float = 0.0, tau_start: dict | None = None,
+         tau_fixed: dict | None = None, aux: dict | None = None, steps: int = STEPS,
+         p_exc_start: dict | None = None) -> dict:
+    """``aux``: ``{cell: [target, weight]}`` (targets: :data:`AUX_TARGETS`); ``p_exc_start``:
+    ``{"PRE->POST": excitatory fraction}`` of free connections at the start."""
     t0 = time.time()
     best = teacher_params(teacher, rank)
     _, r = (np.asarray(a, np.float64) for a in pb.wander_response(2.0))
     q = teacher_drive(r, best)
-    task = make_task(init_from, polarity, vth_init_mV, weight_scale, bias_max_pA, reversal_gain, tau_start)
+    task = make_task(init_from, polarity, vth_init_mV, weight_scale, bias_max_pA, reversal_gain,
+                     (tau_start or {}) | (tau_fixed or {}))
+    values = held_tau_values(task, tau_fixed)
     print(f"data: {r.shape[0]} worms × {r.shape[1]} s, teacher drive mean {q.mean():.3f}", flush=True)
     zf, zs = teacher_filters(r, best)
     edges = np.quantile(zf[:N_TRAIN], np.linspace(0, 1, N_LEVELS + 1))
     cells_all = level_direction_cells(zf, zs, edges)
+    aux = aux or {}
+    aux_rows = np.asarray([task.loop["circuit"].index(c) for c in aux], np.int32)
+    aux_w = jnp.asarray([float(w) for _, w in aux.values()], jnp.float32)
+    aux_demean = np.asarray([t == "derivative" for t, _ in aux.values()])
+    targets = np.stack([aux_target(t, zf, zs, best) for t, _ in aux.values()], 1) if aux else np.zeros((r.shape[0], 0, r.shape[1]))
 
-    def kl_loss(raw, rb, qb):
-        z = jax.vmap(lambda rs: circuit_logits(task, raw, rs))(rb)
+    def kl_loss(raw, rb, qb, with_potentials=False):
+        z, v = jax.vmap(lambda rs: circuit_logits(task, raw, rs, values, True))(rb)
         t = qb[:, 1:]
         ent = -(t * jnp.log(t + 1e-9) + (1 - t) * jnp.log(1 - t + 1e-9))
-        return jnp.mean((jax.nn.softplus(z) - t * z - ent)[:, SKIP_S:]), z
+        val = jnp.mean((jax.nn.softplus(z) - t * z - ent)[:, SKIP_S:])
+        return (val, z, v) if with_potentials else (val, z)
 
-    def loss(raw, rb, qb, cb):
+    def aux_r2(v, db):
+        """Squared correlation (n_aux,) between each ``aux`` cell's potential and its target over the
+        scored seconds of the batch: about each segment's own mean for the derivative, about the batch's
+        mean otherwise."""
+        a = jnp.moveaxis(v[:, SKIP_S:][:, :, aux_rows], 2, 1)  # (batch, n_aux, T)
+        b = db[:, :, 1:][:, :, SKIP_S:]
+        dm = jnp.asarray(aux_demean)[None, :, None]
+        a = a - jnp.where(dm, a.mean(2, keepdims=True), a.mean((0, 2), keepdims=True))
+        b = b - jnp.where(dm, b.mean(2, keepdims=True), b.mean((0, 2), keepdims=True))
+        return jnp.sum(a * b, (0, 2)) ** 2 / (jnp.sum(a * a, (0, 2)) * jnp.sum(b * b, (0, 2)) + 1e-12)
+
+    def loss(raw, rb, qb, cb, db):
         """KL per second + ``contrast_weight`` · mean over level bins of the squared difference between the
         circuit's and the teacher's rising − falling contrast of the drive logit (the part of the drive
-        thermotaxis rests on)."""
-        val, z = kl_loss(raw, rb, qb)
+        thermotaxis rests on) + Σ w · (1 − r²) of the ``aux`` cells' potentials against their targets (a
+        loss on intermediate cells)."""
+        val, z, v = kl_loss(raw, rb, qb, True)
+        if aux:
+            val = val + jnp.sum(aux_w * (1.0 - aux_r2(v, db)))
         if not contrast_weight:
             return val
         t = jnp.clip(qb[:, 1:], 1e-6, 1 - 1e-6)
@@ -248,8 +341,8 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
     opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(lr))
 
     @jax.jit
-    def update(raw, st, rb, qb, cb):
-        val, g = jax.value_and_grad(loss)(raw, rb, qb, cb)
+    def update(raw, st, rb, qb, cb, db):
+        val, g = jax.value_and_grad(loss)(raw, rb, qb, cb, db)
         bad = sum(jnp.sum(~jnp.isfinite(a)) for a in jax.tree.leaves(g))
         g = jax.tree.map(lambda a: jnp.where(jnp.isfinite(a), a, 0.0), g)
         u, st = opt.update(g, st, raw)
@@ -261,22 +354,25 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
         w = rng.choice(worms, n)
         s = rng.integers(0, r.shape[1] - SEG_S - 1, n)
         f = lambda a, dt=jnp.float32: jnp.asarray(np.stack([a[i, j:j + SEG_S + 1] for i, j in zip(w, s)]), dt)  # noqa: E731
-        return f(r), f(q), f(cells_all, jnp.int32)
+        return f(r), f(q), f(cells_all, jnp.int32), jnp.asarray(
+            np.stack([targets[i, :, j:j + SEG_S + 1] for i, j in zip(w, s)]), jnp.float32)
 
     train, test = np.arange(N_TRAIN), np.arange(N_TRAIN, r.shape[0])
-    r_test, q_test, c_test = segments(test, 32)
+    r_test, q_test, c_test, d_test = segments(test, 32)
     test_loss = jax.jit(lambda raw, rb, qb: kl_loss(raw, rb, qb)[0])
-    raw0 = raw = task.init(jax.random.PRNGKey(0))
+    test_r2 = jax.jit(lambda raw: aux_r2(kl_loss(raw, r_test, q_test, True)[2], d_test))
+    raw0 = raw = start_signs(task, task.init(jax.random.PRNGKey(0)), p_exc_start)
     st = opt.init(raw)
     hist, n_bad = [], 0
-    for k in range(STEPS):
+    for k in range(steps):
         raw, st, val, bad = update(raw, st, *segments(train, BATCH))
         n_bad += int(bad > 0)
-        if k % 25 == 0 or k == STEPS - 1:
-            hist.append({"step": k + 1, "train_kl": float(val), "test_kl": float(test_loss(raw, r_test, q_test))})
+        if k % 25 == 0 or k == steps - 1:
+            hist.append({"step": k + 1, "train_loss": float(val), "test_kl": float(test_loss(raw, r_test, q_test))}
+                        | ({f"test_r2_{c}_{t}": float(x) for (c, (t, _)), x in zip(aux.items(), test_r2(raw))} if aux else {}))
             print(hist[-1], f"{time.time() - t0:.0f} s", flush=True)
     fit_s = time.time() - t0
-    z = np.asarray(jax.jit(jax.vmap(lambda rs: circuit_logits(task, raw, rs)))(r_test))[:, SKIP_S:]
+    z = np.asarray(jax.jit(jax.vmap(lambda rs: circuit_logits(task, raw, rs, values)))(r_test))[:, SKIP_S:]
     qt = np.asarray(q_test)[:, 1:][:, SKIP_S:]
     rt = np.asarray(r_test)[:, 1:][:, SKIP_S:]
     by_cell = drive_by_level_and_direction(np.asarray(c_test)[:, 1:][:, SKIP_S:], qt, 1 / (1 + np.exp(-z)), edges)
@@ -290,7 +386,10 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
            "corr_drive_teacher_test": float(np.corrcoef(1 / (1 + np.exp(-z.ravel())), qt.ravel())[0, 1]),
            "steps_with_nonfinite_gradient": n_bad, "history": hist, "fit_wall_s": round(fit_s, 1),
            "drive_by_level_and_direction": by_cell, "contrast_weight": contrast_weight}
-    vals = task.values(raw)
+    if aux:
+        fit["aux"] = [{"cell": c, "target": t, "weight": float(w), "test_r2_start": float(a), "test_r2_trained": float(b)}
+                      for (c, (t, w)), a, b in zip(aux.items(), test_r2(raw0), test_r2(raw))]
+    vals = values(raw)
     fit["tau_ms_quantiles_0_25_50_75_100"] = np.percentile(np.asarray(vals["tau_ms"]), [0, 25, 50, 75, 100]).round(
         1).tolist()
     closed = closed_loop(task, vals, [("wild_type", ())] + list(ABLATIONS.items()), task.memory_tau_s)
@@ -303,7 +402,11 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
                         f"--bias-max {bias_max_pA:g}" if bias_max_pA is not None else "",
                         f"--reversal-gain {reversal_gain:g}" if reversal_gain is not None else "",
                         f"--contrast-weight {contrast_weight:g}" if contrast_weight else "",
-                        f"--tau-start '{json.dumps(tau_start)}'" if tau_start else "", "--ship"])
+                        f"--tau-start '{json.dumps(tau_start)}'" if tau_start else "",
+                        f"--tau-fixed '{json.dumps(tau_fixed)}'" if tau_fixed else "",
+                        f"--aux '{json.dumps(aux)}'" if aux else "",
+                        f"--p-exc-start '{json.dumps(p_exc_start)}'" if p_exc_start else "",
+                        f"--steps {steps}" if steps != STEPS else "", "--ship"])
     prov = {"command": " ".join(command.split()), "teacher": best,
             "teacher_source": teacher, "teacher_rank": rank, "init_from": init_from, "lr": lr, "polarity": polarity,
             "vth_init_mV": task.circuit_cfg["vth_init_mV"], "weight_scale": task.circuit_cfg["weight_scale"],
@@ -318,11 +421,11 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
         shutil.copyfile(path.with_suffix(".json"), DEFAULT_DATA.with_suffix(".json"))
         print("shipped to", DEFAULT_DATA)
     return {"teacher": best, "teacher_source": teacher, "fit": fit, "closed_loop": closed, "wall_time_s": round(time.time() - t0, 1),
-            "settings": {"teacher_rank": rank, "init_from": init_from or "c302 (scaled)", "lr": lr, "steps": STEPS,
+            "settings": {"teacher_rank": rank, "init_from": init_from or "c302 (scaled)", "lr": lr, "steps": steps,
                          "transducer_memory_tau_s": task.memory_tau_s, "polarity": polarity,
                          "vth_init_mV": task.circuit_cfg["vth_init_mV"], "weight_scale": task.circuit_cfg["weight_scale"],
                          "bias_max_pA": task.circuit_cfg["bias_max_pA"], "reversal_gain_init": task.readout["reversal_gain"],
-                         "tau_start_ms": tau_start or {}},
+                         "tau_start_ms": tau_start or {}, "tau_fixed_ms": tau_fixed or {}},
             "polarity": task.polarity_report(vals)}
 
 
@@ -351,7 +454,7 @@ def markdown(res: dict) -> str:
          f"| **the trained circuit** | **{f['test_kl_trained']:.3f}** |", "| the teacher itself | 0 |", "",
          f"Correlation of the trained drive with the teacher's: {f['corr_drive_teacher_test']:.2f}. Trained time "
          f"constants (ms, min/25/50/75 %/max): {f['tau_ms_quantiles_0_25_50_75_100']}. Steps with a non-finite "
-         f"gradient entry (zeroed): {f['steps_with_nonfinite_gradient']} of {STEPS}.", "",
+         f"gradient entry (zeroed): {f['steps_with_nonfinite_gradient']} of {res.get('settings', {}).get('steps', STEPS)}.", "",
          *drive_table(f.get("drive_by_level_and_direction")),
          "## Closed loop (radial plate, 24 worms per T_c, 20 min, seed 1234, pirouette events)", "",
          "| circuit | T_c 15 °C: final (iso, index) | T_c 20 °C | T_c 25 °C |", "|---|---|---|---|"]
@@ -391,10 +494,21 @@ if __name__ == "__main__":
     ap.add_argument("--tau-start", type=json.loads, default=None,
                     help='starting time constants (ms) of named connections, JSON, e.g. \'{"AFDL->AIYL": 1200}\' '
                     '(the rest start at 1 s)')
+    ap.add_argument("--tau-fixed", type=json.loads, default=None,
+                    help='time constants (ms) of named connections held fixed through training, JSON, e.g. '
+                    '\'{"AFDL->AIYL": 1200}\' (the rest are trained, from --tau-start or 1 s)')
+    ap.add_argument("--aux", type=json.loads, default=None,
+                    help='cells whose potential should carry a signal of the teacher, with the weight of (1 − r²) in '
+                    'the loss, JSON, e.g. \'{"AIZR": ["derivative", 0.5]}\' (targets: ' + ", ".join(AUX_TARGETS) + ")")
+    ap.add_argument("--p-exc-start", type=json.loads, default=None,
+                    help='start of named free connections\' excitatory fraction, JSON, e.g. \'{"AIZR->AIBR": 0.1}\' '
+                    '(with --polarity transmitter)')
+    ap.add_argument("--steps", type=int, default=STEPS, help=f"Adam steps (default {STEPS})")
     ap.add_argument("--out", default=None, help="results name (default: imitation / imitation_refined)")
     args = ap.parse_args()
     out = main(args.ship, args.teacher, args.rank, args.init_from, args.lr, args.out, args.polarity, args.vth_init,
-               args.weight_scale, args.bias_max, args.reversal_gain, args.contrast_weight, args.tau_start)
+               args.weight_scale, args.bias_max, args.reversal_gain, args.contrast_weight, args.tau_start,
+               args.tau_fixed, args.aux, args.steps, args.p_exc_start)
     name = args.out or OUT_NAME[args.teacher]
     (HERE / "results" / f"{name}.json").write_text(json.dumps(out, indent=1, default=float) + "\n")
     (HERE / "results" / f"{name}.md").write_text(markdown(out))
