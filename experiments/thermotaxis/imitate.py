@@ -81,9 +81,17 @@ def teacher_filters(r: np.ndarray, p: dict) -> tuple[np.ndarray, np.ndarray]:
 
 
 #: the teacher's intermediate signals a cell's potential can be asked to carry (``--aux``): its derivative
-#: z_f − z_s (each segment's mean removed), and the two halves of its pirouette rule — rising above θ and
-#: falling below it (products of the policy's two tanh terms, ≥ 0)
-AUX_TARGETS = ("derivative", "rising_above", "falling_below")
+#: z_f − z_s (each segment's mean removed), the two halves of its pirouette rule — rising above θ and
+#: falling below it (products of the policy's two tanh terms, ≥ 0) — and their sum ``away``. A plain name
+#: scores (1 − r²), either sign; "+name" / "−name" ("-name") scores (1 ∓ r), a chosen sign.
+AUX_TARGETS = ("derivative", "rising_above", "falling_below", "away")
+
+
+def aux_sign(which: str) -> tuple[str, float]:
+    """(target, sign) of an ``--aux`` target name: sign 0 for a plain name (r² scored), ±1 for "+name"/"-name"."""
+    if which[:1] in "+-":
+        return which[1:], 1.0 if which[0] == "+" else -1.0
+    return which, 0.0
 
 
 def aux_target(which: str, zf: np.ndarray, zs: np.ndarray, p: dict) -> np.ndarray:
@@ -95,6 +103,8 @@ def aux_target(which: str, zf: np.ndarray, zs: np.ndarray, p: dict) -> np.ndarra
         return np.maximum(d, 0) * np.maximum(lvl, 0)
     if which == "falling_below":
         return np.maximum(-d, 0) * np.maximum(-lvl, 0)
+    if which == "away":
+        return np.maximum(d * lvl, 0)
     raise SystemExit(f"--aux: unknown target {which!r}; allowed: {list(AUX_TARGETS)}")
 
 
@@ -293,8 +303,10 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
     aux = aux or {}
     aux_rows = np.asarray([task.loop["circuit"].index(c) for c in aux], np.int32)
     aux_w = jnp.asarray([float(w) for _, w in aux.values()], jnp.float32)
-    aux_demean = np.asarray([t == "derivative" for t, _ in aux.values()])
-    targets = np.stack([aux_target(t, zf, zs, best) for t, _ in aux.values()], 1) if aux else np.zeros((r.shape[0], 0, r.shape[1]))
+    aux_demean = np.asarray([aux_sign(t)[0] == "derivative" for t, _ in aux.values()])
+    aux_signs = jnp.asarray([aux_sign(t)[1] for t, _ in aux.values()], jnp.float32)
+    targets = (np.stack([aux_target(aux_sign(t)[0], zf, zs, best) for t, _ in aux.values()], 1) if aux
+               else np.zeros((r.shape[0], 0, r.shape[1])))
 
     def kl_loss(raw, rb, qb, with_potentials=False):
         z, v = jax.vmap(lambda rs: circuit_logits(task, raw, rs, values, True))(rb)
@@ -303,8 +315,8 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
         val = jnp.mean((jax.nn.softplus(z) - t * z - ent)[:, SKIP_S:])
         return (val, z, v) if with_potentials else (val, z)
 
-    def aux_r2(v, db):
-        """Squared correlation (n_aux,) between each ``aux`` cell's potential and its target over the
+    def aux_r(v, db):
+        """Correlation (n_aux,) between each ``aux`` cell's potential and its target over the
         scored seconds of the batch: about each segment's own mean for the derivative, about the batch's
         mean otherwise."""
         a = jnp.moveaxis(v[:, SKIP_S:][:, :, aux_rows], 2, 1)  # (batch, n_aux, T)
@@ -312,7 +324,12 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
         dm = jnp.asarray(aux_demean)[None, :, None]
         a = a - jnp.where(dm, a.mean(2, keepdims=True), a.mean((0, 2), keepdims=True))
         b = b - jnp.where(dm, b.mean(2, keepdims=True), b.mean((0, 2), keepdims=True))
-        return jnp.sum(a * b, (0, 2)) ** 2 / (jnp.sum(a * a, (0, 2)) * jnp.sum(b * b, (0, 2)) + 1e-12)
+        return jnp.sum(a * b, (0, 2)) / jnp.sqrt(jnp.sum(a * a, (0, 2)) * jnp.sum(b * b, (0, 2)) + 1e-12)
+
+    def aux_r2(v, db):
+        """r² (plain targets) or the signed r (signed targets) of each ``aux`` cell: what the loss scores."""
+        rr = aux_r(v, db)
+        return jnp.where(aux_signs == 0, rr ** 2, aux_signs * rr)
 
     def loss(raw, rb, qb, cb, db):
         """KL per second + ``contrast_weight`` · mean over level bins of the squared difference between the
