@@ -62,6 +62,8 @@ CONF = HERE.parents[1] / "owjax" / "conf" / "experiment" / "thermotaxis.yaml"
 SEG_S, SUBSTEPS, SKIP_S = 120, 100, 10
 STEPS, BATCH, LR, TAU_INIT_MS, PIROUETTE_S = 300, 16, 0.05, 1000.0, 3.0
 N_TRAIN = 48
+#: ``--logit-weight``: the teacher's drive logit is clipped to ± this before it is regressed on
+LOGIT_FLOOR = 6.0
 #: where each teacher's results go (results/NAME.{json,md}, results/NAME/head_circuit.{npz,json})
 OUT_NAME = {"random": "imitation", "refined": "imitation_refined", "compressed": "imitation_compressed"}
 
@@ -286,7 +288,7 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
          weight_scale: float | None = None, bias_max_pA: float | None = None,
          reversal_gain: float | None = None, contrast_weight: float = 0.0, tau_start: dict | None = None,
          tau_fixed: dict | None = None, aux: dict | None = None, steps: int = STEPS,
-         p_exc_start: dict | None = None) -> dict:
+         p_exc_start: dict | None = None, logit_weight: float = 0.0) -> dict:
     """``aux``: ``{cell: [target, weight]}`` (targets: :data:`AUX_TARGETS`); ``p_exc_start``:
     ``{"PRE->POST": excitatory fraction}`` of free connections at the start."""
     t0 = time.time()
@@ -337,6 +339,10 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
         thermotaxis rests on) + Σ w · (1 − r²) of the ``aux`` cells' potentials against their targets (a
         loss on intermediate cells)."""
         val, z, v = kl_loss(raw, rb, qb, True)
+        if logit_weight:
+            t = jnp.clip(qb[:, 1:], 1e-6, 1 - 1e-6)
+            tl = jnp.clip(jnp.log(t) - jnp.log1p(-t), -LOGIT_FLOOR, LOGIT_FLOOR)
+            val = val + logit_weight * jnp.mean((z - tl)[:, SKIP_S:] ** 2)
         if aux:
             val = val + jnp.sum(aux_w * (1.0 - aux_r2(v, db)))
         if not contrast_weight:
@@ -423,7 +429,8 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
                         f"--tau-fixed '{json.dumps(tau_fixed)}'" if tau_fixed else "",
                         f"--aux '{json.dumps(aux)}'" if aux else "",
                         f"--p-exc-start '{json.dumps(p_exc_start)}'" if p_exc_start else "",
-                        f"--steps {steps}" if steps != STEPS else "", "--ship"])
+                        f"--steps {steps}" if steps != STEPS else "",
+                        f"--logit-weight {logit_weight:g}" if logit_weight else "", "--ship"])
     prov = {"command": " ".join(command.split()), "teacher": best,
             "teacher_source": teacher, "teacher_rank": rank, "init_from": init_from, "lr": lr, "polarity": polarity,
             "vth_init_mV": task.circuit_cfg["vth_init_mV"], "weight_scale": task.circuit_cfg["weight_scale"],
@@ -520,12 +527,15 @@ if __name__ == "__main__":
     ap.add_argument("--p-exc-start", type=json.loads, default=None,
                     help='start of named free connections\' excitatory fraction, JSON, e.g. \'{"AIZR->AIBR": 0.1}\' '
                     '(with --polarity transmitter)')
+    ap.add_argument("--logit-weight", type=float, default=0.0,
+                    help=f"weight of the squared difference between the circuit's drive logit and the teacher's "
+                    f"(clipped to ±{LOGIT_FLOOR:g}) in the loss (default 0: KL only)")
     ap.add_argument("--steps", type=int, default=STEPS, help=f"Adam steps (default {STEPS})")
     ap.add_argument("--out", default=None, help="results name (default: imitation / imitation_refined)")
     args = ap.parse_args()
     out = main(args.ship, args.teacher, args.rank, args.init_from, args.lr, args.out, args.polarity, args.vth_init,
                args.weight_scale, args.bias_max, args.reversal_gain, args.contrast_weight, args.tau_start,
-               args.tau_fixed, args.aux, args.steps, args.p_exc_start)
+               args.tau_fixed, args.aux, args.steps, args.p_exc_start, args.logit_weight)
     name = args.out or OUT_NAME[args.teacher]
     (HERE / "results" / f"{name}.json").write_text(json.dumps(out, indent=1, default=float) + "\n")
     (HERE / "results" / f"{name}.md").write_text(markdown(out))
