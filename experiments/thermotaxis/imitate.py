@@ -167,14 +167,21 @@ def make_task(init_from: str | None = None, polarity: str = "c302", vth_init_mV:
         cfg["readout"]["reversal_gain"] = float(reversal_gain)
     cfg["body"]["pirouette_duration_s"] = PIROUETTE_S
     cfg["circuit"]["tau_init_ms"] = TAU_INIT_MS
-    if not tau_start:
-        return ThermotaxisTask(cfg, 0)
-    names = ThermotaxisTask(cfg, 0).synapse_names
-    bad = sorted(set(tau_start) - set(names))
+    task = ThermotaxisTask(cfg, 0)
+    if tau_start:  # the connections are known once the task has built the circuit; init() reads this
+        tau = np.full(len(task.synapse_names), TAU_INIT_MS)
+        tau[connection_rows(task.synapse_names, tau_start, "--tau-start")] = [float(v) for v in tau_start.values()]
+        task.circuit_cfg["tau_init_ms"] = tau.tolist()
+    return task
+
+
+def connection_rows(names, named: dict, flag: str) -> np.ndarray:
+    """Rows in ``names`` of the connections named (``"PRE->POST"``) by the keys of ``named``, in their
+    order; a name the head circuit lacks is an error naming ``flag``."""
+    bad = sorted(set(named) - set(names))
     if bad:
-        raise SystemExit(f"--tau-start: no connection(s) {bad} in the head circuit")
-    cfg["circuit"]["tau_init_ms"] = [float(tau_start.get(n, TAU_INIT_MS)) for n in names]
-    return ThermotaxisTask(cfg, 0)
+        raise SystemExit(f"{flag}: no connection(s) {bad} in the head circuit")
+    return np.asarray([names.index(n) for n in named])
 
 
 def start_signs(task, raw: dict, p_exc_start: dict | None) -> dict:
@@ -184,17 +191,13 @@ def start_signs(task, raw: dict, p_exc_start: dict | None) -> dict:
         return raw
     if "p_exc" not in raw:
         raise SystemExit("--p-exc-start needs --polarity transmitter (trained signs)")
-    names = task.synapse_names
-    bad = sorted(set(p_exc_start) - set(names))
-    if bad:
-        raise SystemExit(f"--p-exc-start: no connection(s) {bad} in the head circuit")
-    fixed = [n for n in p_exc_start if task.polarity_classes[names.index(n)] != 0]
+    idx = connection_rows(task.synapse_names, p_exc_start, "--p-exc-start")
+    fixed = [n for n, i in zip(p_exc_start, idx) if task.polarity_classes[i] != 0]
     if fixed:
         raise SystemExit(f"--p-exc-start: the sign of {fixed} is fixed by the transmitter prior")
-    p = np.asarray([float(p_exc_start[n]) for n in p_exc_start])
+    p = np.asarray([float(v) for v in p_exc_start.values()])
     if np.any((p <= 0) | (p >= 1)):
         raise SystemExit(f"--p-exc-start: fractions must lie in (0, 1), got {p_exc_start}")
-    idx = np.asarray([names.index(n) for n in p_exc_start])
     return raw | {"p_exc": raw["p_exc"].at[idx].set(jnp.asarray(np.log(p / (1 - p)), raw["p_exc"].dtype))}
 
 
@@ -204,12 +207,8 @@ def held_tau_values(task, tau_fixed: dict | None):
     when it is empty."""
     if not tau_fixed:
         return task.values
-    names = task.synapse_names
-    bad = sorted(set(tau_fixed) - set(names))
-    if bad:
-        raise SystemExit(f"--tau-fixed: no connection(s) {bad} in the head circuit")
-    idx = np.asarray([names.index(n) for n in tau_fixed])
-    ms = np.asarray([float(tau_fixed[n]) for n in tau_fixed])
+    idx = connection_rows(task.synapse_names, tau_fixed, "--tau-fixed")
+    ms = np.asarray([float(v) for v in tau_fixed.values()])
 
     def values(raw):
         v = task.values(raw)
@@ -310,12 +309,12 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
     targets = (np.stack([aux_target(aux_sign(t)[0], zf, zs, best) for t, _ in aux.values()], 1) if aux
                else np.zeros((r.shape[0], 0, r.shape[1])))
 
-    def kl_loss(raw, rb, qb, with_potentials=False):
+    def kl_loss(raw, rb, qb):
+        """(KL per second, the drive logits, every cell's potential) of a batch of segments."""
         z, v = jax.vmap(lambda rs: circuit_logits(task, raw, rs, values, True))(rb)
         t = qb[:, 1:]
         ent = -(t * jnp.log(t + 1e-9) + (1 - t) * jnp.log(1 - t + 1e-9))
-        val = jnp.mean((jax.nn.softplus(z) - t * z - ent)[:, SKIP_S:])
-        return (val, z, v) if with_potentials else (val, z)
+        return jnp.mean((jax.nn.softplus(z) - t * z - ent)[:, SKIP_S:]), z, v
 
     def aux_r(v, db):
         """Correlation (n_aux,) between each ``aux`` cell's potential and its target over the
@@ -328,7 +327,7 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
         b = b - jnp.where(dm, b.mean(2, keepdims=True), b.mean((0, 2), keepdims=True))
         return jnp.sum(a * b, (0, 2)) / jnp.sqrt(jnp.sum(a * a, (0, 2)) * jnp.sum(b * b, (0, 2)) + 1e-12)
 
-    def aux_r2(v, db):
+    def aux_score(v, db):
         """r² (plain targets) or the signed r (signed targets) of each ``aux`` cell: what the loss scores."""
         rr = aux_r(v, db)
         return jnp.where(aux_signs == 0, rr ** 2, aux_signs * rr)
@@ -338,17 +337,17 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
         circuit's and the teacher's rising − falling contrast of the drive logit (the part of the drive
         thermotaxis rests on) + Σ w · (1 − r²) of the ``aux`` cells' potentials against their targets (a
         loss on intermediate cells)."""
-        val, z, v = kl_loss(raw, rb, qb, True)
+        val, z, v = kl_loss(raw, rb, qb)
+        t = jnp.clip(qb[:, 1:], 1e-6, 1 - 1e-6)
+        teacher_logit = jnp.log(t) - jnp.log1p(-t)
         if logit_weight:
-            t = jnp.clip(qb[:, 1:], 1e-6, 1 - 1e-6)
-            tl = jnp.clip(jnp.log(t) - jnp.log1p(-t), -LOGIT_FLOOR, LOGIT_FLOOR)
+            tl = jnp.clip(teacher_logit, -LOGIT_FLOOR, LOGIT_FLOOR)
             val = val + logit_weight * jnp.mean((z - tl)[:, SKIP_S:] ** 2)
         if aux:
-            val = val + jnp.sum(aux_w * (1.0 - aux_r2(v, db)))
+            val = val + jnp.sum(aux_w * (1.0 - aux_score(v, db)))
         if not contrast_weight:
             return val
-        t = jnp.clip(qb[:, 1:], 1e-6, 1 - 1e-6)
-        tl = (jnp.log(t) - jnp.log1p(-t))[:, SKIP_S:]
+        tl = teacher_logit[:, SKIP_S:]
         z, c = z[:, SKIP_S:], cb[:, 1:][:, SKIP_S:]
         terms, present = [], []
         for b in range(N_LEVELS):
@@ -383,7 +382,7 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
     train, test = np.arange(N_TRAIN), np.arange(N_TRAIN, r.shape[0])
     r_test, q_test, c_test, d_test = segments(test, 32)
     test_loss = jax.jit(lambda raw, rb, qb: kl_loss(raw, rb, qb)[0])
-    test_r2 = jax.jit(lambda raw: aux_r2(kl_loss(raw, r_test, q_test, True)[2], d_test))
+    test_r2 = jax.jit(lambda raw: aux_score(kl_loss(raw, r_test, q_test)[2], d_test))
     raw0 = raw = start_signs(task, task.init(jax.random.PRNGKey(0)), p_exc_start)
     st = opt.init(raw)
     hist, n_bad = [], 0
