@@ -287,7 +287,7 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
          weight_scale: float | None = None, bias_max_pA: float | None = None,
          reversal_gain: float | None = None, contrast_weight: float = 0.0, tau_start: dict | None = None,
          tau_fixed: dict | None = None, aux: dict | None = None, steps: int = STEPS,
-         p_exc_start: dict | None = None, logit_weight: float = 0.0) -> dict:
+         p_exc_start: dict | None = None, logit_weight: float = 0.0, direction_weight: float = 0.0) -> dict:
     """``aux``: ``{cell: [target, weight]}`` (targets: :data:`AUX_TARGETS`); ``p_exc_start``:
     ``{"PRE->POST": excitatory fraction}`` of free connections at the start."""
     t0 = time.time()
@@ -308,6 +308,9 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
     aux_signs = jnp.asarray([aux_sign(t)[1] for t, _ in aux.values()], jnp.float32)
     targets = (np.stack([aux_target(aux_sign(t)[0], zf, zs, best) for t, _ in aux.values()], 1) if aux
                else np.zeros((r.shape[0], 0, r.shape[1])))
+    # --direction-weight: the direction of change tanh(D/σ_d) and the level bin (of N_LEVELS) every second
+    direction = np.stack([np.tanh((zf - zs) / best["sigma_d"]),
+                          np.clip(np.digitize(zf, edges) - 1, 0, N_LEVELS - 1).astype(np.float64)], 1)
 
     def kl_loss(raw, rb, qb):
         """(KL per second, the drive logits, every cell's potential) of a batch of segments."""
@@ -332,14 +335,35 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
         rr = aux_r(v, db)
         return jnp.where(aux_signs == 0, rr ** 2, aux_signs * rr)
 
-    def loss(raw, rb, qb, cb, db):
+    def direction_gain(z, sb):
+        """(N_LEVELS,) least-squares slope of the logits ``z`` (batch, T) on tanh(D/σ_d) within each
+        level bin (``sb``: (batch, 2, T + 1), the direction and the bin), and whether the bin had data."""
+        s, lvl = sb[:, 0, 1:][:, SKIP_S:], sb[:, 1, 1:][:, SKIP_S:]
+        z = z[:, SKIP_S:]
+        out, ok = [], []
+        for b in range(N_LEVELS):
+            m = (lvl == b).astype(z.dtype)
+            n = jnp.maximum(jnp.sum(m), 1.0)
+            ms, mz = jnp.sum(m * s) / n, jnp.sum(m * z) / n
+            var = jnp.sum(m * (s - ms) ** 2)
+            out.append(jnp.sum(m * (s - ms) * (z - mz)) / jnp.maximum(var, 1e-6))
+            ok.append((var > 1.0).astype(z.dtype))
+        return jnp.stack(out), jnp.stack(ok)
+
+    def loss(raw, rb, qb, cb, db, sb):
         """KL per second + ``contrast_weight`` · mean over level bins of the squared difference between the
         circuit's and the teacher's rising − falling contrast of the drive logit (the part of the drive
         thermotaxis rests on) + Σ w · (1 − r²) of the ``aux`` cells' potentials against their targets (a
-        loss on intermediate cells)."""
+        loss on intermediate cells) + ``direction_weight`` · mean over level bins of the squared difference
+        between the circuit's and the teacher's direction gain (the slope of the logit, the teacher's
+        clipped to ± LOGIT_FLOOR, on tanh(D/σ_d); ``drive_gain.py``)."""
         val, z, v = kl_loss(raw, rb, qb)
         t = jnp.clip(qb[:, 1:], 1e-6, 1 - 1e-6)
         teacher_logit = jnp.log(t) - jnp.log1p(-t)
+        if direction_weight:
+            gz, ok = direction_gain(z, sb)
+            gt, _ = direction_gain(jnp.clip(teacher_logit, -LOGIT_FLOOR, LOGIT_FLOOR), sb)
+            val = val + direction_weight * jnp.sum(ok * (gz - gt) ** 2) / jnp.maximum(jnp.sum(ok), 1.0)
         if logit_weight:
             tl = jnp.clip(teacher_logit, -LOGIT_FLOOR, LOGIT_FLOOR)
             val = val + logit_weight * jnp.mean((z - tl)[:, SKIP_S:] ** 2)
@@ -363,8 +387,8 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
     opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(lr))
 
     @jax.jit
-    def update(raw, st, rb, qb, cb, db):
-        val, g = jax.value_and_grad(loss)(raw, rb, qb, cb, db)
+    def update(raw, st, rb, qb, cb, db, sb):
+        val, g = jax.value_and_grad(loss)(raw, rb, qb, cb, db, sb)
         bad = sum(jnp.sum(~jnp.isfinite(a)) for a in jax.tree.leaves(g))
         g = jax.tree.map(lambda a: jnp.where(jnp.isfinite(a), a, 0.0), g)
         u, st = opt.update(g, st, raw)
@@ -376,11 +400,11 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
         w = rng.choice(worms, n)
         s = rng.integers(0, r.shape[1] - SEG_S - 1, n)
         f = lambda a, dt=jnp.float32: jnp.asarray(np.stack([a[i, j:j + SEG_S + 1] for i, j in zip(w, s)]), dt)  # noqa: E731
-        return f(r), f(q), f(cells_all, jnp.int32), jnp.asarray(
-            np.stack([targets[i, :, j:j + SEG_S + 1] for i, j in zip(w, s)]), jnp.float32)
+        g = lambda a: jnp.asarray(np.stack([a[i, :, j:j + SEG_S + 1] for i, j in zip(w, s)]), jnp.float32)  # noqa: E731
+        return f(r), f(q), f(cells_all, jnp.int32), g(targets), g(direction)
 
     train, test = np.arange(N_TRAIN), np.arange(N_TRAIN, r.shape[0])
-    r_test, q_test, c_test, d_test = segments(test, 32)
+    r_test, q_test, c_test, d_test, s_test = segments(test, 32)
     test_loss = jax.jit(lambda raw, rb, qb: kl_loss(raw, rb, qb)[0])
     test_r2 = jax.jit(lambda raw: aux_score(kl_loss(raw, r_test, q_test)[2], d_test))
     raw0 = raw = start_signs(task, task.init(jax.random.PRNGKey(0)), p_exc_start)
@@ -402,7 +426,13 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
     edges = np.quantile(rt, np.linspace(0, 1, 21))
     b = np.clip(np.digitize(rt, edges) - 1, 0, 19)
     per_bin = np.array([qt[b == i].mean() if np.any(b == i) else qt.mean() for i in range(20)])
+    gain = jax.jit(lambda zz: direction_gain(zz, s_test)[0])
+    z_full = jnp.asarray(np.concatenate([np.zeros((z.shape[0], SKIP_S), z.dtype), z], 1))
     fit = {"test_kl_start": float(test_loss(raw0, r_test, q_test)), "test_kl_trained": kl(qt, 1 / (1 + np.exp(-z))),
+           "test_direction_gain_trained": np.round(np.asarray(gain(z_full)), 3).tolist(),
+           "test_direction_gain_teacher": np.round(np.asarray(gain(jnp.asarray(np.clip(
+               np.log(np.clip(np.asarray(q_test)[:, 1:], 1e-6, 1 - 1e-6)) - np.log1p(-np.clip(
+                   np.asarray(q_test)[:, 1:], 1e-6, 1 - 1e-6)), -LOGIT_FLOOR, LOGIT_FLOOR), jnp.float32))), 3).tolist(),
            "test_kl_constant_drive": kl(qt, np.full_like(qt, qt.mean())),
            "test_kl_best_function_of_r_now": kl(qt, per_bin[b]),
            "corr_drive_teacher_test": float(np.corrcoef(1 / (1 + np.exp(-z.ravel())), qt.ravel())[0, 1]),
@@ -429,7 +459,8 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
                         f"--aux '{json.dumps(aux)}'" if aux else "",
                         f"--p-exc-start '{json.dumps(p_exc_start)}'" if p_exc_start else "",
                         f"--steps {steps}" if steps != STEPS else "",
-                        f"--logit-weight {logit_weight:g}" if logit_weight else "", "--ship"])
+                        f"--logit-weight {logit_weight:g}" if logit_weight else "",
+                        f"--direction-weight {direction_weight:g}" if direction_weight else "", "--ship"])
     prov = {"command": " ".join(command.split()), "teacher": best,
             "teacher_source": teacher, "teacher_rank": rank, "init_from": init_from, "lr": lr, "polarity": polarity,
             "vth_init_mV": task.circuit_cfg["vth_init_mV"], "weight_scale": task.circuit_cfg["weight_scale"],
@@ -526,6 +557,9 @@ if __name__ == "__main__":
     ap.add_argument("--p-exc-start", type=json.loads, default=None,
                     help='start of named free connections\' excitatory fraction, JSON, e.g. \'{"AIZR->AIBR": 0.1}\' '
                     '(with --polarity transmitter)')
+    ap.add_argument("--direction-weight", type=float, default=0.0,
+                    help="weight of the squared difference between the circuit's and the teacher's direction gain "
+                    "(slope of the drive logit on tanh(D/σ_d) per level bin; drive_gain.py) in the loss (default 0)")
     ap.add_argument("--logit-weight", type=float, default=0.0,
                     help=f"weight of the squared difference between the circuit's drive logit and the teacher's "
                     f"(clipped to ±{LOGIT_FLOOR:g}) in the loss (default 0: KL only)")
@@ -534,7 +568,7 @@ if __name__ == "__main__":
     args = ap.parse_args()
     out = main(args.ship, args.teacher, args.rank, args.init_from, args.lr, args.out, args.polarity, args.vth_init,
                args.weight_scale, args.bias_max, args.reversal_gain, args.contrast_weight, args.tau_start,
-               args.tau_fixed, args.aux, args.steps, args.p_exc_start, args.logit_weight)
+               args.tau_fixed, args.aux, args.steps, args.p_exc_start, args.logit_weight, args.direction_weight)
     name = args.out or OUT_NAME[args.teacher]
     (HERE / "results" / f"{name}.json").write_text(json.dumps(out, indent=1, default=float) + "\n")
     (HERE / "results" / f"{name}.md").write_text(markdown(out))
