@@ -7,6 +7,7 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
+import copy
 import json
 import math
 
@@ -398,10 +399,20 @@ def test_training_continues_from_a_saved_circuit(tmp_path):
     for k in raw:
         assert np.allclose(np.asarray(back[k]), np.asarray(raw[k]), rtol=1e-9, atol=1e-9), k
     shipped = load_values(DEFAULT_DATA)
-    cfg["circuit"]["init_from"] = "shipped"
-    v = ThermotaxisTask(cfg, 0).values(ThermotaxisTask(cfg, 0).init(None))
+    # the shipped circuit was trained with its own bounds and signs (its provenance): the task takes them
+    prov = json.loads(DEFAULT_DATA.with_suffix(".json").read_text())["provenance"]
+    ship_cfg = copy.deepcopy(cfg)
+    for key in ("polarity", "weight_scale", "bias_max_pA", "weight_max_factor"):
+        if prov.get(key) is not None:
+            ship_cfg["circuit"][key] = prov[key]
+    ship_cfg["circuit"]["tau_init_ms"] = 1000.0 if "tau_ms" in shipped else None
+    ship_cfg["circuit"]["init_from"] = "shipped"
+    v = ThermotaxisTask(ship_cfg, 0).values(ThermotaxisTask(ship_cfg, 0).init(None))
     for k in shipped:
         assert np.allclose(np.asarray(v[k]), shipped[k], rtol=1e-9), k
+    if ship_cfg["circuit"] != cfg["circuit"] | {"init_from": "shipped"}:  # the experiment's bounds do not fit it
+        with pytest.raises(ValueError, match="trained with other bounds"):
+            ThermotaxisTask(cfg | {"circuit": cfg["circuit"] | {"init_from": "shipped"}}, 0).init(None)
     path = save_values(tmp_path / "c.npz", vals, task.synapse_names, task.cell_names, {"test": True})
     cfg["circuit"]["init_from"] = str(path)
     assert np.allclose(np.asarray(ThermotaxisTask(cfg, 0).values(ThermotaxisTask(cfg, 0).init(None))["weight"]),

@@ -47,7 +47,7 @@ def main(path: Path, cell: str) -> dict:
     q = im.teacher_drive(r, best)
     zf, zs = im.teacher_filters(r, best)
     task = im.make_task(str(path), prov.get("polarity", "c302"), prov.get("vth_init_mV"), prov.get("weight_scale"),
-                        prov.get("bias_max_pA"))
+                        prov.get("bias_max_pA"), weight_max_factor=prov.get("weight_max_factor"))
     raw = task.init(jax.random.PRNGKey(0))
     row = task.loop["circuit"].index(cell)
     segs = [(w, s) for w in range(im.N_TRAIN, r.shape[0]) for s in SEG_STARTS]

@@ -18,7 +18,7 @@ z_f. The teacher's rule, Φ(k · tanh(D/σ_d) · tanh((z_f − θ)/σ_l) − bas
 
 Run: ``.venv/bin/python experiments/thermotaxis/drive_gain.py [CIRCUIT.npz ...]`` (≈ 1 min for the
 sweep, ≈ 20 s per circuit; default: the eighth attempt's stage 2–5 circuits). Writes
-``results/drive_gain.{json,md}``.
+``results/drive_gain.{json,md,png}``.
 """
 
 from __future__ import annotations
@@ -43,7 +43,9 @@ K_SCALES = (1.0, 0.6, 0.4, 0.25, 0.15, 0.08)
 NAMES = ("k", "theta", "sigma_d", "base", "sigma_l", "tau_fast_s", "tau_slow_s")
 READOUT_CELLS = ("AVAL", "AVAR", "AVBL", "AVBR")
 DEFAULT_CIRCUITS = ("imitation_compressed", "imitation_aux_aizr_stage2", "imitation_aux_stage3",
-                    "imitation_aux_stage4", "imitation_aux_stage5", "imitation_aux_stage3_logit")
+                    "imitation_aux_stage4", "imitation_aux_stage5", "imitation_aux_stage3_logit",
+                    "imitation_aux_stage4_direction", "imitation_aux_stage4_direction2", "imitation_direction_wmax20",
+                    "imitation_direction_logit")
 SEG_STARTS = range(0, 1080, 120)
 LOGIT_CLIP = 6.0
 
@@ -102,7 +104,7 @@ def circuit_gain(data: HeldOutSeconds, path: Path) -> dict:
     """Direction gain of a saved circuit's drive logit and read-out cells, and its best affine rescaling."""
     prov = json.loads(path.with_suffix(".json").read_text())["provenance"]
     task = im.make_task(str(path), prov.get("polarity", "c302"), prov.get("vth_init_mV"), prov.get("weight_scale"),
-                        prov.get("bias_max_pA"))
+                        prov.get("bias_max_pA"), weight_max_factor=prov.get("weight_max_factor"))
     raw = task.init(jax.random.PRNGKey(0))
     rb = jnp.asarray(np.stack([data.r[w, s:s + im.SEG_S + 1] for w, s in data.segs]), jnp.float32)
     z, v = (np.asarray(a, np.float64) for a in
@@ -149,6 +151,33 @@ def markdown(res: dict) -> str:
     return "\n".join(L) + "\n"
 
 
+def figure(res: dict, path: Path) -> None:
+    """Direction gain per level fifth: the scaled teachers (lines, with their closed-loop outcome) and the circuits."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = np.arange(5)
+    fig, ax = plt.subplots(figsize=(11, 4.8))
+    for r in res["policy_sweep"]:
+        h = r["held_out_1234"]
+        miss = max(abs(h[k]["final_mean_c"] - float(k)) for k in h)
+        ax.plot(x, r["direction_gain_logit"], "-", color=plt.cm.Greys(0.35 + 0.6 * r["k_scale"]),
+                label=f"teacher, k × {r['k_scale']:g} (held out: worst |final − T_c| {miss:.1f} °C)")
+    for i, c in enumerate(res["circuits"]):
+        ax.plot(x, c["direction_gain_logit"], "o--", color=plt.cm.tab10(i), label=Path(c["circuit"]).parent.name)
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set_xticks(x, [f"{a:.2f}…{b:.2f}" for a, b in zip(res["level_fifth_edges"][:-1], res["level_fifth_edges"][1:])])
+    ax.set_xlabel("response level z_f (fifths; θ = %.2f)" % res["teacher"]["theta"])
+    ax.set_ylabel("slope of the drive logit on tanh(D/σ_d)")
+    ax.set_title("Direction gain: what the loop needs and what the circuits give")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
 def main(circuits: list[Path]) -> dict:
     t0 = time.time()
     data = HeldOutSeconds(im.teacher_params("compressed", 0))
@@ -167,4 +196,5 @@ if __name__ == "__main__":
     out = main([p.resolve() for p in paths])
     (RESULTS / "drive_gain.json").write_text(json.dumps(out, indent=1) + "\n")
     (RESULTS / "drive_gain.md").write_text(markdown(out))
+    figure(out, RESULTS / "drive_gain.png")
     print(markdown(out))

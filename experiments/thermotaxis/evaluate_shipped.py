@@ -1,13 +1,16 @@
-"""The shipped head circuit in the closed loop as ``imitate.py`` evaluates it, with a chosen AFD memory.
+"""A saved head circuit (default: the shipped one) in the closed loop as ``imitate.py`` evaluates it.
 
-Radial plate (13 → 27 °C over 4.5 cm), 24 worms per T_c (15, 20, 25 °C), 20 min, held-out seed 1234,
-pirouette events; wild type and, with ``--ablations``, AFD, AIY and AIZ killed. ``TAU`` is the AFD
-transducer's memory of T_c in s (``none``: the fitted 1 301 s; the loop's default is 14 400 s).
+Radial plate (13 → 27 °C over 4.5 cm), 24 worms per T_c (15, 20, 25 °C), 20 min, pirouette events,
+worms of ``--seed`` (``imitate.py`` reports seed 1234; 4321 is a second held-out set); wild type and,
+with ``--ablations``, AFD, AIY and AIZ killed. ``TAU`` is the AFD transducer's memory of T_c in s
+(``none``: the fitted 1 301 s; the loop's default is 14 400 s).
 
-Run: ``.venv/bin/python experiments/thermotaxis/evaluate_shipped.py TAU [--ablations] > results/NAME.json``
-(≈ 1 min per row on the 2-core CPU); the last line printed is the JSON (``imitate.closed_loop``).
+Run: ``.venv/bin/python experiments/thermotaxis/evaluate_shipped.py TAU [--ablations] [--circuit PATH]
+[--seed N] > results/NAME.json`` (≈ 1 min per row on the 2-core CPU); the last line printed is the JSON
+(``imitate.closed_loop``).
 """
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -20,7 +23,15 @@ from owjax.fitting.tasks.thermotaxis import ABLATIONS  # noqa: E402
 from owjax.navigation.params import DEFAULT_DATA, load_values  # noqa: E402
 
 if __name__ == "__main__":
-    tau = float(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1] != "none" else None
-    cases = [("wild_type", ())] + (list(ABLATIONS.items()) if "--ablations" in sys.argv else [])
-    out = closed_loop(make_task(), load_values(DEFAULT_DATA), cases, tau)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("tau", help="the AFD memory of T_c (s), or 'none' for the fitted 1 301 s")
+    ap.add_argument("--ablations", action="store_true", help="also AFD, AIY and AIZ killed")
+    ap.add_argument("--circuit", type=Path, default=DEFAULT_DATA, help="a head_circuit.npz (default: the shipped one)")
+    ap.add_argument("--seed", type=int, default=1234, help="the worms' seed (default 1234, imitate.py's)")
+    a = ap.parse_args()
+    if not a.circuit.is_file():
+        raise SystemExit(f"--circuit: no file {a.circuit}")
+    tau = float(a.tau) if a.tau != "none" else None
+    cases = [("wild_type", ())] + (list(ABLATIONS.items()) if a.ablations else [])
+    out = closed_loop(make_task(), load_values(a.circuit), cases, tau, a.seed)
     print(json.dumps({k: {m: round(float(v), 3) for m, v in row.items()} for k, row in out.items()}))

@@ -153,14 +153,17 @@ def kl(q, p):
 
 def make_task(init_from: str | None = None, polarity: str = "c302", vth_init_mV: float | None = None,
               weight_scale: float | None = None, bias_max_pA: float | None = None,
-              reversal_gain: float | None = None, tau_start: dict | None = None) -> ThermotaxisTask:
+              reversal_gain: float | None = None, tau_start: dict | None = None,
+              weight_max_factor: float | None = None) -> ThermotaxisTask:
     """The experiment's task with the imitation's settings; ``vth_init_mV``, ``weight_scale``,
-    ``bias_max_pA``, ``reversal_gain``: None keeps the experiment's (−40 mV, 0.05, 3 pA, 2);
+    ``bias_max_pA``, ``reversal_gain``, ``weight_max_factor``: None keeps the experiment's (−40 mV, 0.05,
+    3 pA, 2, 4);
     ``tau_start``: ``{"PRE->POST": ms}``, starting time constants of those connections (the rest 1 s)."""
     cfg = OmegaConf.to_container(OmegaConf.load(CONF), resolve=True)
     cfg["circuit"]["init_from"] = init_from
     cfg["circuit"]["polarity"] = polarity
-    for key, val in (("vth_init_mV", vth_init_mV), ("weight_scale", weight_scale), ("bias_max_pA", bias_max_pA)):
+    for key, val in (("vth_init_mV", vth_init_mV), ("weight_scale", weight_scale), ("bias_max_pA", bias_max_pA),
+                     ("weight_max_factor", weight_max_factor)):
         if val is not None:
             cfg["circuit"][key] = float(val)
     if reversal_gain is not None:
@@ -246,14 +249,15 @@ def circuit_logits(task, raw, r_seg, values=None, with_potentials: bool = False)
     return (z, v) if with_potentials else z
 
 
-def closed_loop(task, vals, cases, memory_tau_s) -> dict:
-    """The circuit ``vals`` in the closed loop: radial plate, 24 worms per T_c, 20 min, seed 1234, for each
-    ``(name, cells killed)`` of ``cases``; ``memory_tau_s``: the AFD memory of T_c (s, ``None``: fitted).
+def closed_loop(task, vals, cases, memory_tau_s, seed: int = 1234) -> dict:
+    """The circuit ``vals`` in the closed loop: radial plate, 24 worms per T_c, 20 min, worms of ``seed``
+    (held out: 1234), for each ``(name, cells killed)`` of ``cases``; ``memory_tau_s``: the AFD memory of
+    T_c (s, ``None``: fitted).
     Returns ``{"name/T_c": {mean_final_temp_c, sd_final_temp_c, isothermal_fraction, thermotaxis_index}}``."""
     closed = {}
     for case, cells in cases:
         for tc in pb.TCS:
-            s, _ = evaluate_thermotaxis(pb.FIELD_, task.body, vals, tc, 24, 1200.0, 1234, cells, 1.0, "C1", 10.0,
+            s, _ = evaluate_thermotaxis(pb.FIELD_, task.body, vals, tc, 24, 1200.0, seed, cells, 1.0, "C1", 10.0,
                                         "float32", memory_tau_s=memory_tau_s)
             closed[f"{case}/{tc:g}"] = {k: s[k] for k in ("mean_final_temp_c", "sd_final_temp_c", "isothermal_fraction",
                                                           "thermotaxis_index")}
@@ -287,7 +291,8 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
          weight_scale: float | None = None, bias_max_pA: float | None = None,
          reversal_gain: float | None = None, contrast_weight: float = 0.0, tau_start: dict | None = None,
          tau_fixed: dict | None = None, aux: dict | None = None, steps: int = STEPS,
-         p_exc_start: dict | None = None, logit_weight: float = 0.0, direction_weight: float = 0.0) -> dict:
+         p_exc_start: dict | None = None, logit_weight: float = 0.0, direction_weight: float = 0.0,
+         weight_max_factor: float | None = None) -> dict:
     """``aux``: ``{cell: [target, weight]}`` (targets: :data:`AUX_TARGETS`); ``p_exc_start``:
     ``{"PRE->POST": excitatory fraction}`` of free connections at the start."""
     t0 = time.time()
@@ -295,7 +300,7 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
     _, r = (np.asarray(a, np.float64) for a in pb.wander_response(2.0))
     q = teacher_drive(r, best)
     task = make_task(init_from, polarity, vth_init_mV, weight_scale, bias_max_pA, reversal_gain,
-                     (tau_start or {}) | (tau_fixed or {}))
+                     (tau_start or {}) | (tau_fixed or {}), weight_max_factor)
     values = held_tau_values(task, tau_fixed)
     print(f"data: {r.shape[0]} worms × {r.shape[1]} s, teacher drive mean {q.mean():.3f}", flush=True)
     zf, zs = teacher_filters(r, best)
@@ -460,12 +465,13 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
                         f"--p-exc-start '{json.dumps(p_exc_start)}'" if p_exc_start else "",
                         f"--steps {steps}" if steps != STEPS else "",
                         f"--logit-weight {logit_weight:g}" if logit_weight else "",
-                        f"--direction-weight {direction_weight:g}" if direction_weight else "", "--ship"])
+                        f"--direction-weight {direction_weight:g}" if direction_weight else "",
+                        f"--weight-max-factor {weight_max_factor:g}" if weight_max_factor is not None else "", "--ship"])
     prov = {"command": " ".join(command.split()), "teacher": best,
             "teacher_source": teacher, "teacher_rank": rank, "init_from": init_from, "lr": lr, "polarity": polarity,
             "vth_init_mV": task.circuit_cfg["vth_init_mV"], "weight_scale": task.circuit_cfg["weight_scale"],
             "bias_max_pA": task.circuit_cfg["bias_max_pA"], "reversal_gain_init": task.readout["reversal_gain"],
-            "git_commit": commit, "transducer_memory_tau_s": task.memory_tau_s,
+            "weight_max_factor": task.circuit_cfg["weight_max_factor"], "git_commit": commit, "transducer_memory_tau_s": task.memory_tau_s,
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "body": {"pirouette_duration_s": PIROUETTE_S},
             "fit": {k: v for k, v in fit.items() if k != "history"}}
     path = save_values(HERE / "results" / (out_name or OUT_NAME[teacher]) / "head_circuit.npz", vals, task.synapse_names,
@@ -563,12 +569,15 @@ if __name__ == "__main__":
     ap.add_argument("--logit-weight", type=float, default=0.0,
                     help=f"weight of the squared difference between the circuit's drive logit and the teacher's "
                     f"(clipped to ±{LOGIT_FLOOR:g}) in the loss (default 0: KL only)")
+    ap.add_argument("--weight-max-factor", type=float, default=None,
+                    help="trained weights lie in (0, this × their start] (default the experiment's 4)")
     ap.add_argument("--steps", type=int, default=STEPS, help=f"Adam steps (default {STEPS})")
     ap.add_argument("--out", default=None, help="results name (default: imitation / imitation_refined)")
     args = ap.parse_args()
     out = main(args.ship, args.teacher, args.rank, args.init_from, args.lr, args.out, args.polarity, args.vth_init,
                args.weight_scale, args.bias_max, args.reversal_gain, args.contrast_weight, args.tau_start,
-               args.tau_fixed, args.aux, args.steps, args.p_exc_start, args.logit_weight, args.direction_weight)
+               args.tau_fixed, args.aux, args.steps, args.p_exc_start, args.logit_weight, args.direction_weight,
+               args.weight_max_factor)
     name = args.out or OUT_NAME[args.teacher]
     (HERE / "results" / f"{name}.json").write_text(json.dumps(out, indent=1, default=float) + "\n")
     (HERE / "results" / f"{name}.md").write_text(markdown(out))
