@@ -18,16 +18,11 @@ import json
 import sys
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import imitate as im  # noqa: E402
 import policy_bounds as pb  # noqa: E402
-
-SEG_STARTS = range(0, 1080, 120)
-
 
 def best_binned_kl(q: np.ndarray, keys: np.ndarray) -> float:
     """KL(q ‖ the mean of q within each key): the best drive that is a function of the keys."""
@@ -41,19 +36,15 @@ def quantile_bins(x: np.ndarray, n: int) -> np.ndarray:
 
 
 def main(path: Path, cell: str) -> dict:
-    prov = json.loads(path.with_suffix(".json").read_text())["provenance"]
+    task, raw, prov = im.saved_task(path)
     best = im.teacher_params(prov.get("teacher_source", "compressed"), prov.get("teacher_rank", 0))
     _, r = (np.asarray(a, np.float64) for a in pb.wander_response(2.0))
     q = im.teacher_drive(r, best)
     zf, zs = im.teacher_filters(r, best)
-    task = im.make_task(str(path), prov.get("polarity", "c302"), prov.get("vth_init_mV"), prov.get("weight_scale"),
-                        prov.get("bias_max_pA"), weight_max_factor=prov.get("weight_max_factor"))
-    raw = task.init(jax.random.PRNGKey(0))
     row = task.loop["circuit"].index(cell)
-    segs = [(w, s) for w in range(im.N_TRAIN, r.shape[0]) for s in SEG_STARTS]
-    rb = jnp.asarray(np.stack([r[w, s:s + im.SEG_S + 1] for w, s in segs]), jnp.float32)
-    z, v = (np.asarray(a) for a in jax.jit(jax.vmap(lambda rs: im.circuit_logits(task, raw, rs, None, True)))(rb))
-    cut = lambda a: np.stack([a[w, s + 1:s + im.SEG_S + 1] for w, s in segs])[:, im.SKIP_S:].ravel()  # noqa: E731
+    segs = im.held_out_segments(r.shape[0])
+    z, v = im.open_loop(task, raw, r, segs)
+    cut = lambda a: im.scored_seconds(a, segs)  # noqa: E731
     Q, level, deriv = cut(q), cut(zf), cut(zf - zs)
     pot = v[:, im.SKIP_S:, row].ravel()
     lb = quantile_bins(level, 20)

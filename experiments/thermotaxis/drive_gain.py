@@ -28,7 +28,6 @@ import sys
 import time
 from pathlib import Path
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from scipy.optimize import brentq, minimize
@@ -46,14 +45,6 @@ DEFAULT_CIRCUITS = ("imitation_compressed", "imitation_aux_aizr_stage2", "imitat
                     "imitation_aux_stage4", "imitation_aux_stage5", "imitation_aux_stage3_logit",
                     "imitation_aux_stage4_direction", "imitation_aux_stage4_direction2", "imitation_direction_wmax20",
                     "imitation_direction_logit")
-SEG_STARTS = range(0, 1080, 120)
-LOGIT_CLIP = 6.0
-
-
-def logit(q: np.ndarray) -> np.ndarray:
-    q = np.clip(q, 1e-6, 1 - 1e-6)
-    return np.clip(np.log(q) - np.log1p(-q), -LOGIT_CLIP, LOGIT_CLIP)
-
 
 def direction_gain(x: np.ndarray, sign_d: np.ndarray, fifth: np.ndarray) -> list[float]:
     """Least-squares slope of ``x`` on ``sign_d`` within each level fifth (5 values)."""
@@ -67,7 +58,7 @@ class HeldOutSeconds:
     def __init__(self, teacher: dict):
         _, r = (np.asarray(a, np.float64) for a in pb.wander_response(2.0))
         self.r, self.teacher = r, teacher
-        self.segs = [(w, s) for w in range(im.N_TRAIN, r.shape[0]) for s in SEG_STARTS]
+        self.segs = im.held_out_segments(r.shape[0])
         zf, zs = im.teacher_filters(r, teacher)
         self.level, d = self.cut(zf), self.cut(zf - zs)
         self.sign_d = np.tanh(d / teacher["sigma_d"])
@@ -75,7 +66,7 @@ class HeldOutSeconds:
         self.edges = np.quantile(self.level, [0, 0.2, 0.4, 0.6, 0.8, 1]).round(3).tolist()
 
     def cut(self, a: np.ndarray) -> np.ndarray:
-        return np.stack([a[w, s + 1:s + im.SEG_S + 1] for w, s in self.segs])[:, im.SKIP_S:].ravel()
+        return im.scored_seconds(a, self.segs)
 
     def drive(self, params: dict) -> np.ndarray:
         return self.cut(im.teacher_drive(self.r, params))
@@ -91,7 +82,7 @@ def policy_sweep(data: HeldOutSeconds) -> list[dict]:
         p = dict(best) | {"k": best["k"] * s}
         p["base"] = brentq(lambda b: im.teacher_drive(data.r, p | {"base": b}).mean() - q0, -5.0, 10.0)
         row = {"k_scale": s, "k": round(p["k"], 3), "base": round(p["base"], 3),
-               "direction_gain_logit": direction_gain(logit(data.drive(p)), data.sign_d, data.fifth)}
+               "direction_gain_logit": direction_gain(im.drive_logit(data.drive(p), im.LOGIT_FLOOR), data.sign_d, data.fifth)}
         for tag, worms in (("search_worms", pb.WORMS), ("held_out_1234", held)):
             pos = np.asarray(pb.policy_tracks(jnp.asarray([p[n] for n in NAMES], pb.F32), worms, best["compress_c"]))
             row[tag] = pb.summarise(pos, np.asarray(worms["tc"]))
@@ -102,13 +93,8 @@ def policy_sweep(data: HeldOutSeconds) -> list[dict]:
 
 def circuit_gain(data: HeldOutSeconds, path: Path) -> dict:
     """Direction gain of a saved circuit's drive logit and read-out cells, and its best affine rescaling."""
-    prov = json.loads(path.with_suffix(".json").read_text())["provenance"]
-    task = im.make_task(str(path), prov.get("polarity", "c302"), prov.get("vth_init_mV"), prov.get("weight_scale"),
-                        prov.get("bias_max_pA"), weight_max_factor=prov.get("weight_max_factor"))
-    raw = task.init(jax.random.PRNGKey(0))
-    rb = jnp.asarray(np.stack([data.r[w, s:s + im.SEG_S + 1] for w, s in data.segs]), jnp.float32)
-    z, v = (np.asarray(a, np.float64) for a in
-            jax.jit(jax.vmap(lambda rs: im.circuit_logits(task, raw, rs, None, True)))(rb))
+    task, raw, _ = im.saved_task(path)
+    z, v = (a.astype(np.float64) for a in im.open_loop(task, raw, data.r, data.segs))
     z = z[:, im.SKIP_S:].ravel()
     q = data.drive(data.teacher)
     kl = lambda a, b: im.kl(q, 1.0 / (1.0 + np.exp(-(a * z + b))))  # noqa: E731

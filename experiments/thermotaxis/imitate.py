@@ -144,6 +144,15 @@ def teacher_drive(r: np.ndarray, p: dict) -> np.ndarray:
     return np.asarray(ndtr(p["k"] * away - p["base"]), np.float64)
 
 
+def drive_logit(q, floor: float | None = None):
+    """Logit of pirouette drives ``q`` (clipped to (1e-6, 1 − 1e-6) first), and with ``floor`` clipped to
+    ± ``floor``; NumPy or JAX arrays."""
+    xp = jnp if isinstance(q, jax.Array) else np
+    q = xp.clip(q, 1e-6, 1 - 1e-6)
+    z = xp.log(q) - xp.log1p(-q)
+    return z if floor is None else xp.clip(z, -floor, floor)
+
+
 def kl(q, p):
     """Mean KL(q ‖ p) of Bernoulli drives (nats)."""
     p = np.clip(p, 1e-6, 1 - 1e-6)
@@ -220,6 +229,39 @@ def held_tau_values(task, tau_fixed: dict | None):
         return v | {"tau_ms": v["tau_ms"].at[idx].set(jnp.asarray(ms, v["tau_ms"].dtype))}
 
     return values
+
+
+#: starts (s) of the nine 120-s segments each held-out wandering worm is cut into by the diagnostics
+#: (``cell_information.py``, ``drive_gain.py``)
+HELD_OUT_SEG_STARTS = range(0, 1080, 120)
+
+
+def saved_task(path: Path) -> tuple[ThermotaxisTask, dict, dict]:
+    """(task, raw parameters, provenance) of a circuit saved by this script: the task built with the
+    polarity and bounds its provenance records, started from the file."""
+    prov = json.loads(path.with_suffix(".json").read_text())["provenance"]
+    task = make_task(str(path), prov.get("polarity", "c302"), prov.get("vth_init_mV"), prov.get("weight_scale"),
+                     prov.get("bias_max_pA"), weight_max_factor=prov.get("weight_max_factor"))
+    return task, task.init(jax.random.PRNGKey(0)), prov
+
+
+def held_out_segments(n_worms: int) -> list[tuple[int, int]]:
+    """(worm, start s) of the held-out worms' segments (worms N_TRAIN …, :data:`HELD_OUT_SEG_STARTS`)."""
+    return [(w, s) for w in range(N_TRAIN, n_worms) for s in HELD_OUT_SEG_STARTS]
+
+
+def open_loop(task, raw, r: np.ndarray, segs) -> tuple[np.ndarray, np.ndarray]:
+    """The circuit's drive logits (segments, SEG_S) and every cell's potential (segments, SEG_S, cells; mV)
+    on the responses ``r`` (worms, seconds) cut into ``segs`` (:func:`held_out_segments`)."""
+    rb = jnp.asarray(np.stack([r[w, s:s + SEG_S + 1] for w, s in segs]), jnp.float32)
+    z, v = jax.jit(jax.vmap(lambda rs: circuit_logits(task, raw, rs, None, True)))(rb)
+    return np.asarray(z), np.asarray(v)
+
+
+def scored_seconds(a: np.ndarray, segs) -> np.ndarray:
+    """The per-second signal ``a`` (worms, seconds) on the scored seconds of ``segs``, flattened in the
+    order of :func:`open_loop`'s outputs cut at SKIP_S."""
+    return np.stack([a[w, s + 1:s + SEG_S + 1] for w, s in segs])[:, SKIP_S:].ravel()
 
 
 def circuit_logits(task, raw, r_seg, values=None, with_potentials: bool = False):
@@ -363,15 +405,13 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
         between the circuit's and the teacher's direction gain (the slope of the logit, the teacher's
         clipped to ± LOGIT_FLOOR, on tanh(D/σ_d); ``drive_gain.py``)."""
         val, z, v = kl_loss(raw, rb, qb)
-        t = jnp.clip(qb[:, 1:], 1e-6, 1 - 1e-6)
-        teacher_logit = jnp.log(t) - jnp.log1p(-t)
+        teacher_logit = drive_logit(qb[:, 1:])
         if direction_weight:
             gz, ok = direction_gain(z, sb)
-            gt, _ = direction_gain(jnp.clip(teacher_logit, -LOGIT_FLOOR, LOGIT_FLOOR), sb)
+            gt, _ = direction_gain(drive_logit(qb[:, 1:], LOGIT_FLOOR), sb)
             val = val + direction_weight * jnp.sum(ok * (gz - gt) ** 2) / jnp.maximum(jnp.sum(ok), 1.0)
         if logit_weight:
-            tl = jnp.clip(teacher_logit, -LOGIT_FLOOR, LOGIT_FLOOR)
-            val = val + logit_weight * jnp.mean((z - tl)[:, SKIP_S:] ** 2)
+            val = val + logit_weight * jnp.mean((z - drive_logit(qb[:, 1:], LOGIT_FLOOR))[:, SKIP_S:] ** 2)
         if aux:
             val = val + jnp.sum(aux_w * (1.0 - aux_score(v, db)))
         if not contrast_weight:
@@ -435,9 +475,7 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
     z_full = jnp.asarray(np.concatenate([np.zeros((z.shape[0], SKIP_S), z.dtype), z], 1))
     fit = {"test_kl_start": float(test_loss(raw0, r_test, q_test)), "test_kl_trained": kl(qt, 1 / (1 + np.exp(-z))),
            "test_direction_gain_trained": np.round(np.asarray(gain(z_full)), 3).tolist(),
-           "test_direction_gain_teacher": np.round(np.asarray(gain(jnp.asarray(np.clip(
-               np.log(np.clip(np.asarray(q_test)[:, 1:], 1e-6, 1 - 1e-6)) - np.log1p(-np.clip(
-                   np.asarray(q_test)[:, 1:], 1e-6, 1 - 1e-6)), -LOGIT_FLOOR, LOGIT_FLOOR), jnp.float32))), 3).tolist(),
+           "test_direction_gain_teacher": np.round(np.asarray(gain(drive_logit(q_test[:, 1:], LOGIT_FLOOR))), 3).tolist(),
            "test_kl_constant_drive": kl(qt, np.full_like(qt, qt.mean())),
            "test_kl_best_function_of_r_now": kl(qt, per_bin[b]),
            "corr_drive_teacher_test": float(np.corrcoef(1 / (1 + np.exp(-z.ravel())), qt.ravel())[0, 1]),
