@@ -19,7 +19,10 @@ policy of ``policy_bounds.py``? And if it partly can, what does the circuit do i
    named connections' time constants (e.g. a fast and a slow path from AFD that meet with opposite
    signs), ``--p-exc-start`` starts named free connections at a chosen sign, ``--aux`` adds, per named
    cell, w · (1 − r²) of its potential against one of the teacher's intermediate signals
-   (:data:`AUX_TARGETS`) to the loss (a loss on intermediate cells), ``--steps`` sets the number of steps.
+   (:data:`AUX_TARGETS`) to the loss (a loss on intermediate cells), ``--aux-amplitude`` asks named cells'
+   potentials to vary by at least so many mV, ``--steps`` sets the number of steps. Other losses shape the
+   drive: ``--logit-weight`` (its logit against the teacher's), ``--direction-weight`` (its direction gain;
+   ``drive_gain.py``), ``--profile-weight`` (its mean per level bin and direction; ``drive_profile.py``).
 3. **Closed loop.** The fitted values, in the thermotaxis loop with pirouette events: 24 worms per
    T_c (15, 20, 25 °C), 20 min on the radial plate, held-out seed 1234; wild type and the AFD, AIY
    and AIZ ablations (never trained on).
@@ -151,6 +154,28 @@ def drive_logit(q, floor: float | None = None):
     q = xp.clip(q, 1e-6, 1 - 1e-6)
     z = xp.log(q) - xp.log1p(-q)
     return z if floor is None else xp.clip(z, -floor, floor)
+
+
+#: the mean drives :func:`drive_profile_mismatch` compares are clipped to this range before their logit
+PROFILE_CLIP = 0.01
+
+
+def drive_profile_mismatch(z, q, cells):
+    """Mean over the level bins × directions present (``cells``: :func:`level_direction_cells`, −1 left out)
+    of the squared difference between the logits of the circuit's mean drive σ(``z``) and the teacher's
+    mean drive ``q`` in that bin (both clipped to [PROFILE_CLIP, 1 − PROFILE_CLIP]): how far the circuit's
+    drive is from the teacher's *on average* at each level and direction, which the per-second KL can trade
+    away (the shipped circuit's drive is 5× too low at the highest levels; ``README.md``, "Tenth attempt")."""
+    p = jax.nn.sigmoid(z)
+    terms, present = [], []
+    for c in range(2 * N_LEVELS):
+        m = (cells == c).astype(z.dtype)
+        n = jnp.sum(m)
+        pm, qm = (jnp.clip(jnp.sum(a * m) / jnp.maximum(n, 1.0), PROFILE_CLIP, 1 - PROFILE_CLIP) for a in (p, q))
+        ok = (n > 0).astype(z.dtype)
+        terms.append(ok * (jnp.log(pm / (1 - pm)) - jnp.log(qm / (1 - qm))) ** 2)
+        present.append(ok)
+    return sum(terms) / jnp.maximum(sum(present), 1.0)
 
 
 def kl(q, p):
@@ -334,8 +359,10 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
          reversal_gain: float | None = None, contrast_weight: float = 0.0, tau_start: dict | None = None,
          tau_fixed: dict | None = None, aux: dict | None = None, steps: int = STEPS,
          p_exc_start: dict | None = None, logit_weight: float = 0.0, direction_weight: float = 0.0,
-         weight_max_factor: float | None = None) -> dict:
-    """``aux``: ``{cell: [target, weight]}`` (targets: :data:`AUX_TARGETS`); ``p_exc_start``:
+         weight_max_factor: float | None = None, profile_weight: float = 0.0,
+         aux_amplitude: dict | None = None) -> dict:
+    """``aux``: ``{cell: [target, weight]}`` (targets: :data:`AUX_TARGETS`); ``aux_amplitude``:
+    ``{cell: minimum standard deviation of its potential, mV}``; ``p_exc_start``:
     ``{"PRE->POST": excitatory fraction}`` of free connections at the start."""
     t0 = time.time()
     best = teacher_params(teacher, rank)
@@ -353,6 +380,11 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
     aux_w = jnp.asarray([float(w) for _, w in aux.values()], jnp.float32)
     aux_demean = np.asarray([aux_sign(t)[0] == "derivative" for t, _ in aux.values()])
     aux_signs = jnp.asarray([aux_sign(t)[1] for t, _ in aux.values()], jnp.float32)
+    aux_amplitude = aux_amplitude or {}
+    amp_rows = np.asarray([task.loop["circuit"].index(c) for c in aux_amplitude], np.int32)
+    amp_min = jnp.asarray([float(x) for x in aux_amplitude.values()], jnp.float32)
+    if aux_amplitude and not bool(jnp.all(amp_min > 0)):
+        raise SystemExit(f"--aux-amplitude: every minimum (mV) must be > 0, got {aux_amplitude}")
     targets = (np.stack([aux_target(aux_sign(t)[0], zf, zs, best) for t, _ in aux.values()], 1) if aux
                else np.zeros((r.shape[0], 0, r.shape[1])))
     # --direction-weight: the direction of change tanh(D/σ_d) and the level bin (of N_LEVELS) every second
@@ -382,6 +414,10 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
         rr = aux_r(v, db)
         return jnp.where(aux_signs == 0, rr ** 2, aux_signs * rr)
 
+    def amplitude(v):
+        """Standard deviation (mV) of each ``aux_amplitude`` cell's potential over the scored seconds."""
+        return jnp.std(v[:, SKIP_S:][:, :, amp_rows], axis=(0, 1))
+
     def direction_gain(z, sb):
         """(N_LEVELS,) least-squares slope of the logits ``z`` (batch, T) on tanh(D/σ_d) within each
         level bin (``sb``: (batch, 2, T + 1), the direction and the bin), and whether the bin had data."""
@@ -403,7 +439,11 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
         thermotaxis rests on) + Σ w · (1 − r²) of the ``aux`` cells' potentials against their targets (a
         loss on intermediate cells) + ``direction_weight`` · mean over level bins of the squared difference
         between the circuit's and the teacher's direction gain (the slope of the logit, the teacher's
-        clipped to ± LOGIT_FLOOR, on tanh(D/σ_d); ``drive_gain.py``)."""
+        clipped to ± LOGIT_FLOOR, on tanh(D/σ_d); ``drive_gain.py``) + ``profile_weight`` ·
+        :func:`drive_profile_mismatch` (the mean drive per level bin and direction) + Σ (1 − sd/minimum)²
+        of the ``aux_amplitude`` cells whose potential varies less than asked (the correlation of an
+        ``aux`` cell is blind to its amplitude: a sub-mV signal correlates as well as a 10-mV one, but moves
+        no synapse)."""
         val, z, v = kl_loss(raw, rb, qb)
         teacher_logit = drive_logit(qb[:, 1:])
         if direction_weight:
@@ -414,6 +454,10 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
             val = val + logit_weight * jnp.mean((z - drive_logit(qb[:, 1:], LOGIT_FLOOR))[:, SKIP_S:] ** 2)
         if aux:
             val = val + jnp.sum(aux_w * (1.0 - aux_score(v, db)))
+        if aux_amplitude:
+            val = val + jnp.sum(jax.nn.relu(1.0 - amplitude(v) / amp_min) ** 2)
+        if profile_weight:
+            val = val + profile_weight * drive_profile_mismatch(z[:, SKIP_S:], qb[:, 1:][:, SKIP_S:], cb[:, 1:][:, SKIP_S:])
         if not contrast_weight:
             return val
         tl = teacher_logit[:, SKIP_S:]
@@ -480,10 +524,15 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
            "test_kl_best_function_of_r_now": kl(qt, per_bin[b]),
            "corr_drive_teacher_test": float(np.corrcoef(1 / (1 + np.exp(-z.ravel())), qt.ravel())[0, 1]),
            "steps_with_nonfinite_gradient": n_bad, "history": hist, "fit_wall_s": round(fit_s, 1),
-           "drive_by_level_and_direction": by_cell, "contrast_weight": contrast_weight}
+           "drive_by_level_and_direction": by_cell, "contrast_weight": contrast_weight, "profile_weight": profile_weight}
     if aux:
         fit["aux"] = [{"cell": c, "target": t, "weight": float(w), "test_r2_start": float(a), "test_r2_trained": float(b)}
                       for (c, (t, w)), a, b in zip(aux.items(), test_r2(raw0), test_r2(raw))]
+    if aux_amplitude:
+        amp = jax.jit(lambda raw: amplitude(kl_loss(raw, r_test, q_test)[2]))
+        fit["aux_amplitude"] = [{"cell": c, "minimum_sd_mV": float(m), "test_sd_mV_start": round(float(a), 3),
+                                 "test_sd_mV_trained": round(float(b), 3)}
+                                for (c, m), a, b in zip(aux_amplitude.items(), amp(raw0), amp(raw))]
     vals = values(raw)
     fit["tau_ms_quantiles_0_25_50_75_100"] = np.percentile(np.asarray(vals["tau_ms"]), [0, 25, 50, 75, 100]).round(
         1).tolist()
@@ -500,10 +549,12 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
                         f"--tau-start '{json.dumps(tau_start)}'" if tau_start else "",
                         f"--tau-fixed '{json.dumps(tau_fixed)}'" if tau_fixed else "",
                         f"--aux '{json.dumps(aux)}'" if aux else "",
+                        f"--aux-amplitude '{json.dumps(aux_amplitude)}'" if aux_amplitude else "",
                         f"--p-exc-start '{json.dumps(p_exc_start)}'" if p_exc_start else "",
                         f"--steps {steps}" if steps != STEPS else "",
                         f"--logit-weight {logit_weight:g}" if logit_weight else "",
                         f"--direction-weight {direction_weight:g}" if direction_weight else "",
+                        f"--profile-weight {profile_weight:g}" if profile_weight else "",
                         f"--weight-max-factor {weight_max_factor:g}" if weight_max_factor is not None else "", "--ship"])
     prov = {"command": " ".join(command.split()), "teacher": best,
             "teacher_source": teacher, "teacher_rank": rank, "init_from": init_from, "lr": lr, "polarity": polarity,
@@ -598,6 +649,10 @@ if __name__ == "__main__":
     ap.add_argument("--aux", type=json.loads, default=None,
                     help='cells whose potential should carry a signal of the teacher, with the weight of (1 − r²) in '
                     'the loss, JSON, e.g. \'{"AIZR": ["derivative", 0.5]}\' (targets: ' + ", ".join(AUX_TARGETS) + ")")
+    ap.add_argument("--aux-amplitude", type=json.loads, default=None,
+                    help='cells whose potential must vary with at least this standard deviation (mV) over the scored '
+                    'seconds, JSON, e.g. \'{"AIBL": 3}\' (a loss (1 − sd/minimum)² below it; the --aux correlation '
+                    'alone is blind to amplitude)')
     ap.add_argument("--p-exc-start", type=json.loads, default=None,
                     help='start of named free connections\' excitatory fraction, JSON, e.g. \'{"AIZR->AIBR": 0.1}\' '
                     '(with --polarity transmitter)')
@@ -607,6 +662,9 @@ if __name__ == "__main__":
     ap.add_argument("--logit-weight", type=float, default=0.0,
                     help=f"weight of the squared difference between the circuit's drive logit and the teacher's "
                     f"(clipped to ±{LOGIT_FLOOR:g}) in the loss (default 0: KL only)")
+    ap.add_argument("--profile-weight", type=float, default=0.0,
+                    help="weight of the squared difference between the logits of the circuit's and the teacher's mean "
+                    "drive in each level bin, rising and falling (drive_profile_mismatch) in the loss (default 0)")
     ap.add_argument("--weight-max-factor", type=float, default=None,
                     help="trained weights lie in (0, this × their start] (default the experiment's 4)")
     ap.add_argument("--steps", type=int, default=STEPS, help=f"Adam steps (default {STEPS})")
@@ -615,7 +673,7 @@ if __name__ == "__main__":
     out = main(args.ship, args.teacher, args.rank, args.init_from, args.lr, args.out, args.polarity, args.vth_init,
                args.weight_scale, args.bias_max, args.reversal_gain, args.contrast_weight, args.tau_start,
                args.tau_fixed, args.aux, args.steps, args.p_exc_start, args.logit_weight, args.direction_weight,
-               args.weight_max_factor)
+               args.weight_max_factor, args.profile_weight, args.aux_amplitude)
     name = args.out or OUT_NAME[args.teacher]
     (HERE / "results" / f"{name}.json").write_text(json.dumps(out, indent=1, default=float) + "\n")
     (HERE / "results" / f"{name}.md").write_text(markdown(out))
