@@ -17,7 +17,7 @@ policy of ``policy_bounds.py``? And if it partly can, what does the circuit do i
    300 steps of 16 segments. The few non-finite gradient entries (a handful of steps, source not
    traced) are zeroed and counted. Options build a structure into the circuit: ``--tau-fixed`` holds
    named connections' time constants (e.g. a fast and a slow path from AFD that meet with opposite
-   signs), ``--p-exc-start`` starts named free connections at a chosen sign, ``--aux`` adds, per named
+   signs), ``--weight-fixed`` their weights, ``--p-exc-start`` starts named free connections at a chosen sign, ``--aux`` adds, per named
    cell, w · (1 − r²) of its potential against one of the teacher's intermediate signals
    (:data:`AUX_TARGETS`) to the loss (a loss on intermediate cells), ``--aux-amplitude`` asks named cells'
    potentials to vary by at least so many mV, ``--steps`` sets the number of steps. Other losses shape the
@@ -238,20 +238,32 @@ def start_signs(task, raw: dict, p_exc_start: dict | None) -> dict:
     return raw | {"p_exc": raw["p_exc"].at[idx].set(jnp.asarray(np.log(p / (1 - p)), raw["p_exc"].dtype))}
 
 
-def held_tau_values(task, tau_fixed: dict | None):
+def held_tau_values(task, tau_fixed: dict | None, weight_fixed: dict | None = None):
     """``raw → values`` of ``task`` with the time constants of the connections named in ``tau_fixed``
-    (``{"PRE->POST": ms}``) held at those values (their raw entries get no gradient), or ``task.values``
-    when it is empty."""
-    if not tau_fixed:
+    (``{"PRE->POST": ms}``) and the weights of those named in ``weight_fixed`` (``{"PRE->POST": weight}``,
+    within the task's bounds) held at those values (their raw entries get no gradient), or
+    ``task.values`` when both are empty."""
+    if not tau_fixed and not weight_fixed:
         return task.values
-    idx = connection_rows(task.synapse_names, tau_fixed, "--tau-fixed")
-    ms = np.asarray([float(v) for v in tau_fixed.values()])
+    held = {}
+    for key, named, flag in (("tau_ms", tau_fixed, "--tau-fixed"), ("weight", weight_fixed, "--weight-fixed")):
+        if named:
+            held[key] = (connection_rows(task.synapse_names, named, flag), np.asarray([float(x) for x in named.values()]))
+    if weight_fixed:
+        c = task.circuit_cfg
+        w_max = np.abs(np.asarray(task.w_c302, np.float64)) * float(c.get("weight_scale", 1.0)) * float(c["weight_max_factor"])
+        idx, w = held["weight"]
+        bad = [n for n, i, x in zip(weight_fixed, idx, w) if not 0 < x <= w_max[i]]
+        if bad:
+            raise SystemExit(f"--weight-fixed: weights of {bad} must lie in (0, their bound {w_max[idx].round(4).tolist()}]")
 
     def values(raw):
         v = task.values(raw)
-        if "tau_ms" not in v:
+        if "tau_ms" in held and "tau_ms" not in v:
             raise SystemExit("--tau-fixed needs trained time constants (the experiment's tau_init_ms)")
-        return v | {"tau_ms": v["tau_ms"].at[idx].set(jnp.asarray(ms, v["tau_ms"].dtype))}
+        for key, (idx, x) in held.items():
+            v = v | {key: v[key].at[idx].set(jnp.asarray(x, v[key].dtype))}
+        return v
 
     return values
 
@@ -360,7 +372,7 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
          tau_fixed: dict | None = None, aux: dict | None = None, steps: int = STEPS,
          p_exc_start: dict | None = None, logit_weight: float = 0.0, direction_weight: float = 0.0,
          weight_max_factor: float | None = None, profile_weight: float = 0.0,
-         aux_amplitude: dict | None = None) -> dict:
+         aux_amplitude: dict | None = None, weight_fixed: dict | None = None) -> dict:
     """``aux``: ``{cell: [target, weight]}`` (targets: :data:`AUX_TARGETS`); ``aux_amplitude``:
     ``{cell: minimum standard deviation of its potential, mV}``; ``p_exc_start``:
     ``{"PRE->POST": excitatory fraction}`` of free connections at the start."""
@@ -370,7 +382,7 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
     q = teacher_drive(r, best)
     task = make_task(init_from, polarity, vth_init_mV, weight_scale, bias_max_pA, reversal_gain,
                      (tau_start or {}) | (tau_fixed or {}), weight_max_factor)
-    values = held_tau_values(task, tau_fixed)
+    values = held_tau_values(task, tau_fixed, weight_fixed)
     print(f"data: {r.shape[0]} worms × {r.shape[1]} s, teacher drive mean {q.mean():.3f}", flush=True)
     zf, zs = teacher_filters(r, best)
     edges = np.quantile(zf[:N_TRAIN], np.linspace(0, 1, N_LEVELS + 1))
@@ -548,6 +560,7 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
                         f"--contrast-weight {contrast_weight:g}" if contrast_weight else "",
                         f"--tau-start '{json.dumps(tau_start)}'" if tau_start else "",
                         f"--tau-fixed '{json.dumps(tau_fixed)}'" if tau_fixed else "",
+                        f"--weight-fixed '{json.dumps(weight_fixed)}'" if weight_fixed else "",
                         f"--aux '{json.dumps(aux)}'" if aux else "",
                         f"--aux-amplitude '{json.dumps(aux_amplitude)}'" if aux_amplitude else "",
                         f"--p-exc-start '{json.dumps(p_exc_start)}'" if p_exc_start else "",
@@ -574,7 +587,8 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
                          "transducer_memory_tau_s": task.memory_tau_s, "polarity": polarity,
                          "vth_init_mV": task.circuit_cfg["vth_init_mV"], "weight_scale": task.circuit_cfg["weight_scale"],
                          "bias_max_pA": task.circuit_cfg["bias_max_pA"], "reversal_gain_init": task.readout["reversal_gain"],
-                         "tau_start_ms": tau_start or {}, "tau_fixed_ms": tau_fixed or {}},
+                         "tau_start_ms": tau_start or {}, "tau_fixed_ms": tau_fixed or {},
+                         "weight_fixed": weight_fixed or {}},
             "polarity": task.polarity_report(vals)}
 
 
@@ -646,6 +660,9 @@ if __name__ == "__main__":
     ap.add_argument("--tau-fixed", type=json.loads, default=None,
                     help='time constants (ms) of named connections held fixed through training, JSON, e.g. '
                     '\'{"AFDL->AIYL": 1200}\' (the rest are trained, from --tau-start or 1 s)')
+    ap.add_argument("--weight-fixed", type=json.loads, default=None,
+                    help='weights of named connections held fixed through training, JSON, e.g. \'{"AVBR->AVAR": 0.01}\' '
+                    '(within their bounds: (0, weight_max_factor × weight_scale × c302\'s])')
     ap.add_argument("--aux", type=json.loads, default=None,
                     help='cells whose potential should carry a signal of the teacher, with the weight of (1 − r²) in '
                     'the loss, JSON, e.g. \'{"AIZR": ["derivative", 0.5]}\' (targets: ' + ", ".join(AUX_TARGETS) + ")")
@@ -673,7 +690,7 @@ if __name__ == "__main__":
     out = main(args.ship, args.teacher, args.rank, args.init_from, args.lr, args.out, args.polarity, args.vth_init,
                args.weight_scale, args.bias_max, args.reversal_gain, args.contrast_weight, args.tau_start,
                args.tau_fixed, args.aux, args.steps, args.p_exc_start, args.logit_weight, args.direction_weight,
-               args.weight_max_factor, args.profile_weight, args.aux_amplitude)
+               args.weight_max_factor, args.profile_weight, args.aux_amplitude, args.weight_fixed)
     name = args.out or OUT_NAME[args.teacher]
     (HERE / "results" / f"{name}.json").write_text(json.dumps(out, indent=1, default=float) + "\n")
     (HERE / "results" / f"{name}.md").write_text(markdown(out))
