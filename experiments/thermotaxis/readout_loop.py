@@ -1,0 +1,184 @@
+"""Would the loop reach its targets if the pirouette drive were read from the cells that carry the rule? (diagnostic)
+
+``drive_profile.py`` found that the shipped circuit's AIB, AIZ and AIY, read out together, fit the
+teacher's drive better (KL 0.117) and with more direction gain (2.1–2.6 above θ) than AVA − AVB, the
+loop's read-out (KL 0.226, 1.3–1.5), and than any other read-out of AVA and AVB. This script puts such
+read-outs into the closed loop *without retraining the circuit*: the loop's
+:class:`~owjax.navigation.loop.ReversalCommand` is replaced by :class:`CellReadout`,
+σ(Σᵢ wᵢ Vᵢ + b) over the named cells' potentials (mV), with w and b fitted by KL to the teacher's drive
+on the *training* wandering worms of ``imitate.py`` (open loop; a small ridge penalty on the
+standardised weights), and scored on the held-out ones. It is a diagnostic of where the circuit loses
+the behaviour, not a loop the package ships: Gray et al. (2005) place the control of turning in AIB,
+AIZ and AIY, but through downstream cells (RIM, AVA, …) that this read-out skips, and AIB's part here
+is sub-mV.
+
+Closed loop as ``imitate.closed_loop`` (radial plate, 24 worms per T_c, 20 min, pirouette events,
+held-out worms of seed 1234); ablated cells keep their starting potential, so a read-out term of a
+killed cell becomes a constant. The first row runs the loop's own read-out through the same code, to
+check it against ``imitate.py``'s numbers.
+
+Run: ``.venv/bin/python experiments/thermotaxis/readout_loop.py [CIRCUIT.npz]`` (≈ 10 min; default:
+the shipped circuit). Writes ``results/readout_loop.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+from scipy.optimize import minimize
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import drive_gain as dg  # noqa: E402
+import imitate as im  # noqa: E402
+import policy_bounds as pb  # noqa: E402
+
+from owjax.core.component import AbstractCoupling  # noqa: E402
+from owjax.fitting.tasks.thermotaxis import ABLATIONS  # noqa: E402
+from owjax.navigation.circuit import FORWARD_CELLS, HEAD_CELLS, REVERSAL_CELLS  # noqa: E402
+from owjax.navigation.evaluate import run_worms  # noqa: E402
+from owjax.navigation.loop import ReversalCommand  # noqa: E402
+from owjax.navigation.metrics import thermotaxis_summary  # noqa: E402
+from owjax.navigation.params import DEFAULT_DATA, load_values  # noqa: E402
+from owjax.navigation.setup import draw_worms, make_loop  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+P = lambda *names: tuple(c + s for c in names for s in "LR")  # noqa: E731
+#: the read-outs put into the loop: name → cells, and whether the ablations are run for it
+READOUTS = {"AIB + AIZ + AIY": (P("AIB", "AIZ", "AIY"), True),
+            "a weight per AVA/AVB cell": (REVERSAL_CELLS + FORWARD_CELLS, False),
+            "a weight per circuit cell (bound)": (HEAD_CELLS, False)}
+RIDGE = 1e-3
+
+
+class CellReadout(AbstractCoupling):
+    """Circuit → body pirouette drive ``σ(Σᵢ wᵢ Vᵢ + b)`` over the potentials Vᵢ (mV) of chosen cells."""
+
+    weight_per_mV: Float[Array, " k"]
+    bias: Float[Array, ""]
+    cells: tuple[int, ...] = eqx.field(static=True)
+    source: str = eqx.field(static=True)
+    target: str = eqx.field(static=True)
+    target_input: str = eqx.field(static=True)
+
+    def __init__(self, weight_per_mV, bias, cells):
+        self.weight_per_mV, self.bias = jnp.asarray(weight_per_mV), jnp.asarray(bias)
+        self.cells = tuple(int(i) for i in cells)
+        self.source, self.target, self.target_input = "circuit", "body", "reversal"
+
+    def __call__(self, t, source_outputs) -> Array:
+        v = source_outputs["V_mV"][jnp.asarray(self.cells)]
+        return jax.nn.sigmoid(jnp.dot(v, self.weight_per_mV.astype(v.dtype)) + self.bias.astype(v.dtype))
+
+
+def fit_readout(v: np.ndarray, q: np.ndarray, rows: list[int]) -> tuple[np.ndarray, float]:
+    """(w per mV, b) of the logistic read-out of ``v[:, rows]`` (mV) fitted to ``q`` by KL (+ ridge)."""
+    x = v[:, rows]
+    mu, sd = x.mean(0), x.std(0) + 1e-9
+    xs = (x - mu) / sd
+
+    def loss(w):
+        return im.kl(q, 1 / (1 + np.exp(-(xs @ w[:-1] + w[-1])))) + RIDGE * float(np.sum(w[:-1] ** 2))
+
+    w = minimize(loss, np.zeros(len(rows) + 1), method="L-BFGS-B").x
+    return w[:-1] / sd, float(w[-1] - np.sum(w[:-1] * mu / sd))
+
+
+def potentials(task, raw, r, segs):
+    """(logits, potentials) of the scored seconds of ``segs``, flattened."""
+    z, v = im.open_loop(task, raw, r, segs)
+    return z[:, im.SKIP_S:].ravel().astype(np.float64), v[:, im.SKIP_S:].reshape(-1, v.shape[-1]).astype(np.float64)
+
+
+def closed_loop(task, vals, readout, ablate, tc, seed: int = 1234) -> dict:
+    """One row of ``imitate.closed_loop`` with the loop's ReversalCommand replaced by ``readout``
+    (None: kept)."""
+    body = task.body
+    loop = make_loop(pb.FIELD_, body, vals, "C1", 10.0, "float32", ablate, duration_s=1200.0,
+                     memory_tau_s=task.memory_tau_s)
+    if readout is not None:
+        i = [k for k, c in enumerate(loop.couplings) if isinstance(c, ReversalCommand)][0]
+        loop = eqx.tree_at(lambda m: m.couplings[i], loop, readout)
+    worms = draw_worms(jax.random.PRNGKey(seed), 24, pb.FIELD_, [tc], 1200.0, float(body.get("noise_dt_s", 1.0)),
+                       dtype="float32")
+    pos = run_worms(loop, worms, 1200.0, 1.0, batch=24)
+    t = np.arange(pos.shape[1]) * 1.0
+    temp = np.asarray(pb.FIELD_(pos[..., 0], pos[..., 1]))
+    on_plate = np.asarray(pb.FIELD_.on_plate(pos[..., 0], pos[..., 1]))
+    s = thermotaxis_summary(t, temp, tc, window_s=600.0, on_plate=on_plate)
+    return {k: round(float(s[k]), 3) for k in ("mean_final_temp_c", "sd_final_temp_c", "isothermal_fraction",
+                                                 "thermotaxis_index")}
+
+
+def main(path: Path) -> dict:
+    t0 = time.time()
+    teacher = im.teacher_params("compressed", 0)
+    data = dg.HeldOutSeconds(teacher)
+    task, raw, _ = im.saved_task(path)
+    vals = load_values(path)  # the file's values as saved (task.values(raw) differs by float32 rounding, which
+    # 20 minutes of pirouette events amplify: the loop's own read-out then ends up to 0.5 °C elsewhere)
+    index = task.loop["circuit"].index
+    train_segs = [(w, s) for w in range(im.N_TRAIN) for s in im.HELD_OUT_SEG_STARTS]
+    _, v_train = potentials(task, raw, data.r, train_segs)
+    q_train = im.scored_seconds(im.teacher_drive(data.r, teacher), train_segs)
+    z_test, v_test = potentials(task, raw, data.r, data.segs)
+    q_test = data.drive(teacher)
+    res = {"circuit": str(path), "teacher": teacher, "ridge": RIDGE, "readouts": {}}
+    res["readouts"]["the loop's (AVA − AVB)"] = {
+        "kl_held_out": round(im.kl(q_test, 1 / (1 + np.exp(-z_test))), 4),
+        "direction_gain_logit": dg.direction_gain(z_test, data.sign_d, data.fifth),
+        "closed_loop": {f"wild_type/{tc:g}": closed_loop(task, vals, None, (), tc) for tc in pb.TCS}}
+    print(json.dumps(res["readouts"]["the loop's (AVA − AVB)"]), flush=True)
+    for name, (cells, with_ablations) in READOUTS.items():
+        rows = [index(c) for c in cells]
+        w, b = fit_readout(v_train, q_train, rows)
+        z = v_test[:, rows] @ w + b
+        ro = CellReadout(jnp.asarray(w, jnp.float32), jnp.asarray(b, jnp.float32), tuple(rows))
+        cases = [("wild_type", ())] + (list(ABLATIONS.items()) if with_ablations else [])
+        row = {"cells": list(cells), "weight_per_mV": dict(zip(cells, np.round(w, 4).tolist())), "bias": round(b, 4),
+               "kl_held_out": round(im.kl(q_test, 1 / (1 + np.exp(-z))), 4),
+               "direction_gain_logit": dg.direction_gain(np.clip(z, -im.LOGIT_FLOOR, im.LOGIT_FLOOR), data.sign_d,
+                                                         data.fifth),
+               "closed_loop": {f"{case}/{tc:g}": closed_loop(task, vals, ro, killed, tc)
+                               for case, killed in cases for tc in pb.TCS}}
+        res["readouts"][name] = row
+        print(name, json.dumps({k: v for k, v in row.items() if k != "weight_per_mV"}), flush=True)
+    res["wall_time_s"] = round(time.time() - t0, 1)
+    res["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    return res
+
+
+def markdown(res: dict) -> str:
+    L = ["# The shipped circuit with other pirouette read-outs, in the closed loop", "",
+         f"Written by `experiments/thermotaxis/readout_loop.py` ({res['date']}, {res['wall_time_s']} s); circuit "
+         f"`{Path(res['circuit']).name}` (not retrained). Read-outs fitted by KL (ridge {res['ridge']}) on the "
+         "training wandering worms of `imitate.py`; KL and direction gain on the held-out ones; closed loop: radial "
+         "plate, 24 worms per T_c, 20 min, seed 1234. Final temperature ± sd (isothermal fraction, index).", "",
+         "| read-out | KL | direction gain | case | T_c 15 °C | T_c 20 °C | T_c 25 °C |", "|---|---|---|---|---|---|---|"]
+    for name, r in res["readouts"].items():
+        cases = sorted({k.split("/")[0] for k in r["closed_loop"]}, key=lambda c: (c != "wild_type", c))
+        for case in cases:
+            cells = [r["closed_loop"][f"{case}/{tc:g}"] for tc in pb.TCS]
+            L.append(f"| {name} | {r['kl_held_out']} | {r['direction_gain_logit']} | "
+                     f"{case if case == 'wild_type' else case + ' killed'} | " + " | ".join(
+                         f"{s['mean_final_temp_c']:.2f} ± {s['sd_final_temp_c']:.2f} ({s['isothermal_fraction']:.2f}, "
+                         f"{s['thermotaxis_index']:+.2f})" for s in cells) + " |")
+    return "\n".join(L) + "\n"
+
+
+if __name__ == "__main__":
+    path = Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else DEFAULT_DATA
+    if not path.is_file():
+        raise SystemExit(f"no saved circuit at {path} (give a head_circuit.npz written by imitate.py)")
+    out = main(path)
+    (RESULTS / "readout_loop.json").write_text(json.dumps(out, indent=1) + "\n")
+    (RESULTS / "readout_loop.md").write_text(markdown(out))
+    print(markdown(out))
