@@ -15,7 +15,9 @@ is sub-mV.
 Closed loop as ``imitate.closed_loop`` (radial plate, 24 worms per T_c, 20 min, pirouette events,
 held-out worms of seed 1234); ablated cells keep their starting potential, so a read-out term of a
 killed cell becomes a constant. The first row runs the loop's own read-out through the same code, to
-check it against ``imitate.py``'s numbers.
+check it against ``imitate.py``'s numbers. Each read-out is also tried with its logit multiplied by
+:data:`LOGIT_SCALES` (the offset re-set to keep the mean drive on the training worms): more direction
+gain, and more of everything else.
 
 Run: ``.venv/bin/python experiments/thermotaxis/readout_loop.py [CIRCUIT.npz]`` (≈ 8 min; default:
 the shipped circuit). Writes ``results/readout_loop.{json,md}``.
