@@ -372,7 +372,7 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
          tau_fixed: dict | None = None, aux: dict | None = None, steps: int = STEPS,
          p_exc_start: dict | None = None, logit_weight: float = 0.0, direction_weight: float = 0.0,
          weight_max_factor: float | None = None, profile_weight: float = 0.0,
-         aux_amplitude: dict | None = None, weight_fixed: dict | None = None) -> dict:
+         aux_amplitude: dict | None = None, weight_fixed: dict | None = None, tc_weights: dict | None = None) -> dict:
     """``aux``: ``{cell: [target, weight]}`` (targets: :data:`AUX_TARGETS`); ``aux_amplitude``:
     ``{cell: minimum standard deviation of its potential, mV}``; ``p_exc_start``:
     ``{"PRE->POST": excitatory fraction}`` of free connections at the start."""
@@ -496,9 +496,16 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
         return optax.apply_updates(raw, u), st, val, bad
 
     rng = np.random.default_rng(0)
+    # --tc-weights: training segments drawn from the worms of each T_c in proportion to its weight (default 1)
+    tc_of_worm = np.asarray(pb.WORMS["tc"], np.float64)
+    unknown = sorted(set(float(k) for k in (tc_weights or {})) - set(pb.TCS))
+    if unknown or any(float(v) <= 0 for v in (tc_weights or {}).values()):
+        raise SystemExit(f"--tc-weights: keys must be among the T_c {list(pb.TCS)} and weights > 0, got {tc_weights}")
+    worm_weight = np.asarray([float((tc_weights or {}).get(f"{t:g}", 1.0)) for t in tc_of_worm])
 
     def segments(worms, n):
-        w = rng.choice(worms, n)
+        w = (rng.choice(worms, n, p=worm_weight[worms] / worm_weight[worms].sum()) if tc_weights
+             else rng.choice(worms, n))  # (no p: the draws of the runs before --tc-weights existed)
         s = rng.integers(0, r.shape[1] - SEG_S - 1, n)
         f = lambda a, dt=jnp.float32: jnp.asarray(np.stack([a[i, j:j + SEG_S + 1] for i, j in zip(w, s)]), dt)  # noqa: E731
         g = lambda a: jnp.asarray(np.stack([a[i, :, j:j + SEG_S + 1] for i, j in zip(w, s)]), jnp.float32)  # noqa: E731
@@ -561,6 +568,7 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
                         f"--tau-start '{json.dumps(tau_start)}'" if tau_start else "",
                         f"--tau-fixed '{json.dumps(tau_fixed)}'" if tau_fixed else "",
                         f"--weight-fixed '{json.dumps(weight_fixed)}'" if weight_fixed else "",
+                        f"--tc-weights '{json.dumps(tc_weights)}'" if tc_weights else "",
                         f"--aux '{json.dumps(aux)}'" if aux else "",
                         f"--aux-amplitude '{json.dumps(aux_amplitude)}'" if aux_amplitude else "",
                         f"--p-exc-start '{json.dumps(p_exc_start)}'" if p_exc_start else "",
@@ -588,7 +596,7 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
                          "vth_init_mV": task.circuit_cfg["vth_init_mV"], "weight_scale": task.circuit_cfg["weight_scale"],
                          "bias_max_pA": task.circuit_cfg["bias_max_pA"], "reversal_gain_init": task.readout["reversal_gain"],
                          "tau_start_ms": tau_start or {}, "tau_fixed_ms": tau_fixed or {},
-                         "weight_fixed": weight_fixed or {}},
+                         "weight_fixed": weight_fixed or {}, "tc_weights": tc_weights or {}},
             "polarity": task.polarity_report(vals)}
 
 
@@ -663,6 +671,9 @@ if __name__ == "__main__":
     ap.add_argument("--weight-fixed", type=json.loads, default=None,
                     help='weights of named connections held fixed through training, JSON, e.g. \'{"AVBR->AVAR": 0.01}\' '
                     '(within their bounds: (0, weight_max_factor × weight_scale × c302\'s])')
+    ap.add_argument("--tc-weights", type=json.loads, default=None,
+                    help='draw training segments from the worms of each cultivation temperature in proportion to '
+                    'these weights, JSON, e.g. \'{"15": 3}\' (default 1 each)')
     ap.add_argument("--aux", type=json.loads, default=None,
                     help='cells whose potential should carry a signal of the teacher, with the weight of (1 − r²) in '
                     'the loss, JSON, e.g. \'{"AIZR": ["derivative", 0.5]}\' (targets: ' + ", ".join(AUX_TARGETS) + ")")
@@ -690,7 +701,7 @@ if __name__ == "__main__":
     out = main(args.ship, args.teacher, args.rank, args.init_from, args.lr, args.out, args.polarity, args.vth_init,
                args.weight_scale, args.bias_max, args.reversal_gain, args.contrast_weight, args.tau_start,
                args.tau_fixed, args.aux, args.steps, args.p_exc_start, args.logit_weight, args.direction_weight,
-               args.weight_max_factor, args.profile_weight, args.aux_amplitude, args.weight_fixed)
+               args.weight_max_factor, args.profile_weight, args.aux_amplitude, args.weight_fixed, args.tc_weights)
     name = args.out or OUT_NAME[args.teacher]
     (HERE / "results" / f"{name}.json").write_text(json.dumps(out, indent=1, default=float) + "\n")
     (HERE / "results" / f"{name}.md").write_text(markdown(out))
