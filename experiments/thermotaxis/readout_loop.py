@@ -20,7 +20,9 @@ check it against ``imitate.py``'s numbers. Each read-out is also tried with its 
 gain, and more of everything else.
 
 Run: ``.venv/bin/python experiments/thermotaxis/readout_loop.py [CIRCUIT.npz]`` (≈ 8 min; default:
-the shipped circuit). Writes ``results/readout_loop.{json,md}``.
+the shipped circuit). Writes ``results/readout_loop.{json,md}``. With ``--offsets D …`` instead: the
+all-cell read-out, its logit × 1 and × 2, shifted by each offset D (logit units), wild type only
+(:func:`offset_sweep`; ``results/readout_loop_offsets.json``).
 """
 
 from __future__ import annotations
@@ -175,6 +177,38 @@ def main(path: Path) -> dict:
     return res
 
 
+def offset_sweep(path: Path, offsets: list[float], scales: tuple[float, ...] = (1.0, 2.0)) -> dict:
+    """The bound read-out (a weight per circuit cell) with its logit scaled by ``scales`` (mean drive kept)
+    and then shifted by each of ``offsets`` (logit units: more or fewer pirouettes everywhere), wild type in
+    the closed loop: does any (scale, offset) of the best linear read-out bring the 15 °C worms home?"""
+    t0 = time.time()
+    teacher = im.teacher_params("compressed", 0)
+    data = dg.HeldOutSeconds(teacher)
+    task, raw, _ = im.saved_task(path)
+    vals = load_values(path)
+    rows = [task.loop["circuit"].index(c) for c in HEAD_CELLS]
+    train_segs = [(w, s) for w in range(im.N_TRAIN) for s in im.HELD_OUT_SEG_STARTS]
+    _, v_train = potentials(task, raw, data.r, train_segs)
+    q_train = im.scored_seconds(im.teacher_drive(data.r, teacher), train_segs)
+    w, b = fit_readout(v_train, q_train, rows)
+    u0 = v_train[:, rows] @ w
+    p_mean = float(np.mean(1 / (1 + np.exp(-(u0 + b)))))
+    out = {"circuit": str(path), "readout": "a weight per circuit cell (bound)", "rows": []}
+    for a in scales:
+        c = float(np.log(p_mean / (1 - p_mean)) - np.mean(a * u0))
+        b_a = brentq(lambda bb: float(np.mean(1 / (1 + np.exp(-(a * u0 + bb))))) - p_mean, c - 50.0, c + 50.0)
+        for d in offsets:
+            ro = CellReadout(jnp.asarray(a * w, jnp.float32), jnp.asarray(b_a + d, jnp.float32), tuple(rows))
+            row = {"logit_scale": a, "offset": d,
+                   "mean_drive_training_worms": round(float(np.mean(1 / (1 + np.exp(-(a * u0 + b_a + d))))), 3),
+                   "closed_loop": {f"wild_type/{tc:g}": closed_loop(task, vals, ro, (), tc) for tc in pb.TCS}}
+            out["rows"].append(row)
+            print(json.dumps(row), flush=True)
+    out["wall_time_s"] = round(time.time() - t0, 1)
+    out["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    return out
+
+
 def markdown(res: dict) -> str:
     L = ["# The shipped circuit with other pirouette read-outs, in the closed loop", "",
          f"Written by `experiments/thermotaxis/readout_loop.py` ({res['date']}, {res['wall_time_s']} s); circuit "
@@ -194,9 +228,21 @@ def markdown(res: dict) -> str:
 
 
 if __name__ == "__main__":
-    path = Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else DEFAULT_DATA
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("circuit", nargs="?", type=Path, default=DEFAULT_DATA, help="a head_circuit.npz (default: the shipped one)")
+    ap.add_argument("--offsets", type=float, nargs="+", default=None,
+                    help="instead: the bound read-out (logit × 1 and × 2) shifted by these logit offsets, wild type "
+                    "only; writes results/readout_loop_offsets.json")
+    args = ap.parse_args()
+    path = args.circuit.resolve()
     if not path.is_file():
         raise SystemExit(f"no saved circuit at {path} (give a head_circuit.npz written by imitate.py)")
+    if args.offsets:
+        sweep = offset_sweep(path, args.offsets)
+        (RESULTS / "readout_loop_offsets.json").write_text(json.dumps(sweep, indent=1) + "\n")
+        raise SystemExit(0)
     out = main(path)
     (RESULTS / "readout_loop.json").write_text(json.dumps(out, indent=1) + "\n")
     (RESULTS / "readout_loop.md").write_text(markdown(out))
