@@ -180,7 +180,8 @@ def main(path: Path) -> dict:
 def offset_sweep(path: Path, offsets: list[float], scales: tuple[float, ...] = (1.0, 2.0)) -> dict:
     """The bound read-out (a weight per circuit cell) with its logit scaled by ``scales`` (mean drive kept)
     and then shifted by each of ``offsets`` (logit units: more or fewer pirouettes everywhere), wild type in
-    the closed loop: does any (scale, offset) of the best linear read-out bring the 15 °C worms home?"""
+    the closed loop: does any (scale, offset) of the best linear read-out bring the 15 °C worms home? And
+    the loop's own read-out shifted by the same offsets (its threshold moved)."""
     t0 = time.time()
     teacher = im.teacher_params("compressed", 0)
     data = dg.HeldOutSeconds(teacher)
@@ -193,7 +194,15 @@ def offset_sweep(path: Path, offsets: list[float], scales: tuple[float, ...] = (
     w, b = fit_readout(v_train, q_train, rows)
     u0 = v_train[:, rows] @ w
     p_mean = float(np.mean(1 / (1 + np.exp(-(u0 + b)))))
-    out = {"circuit": str(path), "readout": "a weight per circuit cell (bound)", "rows": []}
+    out = {"circuit": str(path), "readout": "a weight per circuit cell (bound)", "rows": [], "loop_readout_rows": []}
+    # the loop's own read-out shifted by the same logit offsets: its threshold moved by −10 mV · offset / gain
+    g, thr = float(np.asarray(vals["reversal_gain"])), np.asarray(vals["reversal_threshold_mV"])
+    for d in offsets:
+        shifted = dict(vals) | {"reversal_threshold_mV": np.asarray(float(thr) - 10.0 * d / g, thr.dtype)}
+        row = {"offset": d, "reversal_threshold_mV": round(float(thr) - 10.0 * d / g, 3),
+               "closed_loop": {f"wild_type/{tc:g}": closed_loop(task, shifted, None, (), tc) for tc in pb.TCS}}
+        out["loop_readout_rows"].append(row)
+        print(json.dumps(row), flush=True)
     for a in scales:
         c = float(np.log(p_mean / (1 - p_mean)) - np.mean(a * u0))
         b_a = brentq(lambda bb: float(np.mean(1 / (1 + np.exp(-(a * u0 + bb))))) - p_mean, c - 50.0, c + 50.0)
