@@ -47,11 +47,9 @@ import policy_bounds as pb  # noqa: E402
 from owjax.core.component import AbstractCoupling  # noqa: E402
 from owjax.fitting.tasks.thermotaxis import ABLATIONS  # noqa: E402
 from owjax.navigation.circuit import FORWARD_CELLS, HEAD_CELLS, REVERSAL_CELLS  # noqa: E402
-from owjax.navigation.evaluate import run_worms  # noqa: E402
+from owjax.navigation.evaluate import evaluate_thermotaxis  # noqa: E402
 from owjax.navigation.loop import ReversalCommand  # noqa: E402
-from owjax.navigation.metrics import thermotaxis_summary  # noqa: E402
 from owjax.navigation.params import DEFAULT_DATA, load_values  # noqa: E402
-from owjax.navigation.setup import draw_worms, make_loop  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -105,39 +103,55 @@ def potentials(task, raw, r, segs):
     return z[:, im.SKIP_S:].ravel().astype(np.float64), v[:, im.SKIP_S:].reshape(-1, v.shape[-1]).astype(np.float64)
 
 
-def closed_loop(task, vals, readout, ablate, tc, seed: int = 1234) -> dict:
-    """One row of ``imitate.closed_loop`` with the loop's ReversalCommand replaced by ``readout``
-    (None: kept)."""
-    body = task.body
-    loop = make_loop(pb.FIELD_, body, vals, "C1", 10.0, "float32", ablate, duration_s=1200.0,
-                     memory_tau_s=task.memory_tau_s)
-    if readout is not None:
+def with_readout(readout):
+    """The loop transform that replaces the loop's ReversalCommand by ``readout`` (None: the identity)."""
+    def swap(loop):
+        if readout is None:
+            return loop
         i = [k for k, c in enumerate(loop.couplings) if isinstance(c, ReversalCommand)][0]
-        loop = eqx.tree_at(lambda m: m.couplings[i], loop, readout)
-    worms = draw_worms(jax.random.PRNGKey(seed), 24, pb.FIELD_, [tc], 1200.0, float(body.get("noise_dt_s", 1.0)),
-                       dtype="float32")
-    pos = run_worms(loop, worms, 1200.0, 1.0, batch=24)
-    t = np.arange(pos.shape[1]) * 1.0
-    temp = np.asarray(pb.FIELD_(pos[..., 0], pos[..., 1]))
-    on_plate = np.asarray(pb.FIELD_.on_plate(pos[..., 0], pos[..., 1]))
-    s = thermotaxis_summary(t, temp, tc, window_s=600.0, on_plate=on_plate)
+        return eqx.tree_at(lambda m: m.couplings[i], loop, readout)
+    return swap
+
+
+def closed_loop(task, vals, readout, ablate, tc, seed: int = 1234) -> dict:
+    """One row of ``imitate.closed_loop`` (the same :func:`~owjax.navigation.evaluate.evaluate_thermotaxis`
+    call) with the loop's ReversalCommand replaced by ``readout`` (None: kept)."""
+    s, _ = evaluate_thermotaxis(pb.FIELD_, task.body, vals, tc, 24, 1200.0, seed, ablate, 1.0, "C1", 10.0, "float32",
+                                memory_tau_s=task.memory_tau_s, transform_loop=with_readout(readout))
     return {k: round(float(s[k]), 3) for k in ("mean_final_temp_c", "sd_final_temp_c", "isothermal_fraction",
                                                  "thermotaxis_index")}
 
 
+def offset_keeping_mean(u: np.ndarray, p_mean: float) -> float:
+    """The offset b with mean σ(u + b) = ``p_mean`` over the training seconds' logits ``u`` (without offset)."""
+    c = float(np.log(p_mean / (1 - p_mean)) - np.mean(u))
+    return brentq(lambda bb: float(np.mean(1 / (1 + np.exp(-(u + bb))))) - p_mean, c - 50.0, c + 50.0)
+
+
+class Fitted:
+    """What both studies start from: the teacher, the held-out seconds, the saved circuit (task, raw,
+    the file's values as saved — ``task.values(raw)`` differs by float32 rounding, which 20 minutes of
+    pirouette events amplify: the loop's own read-out then ends up to 0.5 °C elsewhere), and the
+    potentials and teacher drive on the training and held-out seconds."""
+
+    def __init__(self, path: Path):
+        self.teacher = im.teacher_params("compressed", 0)
+        self.data = dg.HeldOutSeconds(self.teacher)
+        self.task, raw, _ = im.saved_task(path)
+        self.vals = load_values(path)
+        self.index = self.task.loop["circuit"].index
+        train_segs = [(w, s) for w in range(im.N_TRAIN) for s in im.HELD_OUT_SEG_STARTS]
+        _, self.v_train = potentials(self.task, raw, self.data.r, train_segs)
+        self.q_train = im.scored_seconds(im.teacher_drive(self.data.r, self.teacher), train_segs)
+        self.z_test, self.v_test = potentials(self.task, raw, self.data.r, self.data.segs)
+        self.q_test = self.data.drive(self.teacher)
+
+
 def main(path: Path) -> dict:
     t0 = time.time()
-    teacher = im.teacher_params("compressed", 0)
-    data = dg.HeldOutSeconds(teacher)
-    task, raw, _ = im.saved_task(path)
-    vals = load_values(path)  # the file's values as saved (task.values(raw) differs by float32 rounding, which
-    # 20 minutes of pirouette events amplify: the loop's own read-out then ends up to 0.5 °C elsewhere)
-    index = task.loop["circuit"].index
-    train_segs = [(w, s) for w in range(im.N_TRAIN) for s in im.HELD_OUT_SEG_STARTS]
-    _, v_train = potentials(task, raw, data.r, train_segs)
-    q_train = im.scored_seconds(im.teacher_drive(data.r, teacher), train_segs)
-    z_test, v_test = potentials(task, raw, data.r, data.segs)
-    q_test = data.drive(teacher)
+    f = Fitted(path)
+    teacher, data, task, vals, index = f.teacher, f.data, f.task, f.vals, f.index
+    v_train, q_train, z_test, v_test, q_test = f.v_train, f.q_train, f.z_test, f.v_test, f.q_test
     res = {"circuit": str(path), "teacher": teacher, "ridge": RIDGE, "readouts": {}}
     res["readouts"]["the loop's (AVA − AVB)"] = {
         "kl_held_out": round(im.kl(q_test, 1 / (1 + np.exp(-z_test))), 4),
@@ -161,9 +175,7 @@ def main(path: Path) -> dict:
         z_train = v_train[:, rows] @ w + b
         p_mean = float(np.mean(1 / (1 + np.exp(-z_train))))
         for a in LOGIT_SCALES:
-            u = a * (z_train - b)  # the scaled logit without its offset
-            c = float(np.log(p_mean / (1 - p_mean)) - np.mean(u))
-            b_a = brentq(lambda bb: float(np.mean(1 / (1 + np.exp(-(u + bb))))) - p_mean, c - 50.0, c + 50.0)
+            b_a = offset_keeping_mean(a * (z_train - b), p_mean)
             ro = CellReadout(jnp.asarray(a * w, jnp.float32), jnp.asarray(b_a, jnp.float32), tuple(rows))
             za = a * (v_test[:, rows] @ w) + b_a
             res["readouts"][f"{name}, logit × {a:g}"] = {
@@ -183,16 +195,11 @@ def offset_sweep(path: Path, offsets: list[float], scales: tuple[float, ...] = (
     the closed loop: does any (scale, offset) of the best linear read-out bring the 15 °C worms home? And
     the loop's own read-out shifted by the same offsets (its threshold moved)."""
     t0 = time.time()
-    teacher = im.teacher_params("compressed", 0)
-    data = dg.HeldOutSeconds(teacher)
-    task, raw, _ = im.saved_task(path)
-    vals = load_values(path)
-    rows = [task.loop["circuit"].index(c) for c in HEAD_CELLS]
-    train_segs = [(w, s) for w in range(im.N_TRAIN) for s in im.HELD_OUT_SEG_STARTS]
-    _, v_train = potentials(task, raw, data.r, train_segs)
-    q_train = im.scored_seconds(im.teacher_drive(data.r, teacher), train_segs)
-    w, b = fit_readout(v_train, q_train, rows)
-    u0 = v_train[:, rows] @ w
+    f = Fitted(path)
+    task, vals = f.task, f.vals
+    rows = [f.index(c) for c in HEAD_CELLS]
+    w, b = fit_readout(f.v_train, f.q_train, rows)
+    u0 = f.v_train[:, rows] @ w
     p_mean = float(np.mean(1 / (1 + np.exp(-(u0 + b)))))
     out = {"circuit": str(path), "readout": "a weight per circuit cell (bound)", "rows": [], "loop_readout_rows": []}
     # the loop's own read-out shifted by the same logit offsets: its threshold moved by −10 mV · offset / gain
@@ -204,8 +211,7 @@ def offset_sweep(path: Path, offsets: list[float], scales: tuple[float, ...] = (
         out["loop_readout_rows"].append(row)
         print(json.dumps(row), flush=True)
     for a in scales:
-        c = float(np.log(p_mean / (1 - p_mean)) - np.mean(a * u0))
-        b_a = brentq(lambda bb: float(np.mean(1 / (1 + np.exp(-(a * u0 + bb))))) - p_mean, c - 50.0, c + 50.0)
+        b_a = offset_keeping_mean(a * u0, p_mean)
         for d in offsets:
             ro = CellReadout(jnp.asarray(a * w, jnp.float32), jnp.asarray(b_a + d, jnp.float32), tuple(rows))
             row = {"logit_scale": a, "offset": d,

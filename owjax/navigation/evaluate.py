@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import equinox as eqx
 import jax
@@ -102,9 +102,11 @@ def evaluate_thermotaxis(field: AbstractField, body: Mapping, values: Mapping | 
                          n_worms: int, duration_s: float, seed: int = 0, ablate: Sequence[str] = (),
                          dt_out_s: float = 1.0, parameter_set: str = "C1", dt_ms: float = 10.0,
                          dtype: str = "float32", batch: int = 64, window_s: float = 600.0,
-                         memory_tau_s: float | None = CULTIVATION_MEMORY_TAU_S) -> tuple[dict, dict]:
+                         memory_tau_s: float | None = CULTIVATION_MEMORY_TAU_S,
+                         transform_loop: Callable | None = None) -> tuple[dict, dict]:
     """Thermotaxis of ``n_worms`` worms cultivated at ``cultivation_temp_c`` on ``field`` (``memory_tau_s``:
-    the AFD transducer's memory of T_c, :func:`owjax.navigation.setup.make_loop`).
+    the AFD transducer's memory of T_c, :func:`owjax.navigation.setup.make_loop`); ``transform_loop``:
+    applied to the built loop (values applied, cells killed) before it runs, e.g. to swap a coupling.
 
     Returns:
         ``(summary, tracks)``: the metrics (plus wall time, settings and :func:`potential_range`) and
@@ -113,6 +115,8 @@ def evaluate_thermotaxis(field: AbstractField, body: Mapping, values: Mapping | 
     t0 = time.perf_counter()
     loop = make_loop(field, body, values, parameter_set, dt_ms, dtype, ablate, duration_s=duration_s,
                      memory_tau_s=memory_tau_s)
+    if transform_loop is not None:
+        loop = transform_loop(loop)
     worms = draw_worms(jax.random.PRNGKey(int(seed)), int(n_worms), field, [cultivation_temp_c], duration_s,
                        float(body.get("noise_dt_s", 1.0)), dtype=dtype)
     pos, v_range = run_worms(loop, worms, duration_s, dt_out_s, batch=min(int(batch), int(n_worms)),
