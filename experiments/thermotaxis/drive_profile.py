@@ -69,6 +69,19 @@ READOUTS = {"AVA alone": REVERSAL_CELLS, "AVB alone": FORWARD_CELLS, "AVA − w�
             "a weight per circuit cell (bound)": HEAD_CELLS}
 
 
+def fit_logistic(x: np.ndarray, q: np.ndarray, ridge: float = 0.0) -> tuple[np.ndarray, float]:
+    """(w, b) of the logistic read-out σ(x w + b) of the features ``x`` (seconds, k; w in the features'
+    units) fitted to the drive ``q`` by KL, with ``ridge`` × Σ w² on the standardised weights."""
+    mu, sd = x.mean(0), x.std(0) + 1e-9
+    xs = (x - mu) / sd
+
+    def loss(w):
+        return im.kl(q, 1 / (1 + np.exp(-(xs @ w[:-1] + w[-1])))) + ridge * float(np.sum(w[:-1] ** 2))
+
+    w = minimize(loss, np.zeros(x.shape[1] + 1), method="L-BFGS-B").x
+    return w[:-1] / sd, float(w[-1] - np.sum(w[:-1] * mu / sd))
+
+
 def readout_fits(data: dg.HeldOutSeconds, q: np.ndarray, v: np.ndarray, index) -> dict:
     """Logistic read-outs of the potentials ``v`` (seconds, cells; mV) fitted to the teacher's drive ``q``
     by KL on the first half of the seconds; KL on the second half and the direction gain on all."""
@@ -81,21 +94,14 @@ def readout_fits(data: dg.HeldOutSeconds, q: np.ndarray, v: np.ndarray, index) -
             x = np.stack([a, b], 1)
         else:
             x = np.stack([v[:, index(c)] for c in cells], 1)
-        mu, sd = x[fit_half].mean(0), x[fit_half].std(0) + 1e-9
-        xs = (x - mu) / sd
-
-        def logit(w):
-            return xs @ w[:-1] + w[-1]
-
-        res = minimize(lambda w: im.kl(q[fit_half], 1 / (1 + np.exp(-logit(w)[fit_half]))), np.zeros(x.shape[1] + 1),
-                       method="L-BFGS-B")
-        z = logit(res.x)
-        row = {"kl_fit_half": round(float(res.fun), 4),
+        w, b = fit_logistic(x[fit_half], q[fit_half])
+        z = x @ w + b
+        row = {"kl_fit_half": round(im.kl(q[fit_half], 1 / (1 + np.exp(-z[fit_half]))), 4),
                "kl_other_half": round(im.kl(q[~fit_half], 1 / (1 + np.exp(-z[~fit_half]))), 4),
                "direction_gain_logit": dg.direction_gain(np.clip(z, -im.LOGIT_FLOOR, im.LOGIT_FLOOR), data.sign_d,
                                                          data.fifth)}
         if cells is None:
-            row["w"] = round(float(-res.x[1] / sd[1] / (res.x[0] / sd[0])), 3)
+            row["w"] = round(float(-w[1] / w[0]), 3)
         out[name] = row
     return out
 

@@ -37,10 +37,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
-from scipy.optimize import brentq, minimize
+from scipy.optimize import brentq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import drive_gain as dg  # noqa: E402
+from drive_profile import fit_logistic  # noqa: E402
 import imitate as im  # noqa: E402
 import policy_bounds as pb  # noqa: E402
 
@@ -86,15 +87,7 @@ class CellReadout(AbstractCoupling):
 
 def fit_readout(v: np.ndarray, q: np.ndarray, rows: list[int]) -> tuple[np.ndarray, float]:
     """(w per mV, b) of the logistic read-out of ``v[:, rows]`` (mV) fitted to ``q`` by KL (+ ridge)."""
-    x = v[:, rows]
-    mu, sd = x.mean(0), x.std(0) + 1e-9
-    xs = (x - mu) / sd
-
-    def loss(w):
-        return im.kl(q, 1 / (1 + np.exp(-(xs @ w[:-1] + w[-1])))) + RIDGE * float(np.sum(w[:-1] ** 2))
-
-    w = minimize(loss, np.zeros(len(rows) + 1), method="L-BFGS-B").x
-    return w[:-1] / sd, float(w[-1] - np.sum(w[:-1] * mu / sd))
+    return fit_logistic(v[:, rows], q, RIDGE)
 
 
 def potentials(task, raw, r, segs):
