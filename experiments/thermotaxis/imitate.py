@@ -238,7 +238,7 @@ def start_signs(task, raw: dict, p_exc_start: dict | None) -> dict:
     return raw | {"p_exc": raw["p_exc"].at[idx].set(jnp.asarray(np.log(p / (1 - p)), raw["p_exc"].dtype))}
 
 
-def held_tau_values(task, tau_fixed: dict | None, weight_fixed: dict | None = None):
+def held_values(task, tau_fixed: dict | None, weight_fixed: dict | None = None):
     """``raw → values`` of ``task`` with the time constants of the connections named in ``tau_fixed``
     (``{"PRE->POST": ms}``) and the weights of those named in ``weight_fixed`` (``{"PRE->POST": weight}``,
     within the task's bounds) held at those values (their raw entries get no gradient), or
@@ -382,7 +382,7 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
     q = teacher_drive(r, best)
     task = make_task(init_from, polarity, vth_init_mV, weight_scale, bias_max_pA, reversal_gain,
                      (tau_start or {}) | (tau_fixed or {}), weight_max_factor)
-    values = held_tau_values(task, tau_fixed, weight_fixed)
+    values = held_values(task, tau_fixed, weight_fixed)
     print(f"data: {r.shape[0]} worms × {r.shape[1]} s, teacher drive mean {q.mean():.3f}", flush=True)
     zf, zs = teacher_filters(r, best)
     edges = np.quantile(zf[:N_TRAIN], np.linspace(0, 1, N_LEVELS + 1))
