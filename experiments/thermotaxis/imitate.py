@@ -57,8 +57,9 @@ import policy_bounds as pb  # noqa: E402
 from owjax.fitting.tasks.thermotaxis import ABLATIONS, ThermotaxisTask  # noqa: E402
 from owjax.navigation.evaluate import evaluate_thermotaxis  # noqa: E402
 from owjax.navigation.loop import ReversalCommand  # noqa: E402
-from owjax.navigation.params import DEFAULT_DATA, apply_values, save_values  # noqa: E402
+from owjax.navigation.params import DEFAULT_DATA, afd_phasic_from_values, apply_values, save_values  # noqa: E402
 from owjax.sensory.component import TransducerDrive  # noqa: E402
+from owjax.sensory.phasic import PhasicDrive  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 CONF = HERE.parents[1] / "owjax" / "conf" / "experiment" / "thermotaxis.yaml"
@@ -188,10 +189,11 @@ def kl(q, p):
 def make_task(init_from: str | None = None, polarity: str = "c302", vth_init_mV: float | None = None,
               weight_scale: float | None = None, bias_max_pA: float | None = None,
               reversal_gain: float | None = None, tau_start: dict | None = None,
-              weight_max_factor: float | None = None) -> ThermotaxisTask:
+              weight_max_factor: float | None = None, afd_phasic: dict | None = None) -> ThermotaxisTask:
     """The experiment's task with the imitation's settings; ``vth_init_mV``, ``weight_scale``,
     ``bias_max_pA``, ``reversal_gain``, ``weight_max_factor``: None keeps the experiment's (−40 mV, 0.05,
-    3 pA, 2, 4);
+    3 pA, 2, 4); ``afd_phasic``: AFD's phasic channel's start (``{gain_pA, tau_fast_s, tau_slow_s}``;
+    a saved circuit that has one keeps its own);
     ``tau_start``: ``{"PRE->POST": ms}``, starting time constants of those connections (the rest 1 s)."""
     cfg = OmegaConf.to_container(OmegaConf.load(CONF), resolve=True)
     cfg["circuit"]["init_from"] = init_from
@@ -202,6 +204,7 @@ def make_task(init_from: str | None = None, polarity: str = "c302", vth_init_mV:
             cfg["circuit"][key] = float(val)
     if reversal_gain is not None:
         cfg["readout"]["reversal_gain"] = float(reversal_gain)
+    cfg["readout"]["afd_phasic"] = afd_phasic
     cfg["body"]["pirouette_duration_s"] = PIROUETTE_S
     cfg["circuit"]["tau_init_ms"] = TAU_INIT_MS
     task = ThermotaxisTask(cfg, 0)
@@ -238,12 +241,17 @@ def start_signs(task, raw: dict, p_exc_start: dict | None) -> dict:
     return raw | {"p_exc": raw["p_exc"].at[idx].set(jnp.asarray(np.log(p / (1 - p)), raw["p_exc"].dtype))}
 
 
-def held_values(task, tau_fixed: dict | None, weight_fixed: dict | None = None):
+def held_values(task, tau_fixed: dict | None, weight_fixed: dict | None = None, phasic_fixed: bool = False):
     """``raw → values`` of ``task`` with the time constants of the connections named in ``tau_fixed``
     (``{"PRE->POST": ms}``) and the weights of those named in ``weight_fixed`` (``{"PRE->POST": weight}``,
-    within the task's bounds) held at those values (their raw entries get no gradient), or
-    ``task.values`` when both are empty."""
-    if not tau_fixed and not weight_fixed:
+    within the task's bounds) held at those values (their raw entries get no gradient), with
+    ``phasic_fixed`` AFD's phasic channel held at its start (``task.afd_phasic``), or ``task.values``
+    when none is asked for."""
+    if phasic_fixed and task.afd_phasic is None:
+        raise SystemExit("--afd-phasic-fixed needs AFD's phasic channel (--afd-phasic, or an --init-from circuit with one)")
+    phasic = ({"afd_phasic_pA": task.afd_phasic["gain_pA"], "afd_phasic_tau_fast_s": task.afd_phasic["tau_fast_s"],
+               "afd_phasic_tau_slow_s": task.afd_phasic["tau_slow_s"]} if phasic_fixed else {})
+    if not tau_fixed and not weight_fixed and not phasic:
         return task.values
     held = {}
     for key, named, flag in (("tau_ms", tau_fixed, "--tau-fixed"), ("weight", weight_fixed, "--weight-fixed")):
@@ -263,7 +271,7 @@ def held_values(task, tau_fixed: dict | None, weight_fixed: dict | None = None):
             raise SystemExit("--tau-fixed needs trained time constants (the experiment's tau_init_ms)")
         for key, (idx, x) in held.items():
             v = v | {key: v[key].at[idx].set(jnp.asarray(x, v[key].dtype))}
-        return v
+        return v | {k: jnp.asarray(x, v[k].dtype) for k, x in phasic.items()}
 
     return values
 
@@ -304,27 +312,40 @@ def scored_seconds(a: np.ndarray, segs) -> np.ndarray:
 def circuit_logits(task, raw, r_seg, values=None, with_potentials: bool = False):
     """The circuit's drive logit every second of a segment of responses ``r_seg`` (SEG_S + 1,);
     ``values``: raw → values (default ``task.values``); ``with_potentials``: also every cell's potential
-    (mV) at those seconds, (SEG_S, n_cells)."""
+    (mV) at those seconds, (SEG_S, n_cells). The response is linearly interpolated between seconds and
+    the circuit stepped at its Δ, as in the loop; with AFD's phasic channel
+    (:class:`owjax.sensory.phasic.PhasicResponse`) its two filters are stepped alongside (forward Euler),
+    starting at the segment's first response."""
     lp = apply_values(task.loop, (values or task.values)(raw))
     c = lp["circuit"]
     td = [x for x in lp.couplings if isinstance(x, TransducerDrive)][0]
     rc = [x for x in lp.couplings if isinstance(x, ReversalCommand)][0]
+    pd = [x for x in lp.couplings if isinstance(x, PhasicDrive)]
     afd = jnp.asarray([c.index("AFDL"), c.index("AFDR")])
+    if pd:
+        ph, gain_ph = lp["afd_phasic"], pd[0].gain_pA
+        k_fast, k_slow = c.dt_ms / 1000.0 / ph.tau_fast_s, c.dt_ms / 1000.0 / ph.tau_slow_s
 
-    def current(rj):
-        return jnp.zeros(c.n_cells, r_seg.dtype).at[afd].set(td.gain_pA * rj + td.offset_pA)
+    def current(rj, filt):
+        i = td.gain_pA * rj + td.offset_pA + (gain_ph * (filt[0] - filt[1]) if pd else 0.0)
+        return jnp.zeros(c.n_cells, r_seg.dtype).at[afd].set(i)
 
-    def second(y, ends):
-        def step(y, j):
-            d = c.vector_field(0.0, y, {"i_ext_pA": current(ends[0] + (ends[1] - ends[0]) * j / SUBSTEPS)})
-            return jax.tree.map(lambda a, b: a + c.dt_ms * b, y, d), None
-        y, _ = jax.lax.scan(step, y, jnp.arange(SUBSTEPS, dtype=r_seg.dtype))
-        v = y["V"]
+    def second(carry, ends):
+        def step(carry, j):
+            y, filt = carry
+            rj = ends[0] + (ends[1] - ends[0]) * j / SUBSTEPS
+            d = c.vector_field(0.0, y, {"i_ext_pA": current(rj, filt)})
+            if pd:
+                filt = jnp.stack([filt[0] + k_fast * (rj - filt[0]), filt[1] + k_slow * (rj - filt[1])])
+            return (jax.tree.map(lambda a, b: a + c.dt_ms * b, y, d), filt), None
+        carry, _ = jax.lax.scan(step, carry, jnp.arange(SUBSTEPS, dtype=r_seg.dtype))
+        v = carry[0]["V"]
         diff = jnp.mean(v[jnp.asarray(rc.reverse)]) - jnp.mean(v[jnp.asarray(rc.forward)])
-        return y, (rc.gain * (diff - rc.threshold_mV) / 10.0, v)
+        return carry, (rc.gain * (diff - rc.threshold_mV) / 10.0, v)
 
-    y0 = c.settle(c.initial_state(), current(r_seg[0]), 3000)
-    _, (z, v) = jax.lax.scan(jax.checkpoint(second), y0, jnp.stack([r_seg[:-1], r_seg[1:]], 1))
+    filt0 = jnp.stack([r_seg[0], r_seg[0]])
+    y0 = c.settle(c.initial_state(), current(r_seg[0], filt0), 3000)
+    _, (z, v) = jax.lax.scan(jax.checkpoint(second), (y0, filt0), jnp.stack([r_seg[:-1], r_seg[1:]], 1))
     return (z, v) if with_potentials else z
 
 
@@ -372,7 +393,8 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
          tau_fixed: dict | None = None, aux: dict | None = None, steps: int = STEPS,
          p_exc_start: dict | None = None, logit_weight: float = 0.0, direction_weight: float = 0.0,
          weight_max_factor: float | None = None, profile_weight: float = 0.0,
-         aux_amplitude: dict | None = None, weight_fixed: dict | None = None, tc_weights: dict | None = None) -> dict:
+         aux_amplitude: dict | None = None, weight_fixed: dict | None = None, tc_weights: dict | None = None,
+         afd_phasic: dict | None = None, afd_phasic_fixed: bool = False) -> dict:
     """``aux``: ``{cell: [target, weight]}`` (targets: :data:`AUX_TARGETS`); ``aux_amplitude``:
     ``{cell: minimum standard deviation of its potential, mV}``; ``p_exc_start``:
     ``{"PRE->POST": excitatory fraction}`` of free connections at the start."""
@@ -381,8 +403,8 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
     _, r = (np.asarray(a, np.float64) for a in pb.wander_response(2.0))
     q = teacher_drive(r, best)
     task = make_task(init_from, polarity, vth_init_mV, weight_scale, bias_max_pA, reversal_gain,
-                     (tau_start or {}) | (tau_fixed or {}), weight_max_factor)
-    values = held_values(task, tau_fixed, weight_fixed)
+                     (tau_start or {}) | (tau_fixed or {}), weight_max_factor, afd_phasic)
+    values = held_values(task, tau_fixed, weight_fixed, afd_phasic_fixed)
     print(f"data: {r.shape[0]} worms × {r.shape[1]} s, teacher drive mean {q.mean():.3f}", flush=True)
     zf, zs = teacher_filters(r, best)
     edges = np.quantile(zf[:N_TRAIN], np.linspace(0, 1, N_LEVELS + 1))
@@ -576,12 +598,15 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
                         f"--logit-weight {logit_weight:g}" if logit_weight else "",
                         f"--direction-weight {direction_weight:g}" if direction_weight else "",
                         f"--profile-weight {profile_weight:g}" if profile_weight else "",
-                        f"--weight-max-factor {weight_max_factor:g}" if weight_max_factor is not None else "", "--ship"])
+                        f"--weight-max-factor {weight_max_factor:g}" if weight_max_factor is not None else "",
+                        f"--afd-phasic '{json.dumps(afd_phasic)}'" if afd_phasic else "",
+                        "--afd-phasic-fixed" if afd_phasic_fixed else "", "--ship"])
     prov = {"command": " ".join(command.split()), "teacher": best,
             "teacher_source": teacher, "teacher_rank": rank, "init_from": init_from, "lr": lr, "polarity": polarity,
             "vth_init_mV": task.circuit_cfg["vth_init_mV"], "weight_scale": task.circuit_cfg["weight_scale"],
             "bias_max_pA": task.circuit_cfg["bias_max_pA"], "reversal_gain_init": task.readout["reversal_gain"],
             "weight_max_factor": task.circuit_cfg["weight_max_factor"], "git_commit": commit, "transducer_memory_tau_s": task.memory_tau_s,
+            "afd_phasic_start": task.afd_phasic,
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "body": {"pirouette_duration_s": PIROUETTE_S},
             "fit": {k: v for k, v in fit.items() if k != "history"}}
     path = save_values(HERE / "results" / (out_name or OUT_NAME[teacher]) / "head_circuit.npz", vals, task.synapse_names,
@@ -596,7 +621,9 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
                          "vth_init_mV": task.circuit_cfg["vth_init_mV"], "weight_scale": task.circuit_cfg["weight_scale"],
                          "bias_max_pA": task.circuit_cfg["bias_max_pA"], "reversal_gain_init": task.readout["reversal_gain"],
                          "tau_start_ms": tau_start or {}, "tau_fixed_ms": tau_fixed or {},
-                         "weight_fixed": weight_fixed or {}, "tc_weights": tc_weights or {}},
+                         "weight_fixed": weight_fixed or {}, "tc_weights": tc_weights or {},
+                         "afd_phasic_start": task.afd_phasic, "afd_phasic_fixed": afd_phasic_fixed,
+                         "afd_phasic_trained": afd_phasic_from_values({k: np.asarray(x) for k, x in vals.items()})},
             "polarity": task.polarity_report(vals)}
 
 
@@ -695,13 +722,20 @@ if __name__ == "__main__":
                     "drive in each level bin, rising and falling (drive_profile_mismatch) in the loss (default 0)")
     ap.add_argument("--weight-max-factor", type=float, default=None,
                     help="trained weights lie in (0, this × their start] (default the experiment's 4)")
+    ap.add_argument("--afd-phasic", type=json.loads, default=None,
+                    help='AFD\'s phasic channel (owjax.sensory.phasic: a band-pass of the transducer\'s response '
+                    'injected beside the tonic current), its start, JSON, e.g. \'{"gain_pA": 100, "tau_fast_s": 0.47, '
+                    '"tau_slow_s": 1.22}\' (trained; default: none, or the --init-from circuit\'s own)')
+    ap.add_argument("--afd-phasic-fixed", action="store_true",
+                    help="hold AFD's phasic channel (gain and time constants) at its start instead of training it")
     ap.add_argument("--steps", type=int, default=STEPS, help=f"Adam steps (default {STEPS})")
     ap.add_argument("--out", default=None, help="results name (default: imitation / imitation_refined)")
     args = ap.parse_args()
     out = main(args.ship, args.teacher, args.rank, args.init_from, args.lr, args.out, args.polarity, args.vth_init,
                args.weight_scale, args.bias_max, args.reversal_gain, args.contrast_weight, args.tau_start,
                args.tau_fixed, args.aux, args.steps, args.p_exc_start, args.logit_weight, args.direction_weight,
-               args.weight_max_factor, args.profile_weight, args.aux_amplitude, args.weight_fixed, args.tc_weights)
+               args.weight_max_factor, args.profile_weight, args.aux_amplitude, args.weight_fixed, args.tc_weights,
+               args.afd_phasic, args.afd_phasic_fixed)
     name = args.out or OUT_NAME[args.teacher]
     (HERE / "results" / f"{name}.json").write_text(json.dumps(out, indent=1, default=float) + "\n")
     (HERE / "results" / f"{name}.md").write_text(markdown(out))

@@ -10,7 +10,10 @@ a coupling), ``"circuit"`` (:class:`~owjax.navigation.circuit.GradedHeadCircuit`
   into AFDL/AFDR (pA);
 * :class:`NeckSteering` (circuit → body ``steer``): ``gain · (mean dorsal − mean ventral neck V)/10 mV``;
 * :class:`ReversalCommand` (circuit → body ``reversal``): ``σ(gain · ((AVA − AVB) − threshold)/10 mV)``;
-* with ``edge_wall=True``, :class:`PlateEdge` (body → body ``edge``): the plate's edge as a soft wall.
+* with ``edge_wall=True``, :class:`PlateEdge` (body → body ``edge``): the plate's edge as a soft wall;
+* with ``afd_phasic``, a fourth component ``"afd_phasic"`` (:class:`~owjax.sensory.phasic.PhasicResponse`,
+  AFD's fast adaptation: a band-pass of the response) and two couplings, afd → afd_phasic and
+  :class:`~owjax.sensory.phasic.PhasicDrive` (afd_phasic → circuit ``i_ext_pA``, added to the tonic current).
 
 One :func:`owjax.core.solve.solve_ys` integrates all of it (time in ms; the transducer and the body
 run in s and are rescaled by the composite); :func:`simulate_worms` vmaps it over a batch of worms
@@ -22,7 +25,7 @@ preferred temperature.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import equinox as eqx
 import jax
@@ -36,6 +39,7 @@ from owjax.navigation.circuit import (DORSAL_NECK, FORWARD_CELLS, REVERSAL_CELLS
                                       GradedHeadCircuit)
 
 __all__ = ["ArenaAtHead", "NeckSteering", "ReversalCommand", "PlateEdge", "build_loop", "circuit_couplings",
+           "with_afd_phasic", "phasic_initial_state", "AFD_PHASIC_KEYS",
            "loop_initial_state",
            "adapted_transducer_state", "simulate_worms", "head_temperature", "LOOP_SAVE"]
 
@@ -158,7 +162,8 @@ class PlateEdge(AbstractCoupling):
 
 def build_loop(circuit: GradedHeadCircuit, transducer, body: NavigationBody, field: AbstractField,
                afd_gain_pA: float = 1.0, afd_offset_pA: float = 0.0, steer_gain: float = 1.0,
-               reversal_gain: float = 1.0, reversal_threshold_mV: float = 5.0, edge_wall: bool = False) -> Composite:
+               reversal_gain: float = 1.0, reversal_threshold_mV: float = 5.0, edge_wall: bool = False,
+               afd_phasic: Mapping | None = None) -> Composite:
     """The closed loop (see the module docstring).
 
     Arguments:
@@ -169,13 +174,39 @@ def build_loop(circuit: GradedHeadCircuit, transducer, body: NavigationBody, fie
         afd_gain_pA, afd_offset_pA: transducer response → current into AFD.
         steer_gain, reversal_gain, reversal_threshold_mV: motor read-outs.
         edge_wall: the plate's edge is a wall (:class:`PlateEdge`); False: worms may leave the plate.
+        afd_phasic: ``None`` (default): AFD gets the tonic current only; ``{"gain_pA", "tau_fast_s",
+            "tau_slow_s"}``: also AFD's fast adaptation, a band-pass of the response
+            (:class:`~owjax.sensory.phasic.PhasicResponse`, component ``"afd_phasic"``) injected with
+            ``gain_pA`` (:class:`~owjax.sensory.phasic.PhasicDrive`).
     """
     if transducer.stimulus_values is not None:
         raise ValueError("build_loop: the transducer must read its stimulus from the arena (no prescribed stimulus)")
     couplings = [ArenaAtHead(field)] + circuit_couplings(circuit, afd_gain_pA, afd_offset_pA, steer_gain, reversal_gain,
                                                          reversal_threshold_mV)
     couplings += [PlateEdge(field)] if edge_wall else []
-    return Composite({"afd": transducer, "circuit": circuit, "body": body}, couplings)
+    components = {"afd": transducer, "circuit": circuit, "body": body}
+    components, couplings = with_afd_phasic(components, couplings, circuit, afd_phasic)
+    return Composite(components, couplings)
+
+
+#: the keys of ``afd_phasic`` (:func:`build_loop`)
+AFD_PHASIC_KEYS = ("gain_pA", "tau_fast_s", "tau_slow_s")
+
+
+def with_afd_phasic(components: dict, couplings: list, circuit: GradedHeadCircuit, afd_phasic: Mapping | None):
+    """``components`` and ``couplings`` with AFD's phasic channel added (``afd_phasic``: see
+    :func:`build_loop`; ``None``: unchanged)."""
+    if afd_phasic is None:
+        return components, couplings
+    from owjax.sensory.phasic import PhasicDrive, PhasicResponse, ResponseToPhasic
+
+    if set(afd_phasic) != set(AFD_PHASIC_KEYS):
+        raise ValueError(f"afd_phasic: needs exactly the keys {list(AFD_PHASIC_KEYS)}, got {sorted(afd_phasic)}")
+    dt = circuit.dtype
+    phasic = PhasicResponse(afd_phasic["tau_fast_s"], afd_phasic["tau_slow_s"], dtype=dt)
+    drive = PhasicDrive(jnp.asarray(afd_phasic["gain_pA"], dt), source="afd_phasic", target="circuit",
+                        cell_index=[circuit.index("AFDL"), circuit.index("AFDR")], n_cells=circuit.n_cells)
+    return components | {"afd_phasic": phasic}, couplings + [ResponseToPhasic("afd", "afd_phasic"), drive]
 
 
 def circuit_couplings(circuit: GradedHeadCircuit, afd_gain_pA: float, afd_offset_pA: float, steer_gain: float,
@@ -224,8 +255,20 @@ def loop_initial_state(loop: Composite, cultivation_temp_c) -> dict:
     cultivation temperature (:func:`adapted_transducer_state`) while sensing the start temperature."""
     y_body = loop["body"].initial_state()
     u0 = head_temperature(loop, y_body["pos"], y_body["heading"], y_body["phase"])
-    return {"afd": adapted_transducer_state(loop["afd"], u0, cultivation_temp_c),
-            "circuit": loop["circuit"].initial_state(), "body": y_body}
+    y = {"afd": adapted_transducer_state(loop["afd"], u0, cultivation_temp_c),
+         "circuit": loop["circuit"].initial_state(), "body": y_body}
+    return y | phasic_initial_state(loop, y["afd"])
+
+
+def phasic_initial_state(loop: Composite, afd_state: dict) -> dict:
+    """``{"afd_phasic": both filters at the transducer's response in ``afd_state``}`` when the loop has
+    AFD's phasic channel (:func:`with_afd_phasic`), else ``{}``."""
+    if "afd_phasic" not in loop.components:
+        return {}
+    from owjax.sensory.transducer import readout
+
+    t = loop["afd"]
+    return {"afd_phasic": loop["afd_phasic"].steady_state(readout(t.spec, t.params, afd_state["h"]))}
 
 
 def simulate_worms(loop: Composite, start_xy_cm, start_heading_rad, noise, cultivation_temp_c,

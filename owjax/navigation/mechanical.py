@@ -186,7 +186,7 @@ def build_mechanical_loop(circuit, transducer, field: AbstractField, medium="aga
                           afd_offset_pA: float = 0.0, steer_gain: float = 1.0, reversal_gain: float = 1.0,
                           reversal_threshold_mV: float = 5.0, neck_amplitude: float = 0.3,
                           neck_segments: int = 8, pirouette_duration_s: float | None = 3.0, noise=None,
-                          noise_dt_s: float = 1.0) -> Composite:
+                          noise_dt_s: float = 1.0, afd_phasic: Mapping | None = None) -> Composite:
     """The closed loop on the mechanical body (see the module docstring).
 
     Arguments:
@@ -202,10 +202,11 @@ def build_mechanical_loop(circuit, transducer, field: AbstractField, medium="aga
             reversal command withdraws the AVB drive directly, continuously.
         noise, noise_dt_s: the events' noise table (K, 3) (a placeholder of zeros for 60 s when ``None``;
             :func:`simulate_worms_mechanical` sets one per worm).
+        afd_phasic: AFD's phasic channel, as :func:`owjax.navigation.loop.build_loop` (``None``: none).
     """
     from owjax.body.circuit import ActivationToBody, BBCCircuit, BodyToStretchReceptors
     from owjax.body.mechanics import RodBody
-    from owjax.navigation.loop import circuit_couplings
+    from owjax.navigation.loop import circuit_couplings, with_afd_phasic
 
     if transducer.stimulus_values is not None:
         raise ValueError("build_mechanical_loop: the transducer must read its stimulus from the arena "
@@ -226,7 +227,7 @@ def build_mechanical_loop(circuit, transducer, field: AbstractField, medium="aga
             noise = jnp.zeros((int(60.0 / noise_dt_s) + 2, NOISE_COLUMNS), dt)
         components["pirouette"] = PirouetteEvents(jnp.asarray(noise, dt), noise_dt_s, pirouette_duration_s)
         couplings += [PirouetteProgram(k, v) for k, v in PIROUETTE_PROGRAM.items()]
-    return Composite(components, couplings)
+    return Composite(*with_afd_phasic(components, couplings, circuit, afd_phasic))
 
 
 def make_mechanical_loop(field: AbstractField, values: Mapping | None = None, parameter_set: str = "C1",
@@ -237,13 +238,14 @@ def make_mechanical_loop(field: AbstractField, values: Mapping | None = None, pa
     """:func:`build_mechanical_loop` with ``values`` applied and ``ablate`` killed, as
     :func:`owjax.navigation.setup.make_loop` builds the navigation level (same circuit, same values, same
     arguments: ``memory_tau_s`` ``None`` is the transducer's fitted memory)."""
-    from owjax.navigation.params import apply_values
+    from owjax.navigation.params import afd_phasic_from_values, apply_values
     from owjax.navigation.setup import circuit_and_transducer
 
     circuit, transducer = circuit_and_transducer(parameter_set, dt_ms, dtype, ablate, transducer_path, memory_tau_s)
     loop = build_mechanical_loop(circuit, transducer, field, medium=medium,
                                  neck_amplitude=neck_amplitude, neck_segments=neck_segments,
-                                 pirouette_duration_s=pirouette_duration_s, noise_dt_s=noise_dt_s)
+                                 pirouette_duration_s=pirouette_duration_s, noise_dt_s=noise_dt_s,
+                                 afd_phasic=afd_phasic_from_values(values))
     if values is not None:
         loop = apply_values(loop, values)
     return loop
@@ -259,13 +261,14 @@ def _arena(loop: Composite) -> ArenaAtRodHead:
 def mechanical_initial_state(loop: Composite, cultivation_temp_c) -> dict:
     """Initial state: circuit at rest, BBC's motor start, the body straight, and the transducer adapted to
     the cultivation temperature while sensing the temperature at the head rod."""
-    from owjax.navigation.loop import adapted_transducer_state
+    from owjax.navigation.loop import adapted_transducer_state, phasic_initial_state
 
     y_body = loop["body"].initial_state()
     arena = _arena(loop)
     u0 = arena(0.0, loop["body"].outputs(0.0, y_body))
     y = {"afd": adapted_transducer_state(loop["afd"], u0, cultivation_temp_c),
          "circuit": loop["circuit"].initial_state(), "motor": loop["motor"].initial_state(), "body": y_body}
+    y |= phasic_initial_state(loop, y["afd"])
     if "pirouette" in loop.components:
         y["pirouette"] = loop["pirouette"].initial_state()
     return y

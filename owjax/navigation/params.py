@@ -22,7 +22,12 @@ Raw (unconstrained) parameters → values (:func:`values_from_raw`):
   reversal potential ``E_inh + p (E_exc − E_inh)``. Without it, c302's signs are kept.
 * ``afd_gain_pA`` = ``5 σ(raw)`` in (0, 5) pA, ``afd_offset_pA`` = ``2 tanh(raw)`` in (−2, 2) pA;
 * ``steer_gain`` = ``20 σ(raw)``, ``reversal_gain`` = ``20 σ(raw)`` in (0, 20),
-  ``reversal_threshold_mV`` = ``30 tanh(raw)`` in (−30, 30) mV.
+  ``reversal_threshold_mV`` = ``30 tanh(raw)`` in (−30, 30) mV;
+* only when ``init_raw(afd_phasic=…)`` asks for it, AFD's phasic channel
+  (:class:`~owjax.sensory.phasic.PhasicResponse`): ``afd_phasic_pA`` = ``500 σ(raw)`` in (0, 500) pA per
+  unit of band-passed response, and its two time constants, log-uniform in ``afd_phasic_tau_fast_s`` ∈
+  (0.05, 5) s and ``afd_phasic_tau_slow_s`` ∈ (0.2, 30) s (:data:`PHASIC_BOUNDS`). Values with these
+  keys build a loop with the channel (:func:`afd_phasic_from_values`).
 
 :func:`apply_values` writes the values into a loop built by :func:`owjax.navigation.loop.build_loop`;
 :func:`save_values` / :func:`load_values` store them (``.npz`` + ``.json`` with provenance, the
@@ -42,7 +47,7 @@ import numpy as np
 from owjax.core.component import Composite
 
 __all__ = ["init_raw", "values_from_raw", "raw_from_values", "apply_values", "save_values", "load_values", "SCALAR_KEYS",
-           "DEFAULT_DATA", "TAU_MAX_MS"]
+           "DEFAULT_DATA", "TAU_MAX_MS", "PHASIC_BOUNDS", "afd_phasic_from_values", "phasic_raw"]
 
 #: the loop-level (coupling) parameters
 SCALAR_KEYS = ("afd_gain_pA", "afd_offset_pA", "steer_gain", "reversal_gain", "reversal_threshold_mV")
@@ -66,25 +71,73 @@ _SCALAR_BOUNDS = {"afd_gain_pA": (0.0, 5.0, "sigmoid"), "afd_offset_pA": (-2.0, 
                   "reversal_threshold_mV": (-30.0, 30.0, "tanh")}
 
 
+#: AFD's phasic channel (optional): value key → (raw key, lo, hi, squashing; ``log``: lo · (hi/lo)^σ(raw))
+PHASIC_BOUNDS = {"afd_phasic_pA": ("phasic_gain", 0.0, 500.0, "sigmoid"),
+                 "afd_phasic_tau_fast_s": ("phasic_tau_fast", 0.05, 5.0, "log"),
+                 "afd_phasic_tau_slow_s": ("phasic_tau_slow", 0.2, 30.0, "log")}
+
+
 def _bounded(raw, lo: float, hi: float, kind: str):
-    """A bounded value from its raw parameter (``kind`` as in :data:`_SCALAR_BOUNDS`)."""
+    """A bounded value from its raw parameter (``kind`` as in :data:`_SCALAR_BOUNDS`, or ``log``)."""
+    if kind == "log":
+        return lo * jnp.exp(np.log(hi / lo) * jax.nn.sigmoid(raw))
     return lo + (hi - lo) * jax.nn.sigmoid(raw) if kind == "sigmoid" else hi * jnp.tanh(raw)
 
 
 def _unbounded(value, lo: float, hi: float, kind: str):
     """The raw parameter of a value strictly inside (lo, hi): the inverse of :func:`_bounded` (numpy)."""
     value = np.asarray(value, np.float64)
+    if kind == "log":
+        return _logit(np.log(value / lo) / np.log(hi / lo))
     return _logit((value - lo) / (hi - lo)) if kind == "sigmoid" else np.arctanh(value / hi)
+
+
+def phasic_raw(afd_phasic, dtype=jnp.float32) -> dict:
+    """The raw parameters of AFD's phasic channel starting at ``afd_phasic`` (``{"gain_pA", "tau_fast_s",
+    "tau_slow_s"}``, each strictly inside its :data:`PHASIC_BOUNDS`, or a clear error)."""
+    from owjax.navigation.loop import AFD_PHASIC_KEYS
+
+    if set(afd_phasic) != set(AFD_PHASIC_KEYS):
+        raise ValueError(f"afd_phasic: needs exactly the keys {list(AFD_PHASIC_KEYS)}, got {sorted(afd_phasic)}")
+    if not float(afd_phasic["tau_fast_s"]) < float(afd_phasic["tau_slow_s"]):
+        raise ValueError(f"afd_phasic: tau_fast_s ({afd_phasic['tau_fast_s']}) must be < tau_slow_s "
+                         f"({afd_phasic['tau_slow_s']})")
+    out = {}
+    for (vkey, (rkey, lo, hi, kind)), k in zip(PHASIC_BOUNDS.items(), AFD_PHASIC_KEYS):
+        if not lo < float(afd_phasic[k]) < hi:
+            raise ValueError(f"afd_phasic {k}={afd_phasic[k]} outside its bounds ({lo:g}, {hi:g}) ({vkey})")
+        out[rkey] = jnp.asarray(_unbounded(afd_phasic[k], lo, hi, kind), dtype)
+    return out
+
+
+def _has_phasic(values) -> bool:
+    """Whether ``values`` carry AFD's phasic channel (all of its keys; a partial set is an error)."""
+    have = [k for k in PHASIC_BOUNDS if k in values]
+    if have and len(have) != len(PHASIC_BOUNDS):
+        raise ValueError(f"values: AFD's phasic channel needs all of {list(PHASIC_BOUNDS)}, got only {have}")
+    return bool(have)
+
+
+def afd_phasic_from_values(values) -> dict | None:
+    """``build_loop``'s ``afd_phasic`` (``{"gain_pA", "tau_fast_s", "tau_slow_s"}``, floats) from values that
+    carry AFD's phasic channel; ``None`` when ``values`` is ``None`` or has none of its keys (a partial set is
+    an error). Not for traced values (use it where the loop is built)."""
+    if values is None or not _has_phasic(values):
+        return None
+    return {"gain_pA": float(values["afd_phasic_pA"]), "tau_fast_s": float(values["afd_phasic_tau_fast_s"]),
+            "tau_slow_s": float(values["afd_phasic_tau_slow_s"])}
 
 
 def init_raw(n_cells: int, n_syn: int, vth_init_mV: float, afd_gain_pA: float, afd_offset_pA: float,
              steer_gain: float, reversal_gain: float, reversal_threshold_mV: float, bias_max_pA: float,
-             dtype=jnp.float32, tau_init_ms=None, tau_min_ms: float = 40.0, p_exc_init=None) -> dict:
+             dtype=jnp.float32, tau_init_ms=None, tau_min_ms: float = 40.0, p_exc_init=None,
+             afd_phasic=None) -> dict:
     """Raw parameters whose values are c302's weights, thresholds at ``vth_init_mV``, zero bias and
     the given read-outs; with ``tau_init_ms`` (a number, or one per connection) the synaptic time
     constants are trained too, starting there (bounded in (``tau_min_ms``, :data:`TAU_MAX_MS`)); with
     ``p_exc_init`` (one value in (0, 1) per connection) the free connections' polarity is trained too,
-    starting there (what fixed connections get is ignored: their class fixes them)."""
+    starting there (what fixed connections get is ignored: their class fixes them); with ``afd_phasic``
+    (``{"gain_pA", "tau_fast_s", "tau_slow_s"}``) AFD's phasic channel is trained too, starting there."""
     f = lambda x: jnp.asarray(x, dtype)  # noqa: E731
     if not -70.0 < vth_init_mV < 0.0:
         raise ValueError(f"vth_init_mV={vth_init_mV} must lie in (−70, 0) mV")
@@ -106,6 +159,8 @@ def init_raw(n_cells: int, n_syn: int, vth_init_mV: float, afd_gain_pA: float, a
             raise ValueError(f"p_exc_init must be one value in (0, 1) per connection ({n_syn}), got shape {p0.shape}, "
                              f"range [{p0.min() if p0.size else 'empty'}, {p0.max() if p0.size else 'empty'}]")
         extra["p_exc"] = f(_logit(p0))
+    if afd_phasic is not None:
+        extra |= phasic_raw(afd_phasic, dtype)
     return extra | {
         "rho": f(np.zeros(n_syn)),
         "vth": f(np.full(n_syn, _unbounded(vth_init_mV, *_VTH))),
@@ -132,6 +187,8 @@ def values_from_raw(raw: dict, weight_c302, weight_max_factor: float, bias_max_p
         if polarity_classes is None:
             raise ValueError("values_from_raw: raw has p_exc (trained polarity) but no polarity_classes were given")
         extra["p_exc"] = p_exc_from_raw(raw["p_exc"], polarity_classes)
+    extra |= {vkey: _bounded(raw[rkey], lo, hi, kind) for vkey, (rkey, lo, hi, kind) in PHASIC_BOUNDS.items()
+              if rkey in raw}
     return extra | {
         "weight": jnp.asarray(weight_c302) * float(weight_scale) * m * jax.nn.sigmoid(raw["rho"] + shift),
         "vth_mV": _bounded(raw["vth"], *_VTH),
@@ -190,6 +247,8 @@ def raw_from_values(values: dict, weight_c302, weight_max_factor: float, bias_ma
         out["p_exc"] = f(np.where(cls == FREE, _logit(p), 0.0))
     bounded = {"vth": ("vth_mV", _VTH), "bias": ("bias_pA", (-bias_max_pA, bias_max_pA, "tanh"))} | {
         k: (k, b) for k, b in _SCALAR_BOUNDS.items()}
+    if _has_phasic(v):
+        bounded |= {rkey: (vkey, (lo, hi, kind)) for vkey, (rkey, lo, hi, kind) in PHASIC_BOUNDS.items()}
     for name, (lo, hi, _) in bounded.values():  # every value inside its bounds, or a clear error
         unit(name, v[name], lo, hi)
     return out | {"rho": f(_logit(frac) - _logit(1.0 / m))} | {
@@ -224,12 +283,31 @@ def apply_values(loop: Composite, values: dict) -> Composite:
             raise ValueError(f"apply_values: p_exc {np.shape(values['p_exc'])} does not match the circuit's "
                              f"{c.erev_mV.shape} connections")
         loop = eqx.tree_at(lambda m: m.components["circuit"].erev_mV, loop, reversal_from_p_exc(a("p_exc")))
+    loop = _apply_phasic(loop, values, dt)
     return eqx.tree_at(
         lambda m: (m.components["circuit"].weight, m.components["circuit"].vth_mV, m.components["circuit"].bias_pA,
                    m.couplings[td].gain_pA, m.couplings[td].offset_pA, m.couplings[ns].gain, m.couplings[rc].gain,
                    m.couplings[rc].threshold_mV),
         loop, (a("weight"), a("vth_mV"), a("bias_pA"), a("afd_gain_pA"), a("afd_offset_pA"), a("steer_gain"),
                a("reversal_gain"), a("reversal_threshold_mV")))
+
+
+def _apply_phasic(loop: Composite, values: dict, dt) -> Composite:
+    """``apply_values``' part for AFD's phasic channel: the loop has it exactly when the values do."""
+    from owjax.sensory.phasic import PhasicDrive
+
+    phasic = _has_phasic(values)
+    idx = [i for i, c in enumerate(loop.couplings) if isinstance(c, PhasicDrive)]
+    if phasic != bool(idx):
+        raise ValueError("apply_values: " + ("the values carry AFD's phasic channel but the loop has none (build it "
+                                             "with afd_phasic=afd_phasic_from_values(values))" if phasic
+                                             else "the loop has AFD's phasic channel but the values do not"))
+    if not phasic:
+        return loop
+    a = lambda k: jnp.asarray(values[k], dt)  # noqa: E731
+    return eqx.tree_at(lambda m: (m.couplings[idx[0]].gain_pA, m.components["afd_phasic"].tau_fast_s,
+                                  m.components["afd_phasic"].tau_slow_s),
+                       loop, (a("afd_phasic_pA"), a("afd_phasic_tau_fast_s"), a("afd_phasic_tau_slow_s")))
 
 
 def save_values(path: str | Path, values: dict, synapse_names, cell_names, provenance: dict) -> Path:

@@ -89,7 +89,8 @@ def circuit_and_transducer(parameter_set: str = "C1", dt_ms: float = 10.0, dtype
 
 def make_loop(field: AbstractField, body: Mapping, values: Mapping | None = None, parameter_set: str = "C1",
               dt_ms: float = 10.0, dtype: str = "float32", ablate: Sequence[str] = (), transducer_path=None,
-              duration_s: float = 60.0, memory_tau_s: float | None = CULTIVATION_MEMORY_TAU_S):
+              duration_s: float = 60.0, memory_tau_s: float | None = CULTIVATION_MEMORY_TAU_S,
+              afd_phasic: Mapping | None = None):
     """The loop (:func:`owjax.navigation.loop.build_loop`) with ``values`` applied and ``ablate`` killed.
 
     Arguments:
@@ -102,10 +103,12 @@ def make_loop(field: AbstractField, body: Mapping, values: Mapping | None = None
         duration_s: length the body's placeholder noise table covers (replaced per worm).
         memory_tau_s: the transducer's slow adaptation time constant (s), the memory of the cultivation
             temperature (:data:`CULTIVATION_MEMORY_TAU_S`); ``None``: the transducer's fitted value.
+        afd_phasic: AFD's phasic channel (:func:`owjax.navigation.loop.build_loop`) when ``values`` do not
+            carry one (values that do decide: :func:`owjax.navigation.params.afd_phasic_from_values`).
     """
     from owjax.navigation.body import NOISE_COLUMNS, NavigationBody
     from owjax.navigation.loop import build_loop
-    from owjax.navigation.params import apply_values
+    from owjax.navigation.params import afd_phasic_from_values, apply_values
 
     bad = sorted(set(body) - set(BODY_KEYS))
     if bad:
@@ -115,7 +118,7 @@ def make_loop(field: AbstractField, body: Mapping, values: Mapping | None = None
     kw = dict(body)
     edge_wall = bool(kw.pop("edge_wall", False))
     bod = NavigationBody(jnp.zeros((int(duration_s / nd) + 2, NOISE_COLUMNS), jnp.dtype(dtype)), **kw)
-    loop = build_loop(circuit, transducer, bod, field, edge_wall=edge_wall)
+    loop = build_loop(circuit, transducer, bod, field, edge_wall=edge_wall, afd_phasic=afd_phasic_from_values(values) or afd_phasic)
     if values is not None:
         loop = apply_values(loop, values)
     return loop

@@ -55,6 +55,7 @@ ABLATIONS = {"AFD": ("AFDL", "AFDR"), "AIY": ("AIYL", "AIYR"), "AIZ": ("AIZL", "
 _CIRCUIT = ("parameter_set", "dt_ms", "weight_max_factor", "bias_max_pA", "vth_init_mV")
 _CIRCUIT_OPTIONAL = ("weight_scale", "tau_init_ms", "init_from", "polarity", "p_exc_init")
 _READOUT = ("afd_gain_pA", "afd_offset_pA", "steer_gain", "reversal_gain", "reversal_threshold_mV")
+_READOUT_OPTIONAL = ("afd_phasic",)
 _EPISODE = ("duration_s", "dt_out_s", "n_worms", "cultivation_temps_c", "score_after_s", "band_c")
 _EPISODE_OPTIONAL = ("pirouette_rate",)
 _EVAL = ("n_worms", "duration_s", "seed", "window_s", "ablations", "fields")
@@ -67,7 +68,7 @@ class ThermotaxisTask(AbstractFitTask):
         from owjax.navigation.setup import BODY_KEYS, CULTIVATION_MEMORY_TAU_S, field_from_config, make_loop
 
         self.circuit_cfg = section(cfg, "circuit", _CIRCUIT, _CIRCUIT + _CIRCUIT_OPTIONAL)
-        self.readout = section(cfg, "readout", _READOUT, _READOUT)
+        self.readout = section(cfg, "readout", _READOUT, _READOUT + _READOUT_OPTIONAL)
         self.episode = section(cfg, "episode", _EPISODE, _EPISODE + _EPISODE_OPTIONAL)
         self.evaluation = section(cfg, "evaluation", _EVAL, _EVAL)
         self.body = section(cfg, "body", (), BODY_KEYS)
@@ -86,8 +87,10 @@ class ThermotaxisTask(AbstractFitTask):
         if float(e["score_after_s"]) >= float(e["duration_s"]):
             raise ValueError(f"episode.score_after_s ({e['score_after_s']}) must be < duration_s ({e['duration_s']})")
         c = self.circuit_cfg
+        self.afd_phasic, self.afd_phasic_from_file = self._afd_phasic()
         self.loop = make_loop(self.field, self.body, None, str(c["parameter_set"]), float(c["dt_ms"]), self.dtype,
-                              duration_s=float(e["duration_s"]), memory_tau_s=self.memory_tau_s)
+                              duration_s=float(e["duration_s"]), memory_tau_s=self.memory_tau_s,
+                              afd_phasic=self.afd_phasic)
         circ = self.loop["circuit"]
         self.w_c302 = circ.weight
         self.tau_c302_ms = float(np.max(1.0 / np.asarray(circ.k_per_ms)))  # c302: 40 ms for every connection
@@ -101,6 +104,30 @@ class ThermotaxisTask(AbstractFitTask):
         self.info = {"cells": list(self.cell_names), "n_connections": len(self.synapse_names),
                      "n_gap_junctions": len(circ.gap_names), "circuit": f"graded reduction of c302 "
                      f"{c['parameter_set']}, Δ = {c['dt_ms']} ms"}
+
+    def _afd_phasic(self):
+        """``(AFD's phasic channel or None, whether it comes from circuit.init_from)``: a saved circuit that
+        has the channel keeps it (and ``readout.afd_phasic`` is then ignored, with a warning); otherwise
+        ``readout.afd_phasic`` (``null``: none; ``{gain_pA, tau_fast_s, tau_slow_s}``: its start)."""
+        from owjax.navigation.params import afd_phasic_from_values, phasic_raw
+
+        given = self.readout.get("afd_phasic")
+        if given is not None:
+            given = {k: float(v) for k, v in dict(given).items()}
+            phasic_raw(given)  # the keys and bounds checked here, with a clear error
+        where = self.circuit_cfg.get("init_from")
+        if where:
+            saved = afd_phasic_from_values(self._saved_values(str(where)))
+            if saved is not None:
+                if given is not None:
+                    log.warning("readout.afd_phasic is ignored: circuit.init_from has its own phasic channel %s", saved)
+                return saved, True
+        return given, False
+
+    def _saved_values(self, where: str) -> dict:
+        from owjax.navigation.params import DEFAULT_DATA, load_values
+
+        return load_values(DEFAULT_DATA if where == "shipped" else Path(where).expanduser())
 
     def _polarity(self, circ):
         """``(rule, classes per connection or None, starting p_exc or None)`` from ``circuit.polarity``
@@ -145,14 +172,15 @@ class ThermotaxisTask(AbstractFitTask):
                         float(r["afd_gain_pA"]), float(r["afd_offset_pA"]), float(r["steer_gain"]),
                         float(r["reversal_gain"]), float(r["reversal_threshold_mV"]), float(c["bias_max_pA"]),
                         dtype=jnp.dtype(self.dtype), tau_init_ms=c.get("tau_init_ms"),
-                        tau_min_ms=self.tau_c302_ms, p_exc_init=self.p_exc_init)
+                        tau_min_ms=self.tau_c302_ms, p_exc_init=self.p_exc_init, afd_phasic=self.afd_phasic)
 
     def raw_from_file(self, where: str) -> dict:
         """Raw parameters that start training from a saved circuit: ``where`` = ``shipped`` (the
         package's owjax/data/thermotaxis/head_circuit.npz) or a path written by ``save_values``. Its
         connections and cells must be this circuit's, and its values inside this experiment's bounds;
-        its time constants (if it has them) are trained on."""
-        from owjax.navigation.params import DEFAULT_DATA, load_values, raw_from_values
+        its time constants (if it has them) are trained on, and so is its phasic channel; a circuit without
+        one gets ``readout.afd_phasic``'s start when that is set."""
+        from owjax.navigation.params import DEFAULT_DATA, load_values, phasic_raw, raw_from_values
 
         path = DEFAULT_DATA if where == "shipped" else Path(where).expanduser()
         vals = load_values(path, self.synapse_names, self.cell_names)
@@ -160,6 +188,8 @@ class ThermotaxisTask(AbstractFitTask):
         raw = raw_from_values(vals, self.w_c302, float(c["weight_max_factor"]), float(c["bias_max_pA"]),
                               float(c.get("weight_scale", 1.0)), tau_min_ms=self.tau_c302_ms,
                               dtype=jnp.dtype(self.dtype), polarity_classes=self.polarity_classes)
+        if self.afd_phasic is not None and not self.afd_phasic_from_file:
+            raw |= phasic_raw(self.afd_phasic, jnp.dtype(self.dtype))
         log.info("training starts from %s (%s)", path, "time constants trained" if "tau" in raw else "c302's kinetics")
         return raw
 
@@ -303,7 +333,8 @@ class ThermotaxisTask(AbstractFitTask):
                                                    {k: v for k, v in ABLATIONS.items()
                                                     if k in set(self.evaluation["ablations"])}),
                "weights": self.weight_movement(v1),
-               "readout_trained": {k: float(v1[k]) for k in _READOUT}}
+               "readout_trained": {k: float(v1[k]) for k in _READOUT} | {
+                   k: float(v1[k]) for k in ("afd_phasic_pA", "afd_phasic_tau_fast_s", "afd_phasic_tau_slow_s") if k in v1}}
         out["targets"] = self.targets(out["evaluation_trained"])
         out["report_wall_time_s"] = round(time.perf_counter() - t0, 2)
         return out
