@@ -57,6 +57,7 @@ import policy_bounds as pb  # noqa: E402
 from owjax.fitting.tasks.thermotaxis import ABLATIONS, ThermotaxisTask  # noqa: E402
 from owjax.navigation.evaluate import evaluate_thermotaxis  # noqa: E402
 from owjax.navigation.loop import ReversalCommand  # noqa: E402
+from owjax.navigation.circuit import IV_GRID_MV  # noqa: E402
 from owjax.navigation.params import DEFAULT_DATA, afd_phasic_from_values, apply_values, save_values  # noqa: E402
 from owjax.sensory.component import TransducerDrive  # noqa: E402
 from owjax.sensory.phasic import PhasicDrive  # noqa: E402
@@ -394,7 +395,7 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
          p_exc_start: dict | None = None, logit_weight: float = 0.0, direction_weight: float = 0.0,
          weight_max_factor: float | None = None, profile_weight: float = 0.0,
          aux_amplitude: dict | None = None, weight_fixed: dict | None = None, tc_weights: dict | None = None,
-         afd_phasic: dict | None = None, afd_phasic_fixed: bool = False) -> dict:
+         afd_phasic: dict | None = None, afd_phasic_fixed: bool = False, range_weight: float = 0.0) -> dict:
     """``aux``: ``{cell: [target, weight]}`` (targets: :data:`AUX_TARGETS`); ``aux_amplitude``:
     ``{cell: minimum standard deviation of its potential, mV}``; ``p_exc_start``:
     ``{"PRE->POST": excitatory fraction}`` of free connections at the start."""
@@ -477,8 +478,13 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
         :func:`drive_profile_mismatch` (the mean drive per level bin and direction) + Σ (1 − sd/minimum)²
         of the ``aux_amplitude`` cells whose potential varies less than asked (the correlation of an
         ``aux`` cell is blind to its amplitude: a sub-mV signal correlates as well as a 10-mV one, but moves
-        no synapse)."""
+        no synapse) + ``range_weight`` · the mean over cells and seconds of ((V − bound)/10 mV)² beyond c302's
+        I–V table (−100 … 60 mV; below −100 mV c302's generic cell has almost no conductance, so a few pA
+        hold it volts below rest)."""
         val, z, v = kl_loss(raw, rb, qb)
+        if range_weight:
+            lo, hi = float(IV_GRID_MV[0]), float(IV_GRID_MV[-1])
+            val = val + range_weight * jnp.mean((jax.nn.relu(lo - v) / 10.0) ** 2 + (jax.nn.relu(v - hi) / 10.0) ** 2)
         teacher_logit = drive_logit(qb[:, 1:])
         if direction_weight:
             gz, ok = direction_gain(z, sb)
@@ -600,7 +606,8 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
                         f"--profile-weight {profile_weight:g}" if profile_weight else "",
                         f"--weight-max-factor {weight_max_factor:g}" if weight_max_factor is not None else "",
                         f"--afd-phasic '{json.dumps(afd_phasic)}'" if afd_phasic else "",
-                        "--afd-phasic-fixed" if afd_phasic_fixed else "", "--ship"])
+                        "--afd-phasic-fixed" if afd_phasic_fixed else "",
+                        f"--range-weight {range_weight:g}" if range_weight else "", "--ship"])
     prov = {"command": " ".join(command.split()), "teacher": best,
             "teacher_source": teacher, "teacher_rank": rank, "init_from": init_from, "lr": lr, "polarity": polarity,
             "vth_init_mV": task.circuit_cfg["vth_init_mV"], "weight_scale": task.circuit_cfg["weight_scale"],
@@ -623,6 +630,7 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
                          "tau_start_ms": tau_start or {}, "tau_fixed_ms": tau_fixed or {},
                          "weight_fixed": weight_fixed or {}, "tc_weights": tc_weights or {},
                          "afd_phasic_start": task.afd_phasic, "afd_phasic_fixed": afd_phasic_fixed,
+                         "range_weight": range_weight,
                          "afd_phasic_trained": afd_phasic_from_values({k: np.asarray(x) for k, x in vals.items()})},
             "polarity": task.polarity_report(vals)}
 
@@ -726,6 +734,9 @@ if __name__ == "__main__":
                     help='AFD\'s phasic channel (owjax.sensory.phasic: a band-pass of the transducer\'s response '
                     'injected beside the tonic current), its start, JSON, e.g. \'{"gain_pA": 100, "tau_fast_s": 0.47, '
                     '"tau_slow_s": 1.22}\' (trained; default: none, or the --init-from circuit\'s own)')
+    ap.add_argument("--range-weight", type=float, default=0.0,
+                    help="weight of a penalty on potentials beyond c302's I–V table (−100 … 60 mV), the mean of "
+                    "((V − bound)/10 mV)² over cells and seconds, in the loss (default 0)")
     ap.add_argument("--afd-phasic-fixed", action="store_true",
                     help="hold AFD's phasic channel (gain and time constants) at its start instead of training it")
     ap.add_argument("--steps", type=int, default=STEPS, help=f"Adam steps (default {STEPS})")
@@ -735,7 +746,7 @@ if __name__ == "__main__":
                args.weight_scale, args.bias_max, args.reversal_gain, args.contrast_weight, args.tau_start,
                args.tau_fixed, args.aux, args.steps, args.p_exc_start, args.logit_weight, args.direction_weight,
                args.weight_max_factor, args.profile_weight, args.aux_amplitude, args.weight_fixed, args.tc_weights,
-               args.afd_phasic, args.afd_phasic_fixed)
+               args.afd_phasic, args.afd_phasic_fixed, args.range_weight)
     name = args.out or OUT_NAME[args.teacher]
     (HERE / "results" / f"{name}.json").write_text(json.dumps(out, indent=1, default=float) + "\n")
     (HERE / "results" / f"{name}.md").write_text(markdown(out))
