@@ -16,8 +16,8 @@ AVBR), AIB, AIB with AIZ and AIY (the cells Gray et al. 2005 found to set the tu
 weight per cell of the whole circuit (an upper bound: no such read-out exists in the worm)
 — each with its direction gain.
 
-Run: ``.venv/bin/python experiments/thermotaxis/drive_profile.py [NAME=CIRCUIT.npz ...]`` (≈ 20 s per
-circuit; default: the shipped circuit). Writes ``results/drive_profile.{json,md}``.
+Run: ``.venv/bin/python experiments/thermotaxis/drive_profile.py [NAME=CIRCUIT.npz ...] [--out=NAME]`` (≈ 20 s
+per circuit; default: the shipped circuit). Writes ``results/drive_profile.{json,md}`` (or ``results/NAME.*``).
 """
 
 from __future__ import annotations
@@ -177,12 +177,14 @@ def main(circuits: dict[str, Path]) -> dict:
 
 
 if __name__ == "__main__":
-    named = dict(a.split("=", 1) if "=" in a else (Path(a).parent.name, a) for a in sys.argv[1:]) or {"shipped": str(DEFAULT_DATA)}
+    out_name = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--out=")), "drive_profile")
+    named = dict(a.split("=", 1) if "=" in a else (Path(a).parent.name, a) for a in sys.argv[1:]
+                 if not a.startswith("--out=")) or {"shipped": str(DEFAULT_DATA)}
     paths = {n: Path(p).resolve() for n, p in named.items()}
     missing = [str(p) for p in paths.values() if not p.is_file()]
     if missing:
         raise SystemExit(f"no saved circuit at {missing} (give head_circuit.npz files written by imitate.py)")
     out = main(paths)
-    (RESULTS / "drive_profile.json").write_text(json.dumps(out, indent=1) + "\n")
-    (RESULTS / "drive_profile.md").write_text(markdown(out))
+    (RESULTS / f"{out_name}.json").write_text(json.dumps(out, indent=1) + "\n")
+    (RESULTS / f"{out_name}.md").write_text(markdown(out))
     print(markdown(out))
