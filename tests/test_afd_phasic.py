@@ -97,11 +97,16 @@ def test_the_loop_with_the_phasic_channel_off_is_the_loop_without_it_and_on_adds
 
 
 def test_gradient_through_the_phasic_channel_matches_finite_differences():
+    """c302's circuit (not a trained one: the test must not move with what is shipped) with a graded AFD drive,
+    thresholds at −25 mV (as tests/test_navigation.py's gradient check) and a phasic gain small enough to keep
+    AFD inside c302's I–V table, where the reduction is smooth between its 0.5-mV grid points."""
     from owjax.navigation.loop import simulate_worms
     from owjax.navigation.setup import make_loop
 
     field = LinearTemperature(12.0, 28.0, 9.0)
-    loop = make_loop(field, {}, _shipped_with(PHASIC), "C1", 10.0, DT, duration_s=10.0)
+    loop = make_loop(field, {}, None, "C1", 10.0, DT, duration_s=10.0, afd_phasic=PHASIC | {"gain_pA": 20.0})
+    loop = eqx.tree_at(lambda m: (m.couplings[1].gain_pA, m.components["circuit"].vth_mV), loop,
+                       (jnp.asarray(4.0), jnp.full_like(loop["circuit"].vth_mV, -25.0)))
     w = _worms(2, 10.0)
     k = [i for i, cp in enumerate(loop.couplings) if isinstance(cp, PhasicDrive)][0]
 
@@ -111,12 +116,12 @@ def test_gradient_through_the_phasic_channel_matches_finite_differences():
         v = simulate_worms(lp, w["xy"], w["heading"], w["noise"], w["tc"], 10.0, 1.0, save=("circuit.V",)).ys
         return jnp.sum(v["circuit"]["V"][:, :, lp["circuit"].index("AIYL")])
 
-    p0 = {"gain": jnp.asarray(100.0), "tau_slow": jnp.asarray(1.5)}
+    p0 = {"gain": jnp.asarray(20.0), "tau_slow": jnp.asarray(1.5)}
     f, g = jax.jit(loss), jax.jit(jax.grad(loss))(p0)
-    for name, eps in (("gain", 1e-2), ("tau_slow", 1e-5)):
+    for name, eps in (("gain", 1e-3), ("tau_slow", 1e-4)):
         fd = (f({**p0, name: p0[name] + eps}) - f({**p0, name: p0[name] - eps})) / (2 * eps)
         assert float(g[name]) == pytest.approx(float(fd), rel=2e-3, abs=1e-9), name
-        assert abs(float(g[name])) > 0.0
+        assert abs(float(g[name])) > 1e-6
 
 
 def test_phasic_parameters_round_trip_and_reach_the_fit_task(tmp_path):
