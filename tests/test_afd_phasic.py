@@ -46,14 +46,13 @@ def test_phasic_response_is_a_band_pass_with_the_closed_form_ramp_and_step_respo
 
 
 def _shipped_with(phasic):
-    from owjax.navigation.params import DEFAULT_DATA, load_values
+    from owjax.navigation.params import DEFAULT_DATA, load_values, phasic_values
 
     v = load_values(DEFAULT_DATA)
     v = {k: x for k, x in v.items() if not k.startswith("afd_phasic")}
     if phasic is None:
         return v
-    return v | {"afd_phasic_pA": np.asarray(phasic["gain_pA"]), "afd_phasic_tau_fast_s": np.asarray(phasic["tau_fast_s"]),
-                "afd_phasic_tau_slow_s": np.asarray(phasic["tau_slow_s"])}
+    return v | {k: np.asarray(x) for k, x in phasic_values(phasic).items()}
 
 
 def _worms(n=2, duration_s=20.0):

@@ -58,7 +58,8 @@ from owjax.fitting.tasks.thermotaxis import ABLATIONS, ThermotaxisTask  # noqa: 
 from owjax.navigation.evaluate import evaluate_thermotaxis  # noqa: E402
 from owjax.navigation.loop import ReversalCommand  # noqa: E402
 from owjax.navigation.circuit import IV_GRID_MV  # noqa: E402
-from owjax.navigation.params import DEFAULT_DATA, afd_phasic_from_values, apply_values, save_values  # noqa: E402
+from owjax.navigation.params import (DEFAULT_DATA, afd_phasic_from_values, apply_values, phasic_values,  # noqa: E402
+                                     save_values)
 from owjax.sensory.component import TransducerDrive  # noqa: E402
 from owjax.sensory.phasic import PhasicDrive  # noqa: E402
 
@@ -250,8 +251,7 @@ def held_values(task, tau_fixed: dict | None, weight_fixed: dict | None = None, 
     when none is asked for."""
     if phasic_fixed and task.afd_phasic is None:
         raise SystemExit("--afd-phasic-fixed needs AFD's phasic channel (--afd-phasic, or an --init-from circuit with one)")
-    phasic = ({"afd_phasic_pA": task.afd_phasic["gain_pA"], "afd_phasic_tau_fast_s": task.afd_phasic["tau_fast_s"],
-               "afd_phasic_tau_slow_s": task.afd_phasic["tau_slow_s"]} if phasic_fixed else {})
+    phasic = phasic_values(task.afd_phasic) if phasic_fixed else {}
     if not tau_fixed and not weight_fixed and not phasic:
         return task.values
     held = {}

@@ -39,7 +39,7 @@ from owjax.navigation.circuit import (DORSAL_NECK, FORWARD_CELLS, REVERSAL_CELLS
                                       GradedHeadCircuit)
 
 __all__ = ["ArenaAtHead", "NeckSteering", "ReversalCommand", "PlateEdge", "build_loop", "circuit_couplings",
-           "with_afd_phasic", "phasic_initial_state", "AFD_PHASIC_KEYS",
+           "with_afd_phasic", "phasic_initial_state", "AFD_PHASIC_KEYS", "check_afd_phasic",
            "loop_initial_state",
            "adapted_transducer_state", "simulate_worms", "head_temperature", "LOOP_SAVE"]
 
@@ -193,6 +193,12 @@ def build_loop(circuit: GradedHeadCircuit, transducer, body: NavigationBody, fie
 AFD_PHASIC_KEYS = ("gain_pA", "tau_fast_s", "tau_slow_s")
 
 
+def check_afd_phasic(afd_phasic: Mapping) -> None:
+    """A clear error unless ``afd_phasic`` has exactly the keys :data:`AFD_PHASIC_KEYS`."""
+    if set(afd_phasic) != set(AFD_PHASIC_KEYS):
+        raise ValueError(f"afd_phasic: needs exactly the keys {list(AFD_PHASIC_KEYS)}, got {sorted(afd_phasic)}")
+
+
 def with_afd_phasic(components: dict, couplings: list, circuit: GradedHeadCircuit, afd_phasic: Mapping | None):
     """``components`` and ``couplings`` with AFD's phasic channel added (``afd_phasic``: see
     :func:`build_loop`; ``None``: unchanged)."""
@@ -200,8 +206,7 @@ def with_afd_phasic(components: dict, couplings: list, circuit: GradedHeadCircui
         return components, couplings
     from owjax.sensory.phasic import PhasicDrive, PhasicResponse, ResponseToPhasic
 
-    if set(afd_phasic) != set(AFD_PHASIC_KEYS):
-        raise ValueError(f"afd_phasic: needs exactly the keys {list(AFD_PHASIC_KEYS)}, got {sorted(afd_phasic)}")
+    check_afd_phasic(afd_phasic)
     dt = circuit.dtype
     phasic = PhasicResponse(afd_phasic["tau_fast_s"], afd_phasic["tau_slow_s"], dtype=dt)
     drive = PhasicDrive(jnp.asarray(afd_phasic["gain_pA"], dt), source="afd_phasic", target="circuit",

@@ -45,9 +45,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from owjax.core.component import Composite
+from owjax.navigation.loop import AFD_PHASIC_KEYS, check_afd_phasic
 
 __all__ = ["init_raw", "values_from_raw", "raw_from_values", "apply_values", "save_values", "load_values", "SCALAR_KEYS",
-           "DEFAULT_DATA", "TAU_MAX_MS", "PHASIC_BOUNDS", "afd_phasic_from_values", "phasic_raw"]
+           "DEFAULT_DATA", "TAU_MAX_MS", "PHASIC_BOUNDS", "afd_phasic_from_values", "phasic_values", "phasic_raw"]
 
 #: the loop-level (coupling) parameters
 SCALAR_KEYS = ("afd_gain_pA", "afd_offset_pA", "steer_gain", "reversal_gain", "reversal_threshold_mV")
@@ -75,6 +76,8 @@ _SCALAR_BOUNDS = {"afd_gain_pA": (0.0, 5.0, "sigmoid"), "afd_offset_pA": (-2.0, 
 PHASIC_BOUNDS = {"afd_phasic_pA": ("phasic_gain", 0.0, 500.0, "sigmoid"),
                  "afd_phasic_tau_fast_s": ("phasic_tau_fast", 0.05, 5.0, "log"),
                  "afd_phasic_tau_slow_s": ("phasic_tau_slow", 0.2, 30.0, "log")}
+#: value key → the key of ``build_loop``'s ``afd_phasic`` it holds
+_PHASIC_SETTING = dict(zip(PHASIC_BOUNDS, AFD_PHASIC_KEYS))
 
 
 def _bounded(raw, lo: float, hi: float, kind: str):
@@ -95,15 +98,13 @@ def _unbounded(value, lo: float, hi: float, kind: str):
 def phasic_raw(afd_phasic, dtype=jnp.float32) -> dict:
     """The raw parameters of AFD's phasic channel starting at ``afd_phasic`` (``{"gain_pA", "tau_fast_s",
     "tau_slow_s"}``, each strictly inside its :data:`PHASIC_BOUNDS`, or a clear error)."""
-    from owjax.navigation.loop import AFD_PHASIC_KEYS
-
-    if set(afd_phasic) != set(AFD_PHASIC_KEYS):
-        raise ValueError(f"afd_phasic: needs exactly the keys {list(AFD_PHASIC_KEYS)}, got {sorted(afd_phasic)}")
+    check_afd_phasic(afd_phasic)
     if not float(afd_phasic["tau_fast_s"]) < float(afd_phasic["tau_slow_s"]):
         raise ValueError(f"afd_phasic: tau_fast_s ({afd_phasic['tau_fast_s']}) must be < tau_slow_s "
                          f"({afd_phasic['tau_slow_s']})")
     out = {}
-    for (vkey, (rkey, lo, hi, kind)), k in zip(PHASIC_BOUNDS.items(), AFD_PHASIC_KEYS):
+    for vkey, (rkey, lo, hi, kind) in PHASIC_BOUNDS.items():
+        k = _PHASIC_SETTING[vkey]
         if not lo < float(afd_phasic[k]) < hi:
             raise ValueError(f"afd_phasic {k}={afd_phasic[k]} outside its bounds ({lo:g}, {hi:g}) ({vkey})")
         out[rkey] = jnp.asarray(_unbounded(afd_phasic[k], lo, hi, kind), dtype)
@@ -124,8 +125,14 @@ def afd_phasic_from_values(values) -> dict | None:
     an error). Not for traced values (use it where the loop is built)."""
     if values is None or not _has_phasic(values):
         return None
-    return {"gain_pA": float(values["afd_phasic_pA"]), "tau_fast_s": float(values["afd_phasic_tau_fast_s"]),
-            "tau_slow_s": float(values["afd_phasic_tau_slow_s"])}
+    return {k: float(values[vkey]) for vkey, k in _PHASIC_SETTING.items()}
+
+
+def phasic_values(afd_phasic) -> dict:
+    """The value entries (:data:`PHASIC_BOUNDS`' keys) of ``build_loop``'s ``afd_phasic``: the inverse of
+    :func:`afd_phasic_from_values`."""
+    check_afd_phasic(afd_phasic)
+    return {vkey: afd_phasic[k] for vkey, k in _PHASIC_SETTING.items()}
 
 
 def init_raw(n_cells: int, n_syn: int, vth_init_mV: float, afd_gain_pA: float, afd_offset_pA: float,
@@ -304,10 +311,10 @@ def _apply_phasic(loop: Composite, values: dict, dt) -> Composite:
                                              else "the loop has AFD's phasic channel but the values do not"))
     if not phasic:
         return loop
-    a = lambda k: jnp.asarray(values[k], dt)  # noqa: E731
+    a = {k: jnp.asarray(values[vkey], dt) for vkey, k in _PHASIC_SETTING.items()}
     return eqx.tree_at(lambda m: (m.couplings[idx[0]].gain_pA, m.components["afd_phasic"].tau_fast_s,
                                   m.components["afd_phasic"].tau_slow_s),
-                       loop, (a("afd_phasic_pA"), a("afd_phasic_tau_fast_s"), a("afd_phasic_tau_slow_s")))
+                       loop, (a["gain_pA"], a["tau_fast_s"], a["tau_slow_s"]))
 
 
 def save_values(path: str | Path, values: dict, synapse_names, cell_names, provenance: dict) -> Path:

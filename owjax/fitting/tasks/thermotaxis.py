@@ -124,10 +124,17 @@ class ThermotaxisTask(AbstractFitTask):
                 return saved, True
         return given, False
 
-    def _saved_values(self, where: str) -> dict:
-        from owjax.navigation.params import DEFAULT_DATA, load_values
+    @staticmethod
+    def _saved_path(where: str) -> Path:
+        """The file ``circuit.init_from`` names: ``shipped`` (the package's) or a path."""
+        from owjax.navigation.params import DEFAULT_DATA
 
-        return load_values(DEFAULT_DATA if where == "shipped" else Path(where).expanduser())
+        return DEFAULT_DATA if where == "shipped" else Path(where).expanduser()
+
+    def _saved_values(self, where: str) -> dict:
+        from owjax.navigation.params import load_values
+
+        return load_values(self._saved_path(where))
 
     def _polarity(self, circ):
         """``(rule, classes per connection or None, starting p_exc or None)`` from ``circuit.polarity``
@@ -180,9 +187,9 @@ class ThermotaxisTask(AbstractFitTask):
         connections and cells must be this circuit's, and its values inside this experiment's bounds;
         its time constants (if it has them) are trained on, and so is its phasic channel; a circuit without
         one gets ``readout.afd_phasic``'s start when that is set."""
-        from owjax.navigation.params import DEFAULT_DATA, load_values, phasic_raw, raw_from_values
+        from owjax.navigation.params import load_values, phasic_raw, raw_from_values
 
-        path = DEFAULT_DATA if where == "shipped" else Path(where).expanduser()
+        path = self._saved_path(where)
         vals = load_values(path, self.synapse_names, self.cell_names)
         c = self.circuit_cfg
         raw = raw_from_values(vals, self.w_c302, float(c["weight_max_factor"]), float(c["bias_max_pA"]),
@@ -326,6 +333,8 @@ class ThermotaxisTask(AbstractFitTask):
                 "sign_differs_from_c302": flipped}
 
     def report(self, params_init, params, run_dir, figures):
+        from owjax.navigation.params import PHASIC_BOUNDS
+
         t0 = time.perf_counter()
         v0, v1 = self.values(params_init), self.values(params)
         out = {"evaluation_initial": self.evaluate(v0, run_dir, figures, "initial"),
@@ -334,7 +343,7 @@ class ThermotaxisTask(AbstractFitTask):
                                                     if k in set(self.evaluation["ablations"])}),
                "weights": self.weight_movement(v1),
                "readout_trained": {k: float(v1[k]) for k in _READOUT} | {
-                   k: float(v1[k]) for k in ("afd_phasic_pA", "afd_phasic_tau_fast_s", "afd_phasic_tau_slow_s") if k in v1}}
+                   k: float(v1[k]) for k in PHASIC_BOUNDS if k in v1}}
         out["targets"] = self.targets(out["evaluation_trained"])
         out["report_wall_time_s"] = round(time.perf_counter() - t0, 2)
         return out
