@@ -12,9 +12,11 @@ circuit, and the *T_c slope* (final temperature at T_c 25 minus at 15, divided b
 perfect tracking, 0 no dependence on T_c). A connection carries the behaviour if removing it takes the
 slope towards 0; the table is sorted by the slope.
 
-Run: ``.venv/bin/python experiments/thermotaxis/connection_ablation.py [--worms 16]`` (≈ 40 min on the
-2-core CPU at 16 worms). Writes ``results/connection_ablation.{json,md}``; checkpointed after every
-connection (``results/connection_ablation.partial.json``), so a killed run resumes where it stopped.
+Run: ``.venv/bin/python experiments/thermotaxis/connection_ablation.py [--worms 16] [--out NAME]`` (≈ 40 min
+on the 2-core CPU at 16 worms). Writes ``results/NAME.{json,md}`` (default ``connection_ablation``);
+checkpointed after every connection (``results/NAME.partial.json``), so a killed run resumes where it
+stopped. A circuit with AFD's phasic channel (``owjax.sensory.phasic``) gets one more row: the channel's
+gain set to 0 (``afd_phasic``).
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ from owjax.navigation.params import DEFAULT_DATA, load_values  # noqa: E402
 from owjax.navigation.setup import draw_worms, make_loop  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-OUT = HERE / "results" / "connection_ablation"
+RESULTS = HERE / "results"
+PHASIC_ROW = "afd_phasic (gain 0)"
 DURATION_S, SEED = 1200.0, 1234
 
 
@@ -61,8 +64,12 @@ def evaluate(task, values: dict, n_worms: int, seed: int = SEED) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--worms", type=int, default=16, help="worms per cultivation temperature (default 16)")
-    ap.add_argument("--report", action="store_true", help="only rewrite results/connection_ablation.md from its .json")
+    ap.add_argument("--out", default="connection_ablation", help="results/OUT.{json,md} (default connection_ablation)")
+    ap.add_argument("--report", action="store_true", help="only rewrite results/OUT.md from its .json")
     a = ap.parse_args(argv)
+    if not a.out or "/" in a.out:
+        raise SystemExit(f"--out must be a plain file stem (written under {RESULTS}), got {a.out!r}")
+    OUT = RESULTS / a.out
     if a.report:
         res = json.loads(OUT.with_suffix(".json").read_text())
         atomic_write_text(OUT.with_suffix(".md"), markdown(res))
@@ -94,9 +101,13 @@ def main(argv=None) -> int:
         atomic_write_json(partial, state)
         print(f"{i + 1}/{len(names)} {name}: slope {rows[name]['slope']:+.3f} "
               f"(intact {state['intact']['slope']:+.3f}), {time.time() - t0:.0f} s", flush=True)
+    if "afd_phasic_pA" in values and PHASIC_ROW not in rows:
+        rows[PHASIC_ROW] = dict(evaluate(task, dict(values, afd_phasic_pA=0.0), a.worms), weight=None, weight_c302=None)
+        atomic_write_json(partial, state)
+        print(f"{PHASIC_ROW}: slope {rows[PHASIC_ROW]['slope']:+.3f}", flush=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=HERE).stdout.strip()
-    res = {"command": "python experiments/thermotaxis/connection_ablation.py --worms " + str(a.worms),
+    res = {"command": f"python experiments/thermotaxis/connection_ablation.py --worms {a.worms} --out {a.out}",
            "git_commit": commit, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "circuit": str(DEFAULT_DATA.relative_to(HERE.parents[1])), "duration_s": DURATION_S, "seed": SEED,
            "wall_time_s_this_run": round(time.time() - t0, 1), **state}
@@ -122,7 +133,8 @@ def markdown(res: dict) -> str:
          f"| connection | weight / c302's | slope | {head} |", "|---|---|---|" + "---|" * len(tcs)]
     for name, r in rows:
         cells = " | ".join(f"{r['final_c'][t]:.2f} ({r['final_c'][t] - intact['final_c'][t]:+.2f})" for t in tcs)
-        L.append(f"| {name} | {r['weight'] / r['weight_c302']:.3g} | {r['slope']:+.3f} | {cells} |")
+        ratio = "—" if r["weight"] is None else f"{r['weight'] / r['weight_c302']:.3g}"
+        L.append(f"| {name} | {ratio} | {r['slope']:+.3f} | {cells} |")
     return "\n".join(L) + "\n"
 
 

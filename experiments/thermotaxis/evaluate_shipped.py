@@ -6,8 +6,9 @@ with ``--ablations``, AFD, AIY and AIZ killed. ``TAU`` is the AFD transducer's m
 (``none``: the fitted 1 301 s; the loop's default is 14 400 s).
 
 Run: ``.venv/bin/python experiments/thermotaxis/evaluate_shipped.py TAU [--ablations] [--circuit PATH]
-[--seed N] > results/NAME.json`` (≈ 1 min per row on the 2-core CPU); the last line printed is the JSON
-(``imitate.closed_loop``).
+[--seed N] [--plate NAME] > results/NAME.json`` (≈ 1 min per row on the 2-core CPU); the last line printed is the JSON
+(``imitate.closed_loop``). ``--plate``: another of ``policy_bounds.PLATES`` (``linear``: 13 → 27 °C over
+9 cm; ``linear_wide``: 11 → 29 °C over 9 cm).
 """
 
 import argparse
@@ -17,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import policy_bounds as pb  # noqa: E402
 from imitate import closed_loop, make_task  # noqa: E402
 
 from owjax.fitting.tasks.thermotaxis import ABLATIONS  # noqa: E402
@@ -28,10 +30,11 @@ if __name__ == "__main__":
     ap.add_argument("--ablations", action="store_true", help="also AFD, AIY and AIZ killed")
     ap.add_argument("--circuit", type=Path, default=DEFAULT_DATA, help="a head_circuit.npz (default: the shipped one)")
     ap.add_argument("--seed", type=int, default=1234, help="the worms' seed (default 1234, imitate.py's)")
+    ap.add_argument("--plate", default="radial", help=f"the plate (default radial; known: {', '.join(pb.PLATES)})")
     a = ap.parse_args()
     if not a.circuit.is_file():
         raise SystemExit(f"--circuit: no file {a.circuit}")
     tau = float(a.tau) if a.tau != "none" else None
     cases = [("wild_type", ())] + (list(ABLATIONS.items()) if a.ablations else [])
-    out = closed_loop(make_task(), load_values(a.circuit), cases, tau, a.seed)
+    out = closed_loop(make_task(), load_values(a.circuit), cases, tau, a.seed, field=pb.plate(a.plate))
     print(json.dumps({k: {m: round(float(v), 3) for m, v in row.items()} for k, row in out.items()}))

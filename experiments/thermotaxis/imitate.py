@@ -350,15 +350,15 @@ def circuit_logits(task, raw, r_seg, values=None, with_potentials: bool = False)
     return (z, v) if with_potentials else z
 
 
-def closed_loop(task, vals, cases, memory_tau_s, seed: int = 1234) -> dict:
-    """The circuit ``vals`` in the closed loop: radial plate, 24 worms per T_c, 20 min, worms of ``seed``
-    (held out: 1234), for each ``(name, cells killed)`` of ``cases``; ``memory_tau_s``: the AFD memory of
+def closed_loop(task, vals, cases, memory_tau_s, seed: int = 1234, field=None) -> dict:
+    """The circuit ``vals`` in the closed loop: radial plate (or ``field``), 24 worms per T_c, 20 min, worms of
+    ``seed`` (held out: 1234), for each ``(name, cells killed)`` of ``cases``; ``memory_tau_s``: the AFD memory of
     T_c (s, ``None``: fitted).
     Returns ``{"name/T_c": {mean_final_temp_c, sd_final_temp_c, isothermal_fraction, thermotaxis_index}}``."""
     closed = {}
     for case, cells in cases:
         for tc in pb.TCS:
-            s, _ = evaluate_thermotaxis(pb.FIELD_, task.body, vals, tc, 24, 1200.0, seed, cells, 1.0, "C1", 10.0,
+            s, _ = evaluate_thermotaxis(field or pb.FIELD_, task.body, vals, tc, 24, 1200.0, seed, cells, 1.0, "C1", 10.0,
                                         "float32", memory_tau_s=memory_tau_s)
             closed[f"{case}/{tc:g}"] = {k: s[k] for k in ("mean_final_temp_c", "sd_final_temp_c", "isothermal_fraction",
                                                           "thermotaxis_index")}
@@ -395,20 +395,30 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
          p_exc_start: dict | None = None, logit_weight: float = 0.0, direction_weight: float = 0.0,
          weight_max_factor: float | None = None, profile_weight: float = 0.0,
          aux_amplitude: dict | None = None, weight_fixed: dict | None = None, tc_weights: dict | None = None,
-         afd_phasic: dict | None = None, afd_phasic_fixed: bool = False, range_weight: float = 0.0) -> dict:
+         afd_phasic: dict | None = None, afd_phasic_fixed: bool = False, range_weight: float = 0.0,
+         plates: tuple[str, ...] = ("radial",)) -> dict:
     """``aux``: ``{cell: [target, weight]}`` (targets: :data:`AUX_TARGETS`); ``aux_amplitude``:
     ``{cell: minimum standard deviation of its potential, mV}``; ``p_exc_start``:
     ``{"PRE->POST": excitatory fraction}`` of free connections at the start."""
     t0 = time.time()
     best = teacher_params(teacher, rank)
-    _, r = (np.asarray(a, np.float64) for a in pb.wander_response(2.0))
+    # --plates: the wandering worms of every named plate (the radial plate's are policy_bounds.WORMS); each
+    # plate's first N_TRAIN worms train, the rest are the test set
+    if not plates or len(set(plates)) != len(plates):
+        raise SystemExit(f"--plates: one or more distinct plate names, got {plates}")
+    plate_worms = [pb.WORMS if name == "radial" else pb.draw_on(name) for name in plates]
+    r = np.concatenate([np.asarray(pb.wander_response(2.0, None if name == "radial" else pb.plate(name), w)[1],
+                                   np.float64) for name, w in zip(plates, plate_worms)])
+    n_per_plate = r.shape[0] // len(plates)
     q = teacher_drive(r, best)
     task = make_task(init_from, polarity, vth_init_mV, weight_scale, bias_max_pA, reversal_gain,
                      (tau_start or {}) | (tau_fixed or {}), weight_max_factor, afd_phasic)
     values = held_values(task, tau_fixed, weight_fixed, afd_phasic_fixed)
     print(f"data: {r.shape[0]} worms × {r.shape[1]} s, teacher drive mean {q.mean():.3f}", flush=True)
     zf, zs = teacher_filters(r, best)
-    edges = np.quantile(zf[:N_TRAIN], np.linspace(0, 1, N_LEVELS + 1))
+    train = np.concatenate([np.arange(N_TRAIN) + i * n_per_plate for i in range(len(plates))])
+    test = np.setdiff1d(np.arange(r.shape[0]), train)
+    edges = np.quantile(zf[train], np.linspace(0, 1, N_LEVELS + 1))
     cells_all = level_direction_cells(zf, zs, edges)
     aux = aux or {}
     aux_rows = np.asarray([task.loop["circuit"].index(c) for c in aux], np.int32)
@@ -525,7 +535,7 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
 
     rng = np.random.default_rng(0)
     # --tc-weights: training segments drawn from the worms of each T_c in proportion to its weight (default 1)
-    tc_of_worm = np.asarray(pb.WORMS["tc"], np.float64)
+    tc_of_worm = np.concatenate([np.asarray(w["tc"], np.float64) for w in plate_worms])
     unknown = sorted(set(float(k) for k in (tc_weights or {})) - set(pb.TCS))
     if unknown or any(float(v) <= 0 for v in (tc_weights or {}).values()):
         raise SystemExit(f"--tc-weights: keys must be among the T_c {list(pb.TCS)} and weights > 0, got {tc_weights}")
@@ -539,7 +549,6 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
         g = lambda a: jnp.asarray(np.stack([a[i, :, j:j + SEG_S + 1] for i, j in zip(w, s)]), jnp.float32)  # noqa: E731
         return f(r), f(q), f(cells_all, jnp.int32), g(targets), g(direction)
 
-    train, test = np.arange(N_TRAIN), np.arange(N_TRAIN, r.shape[0])
     r_test, q_test, c_test, d_test, s_test = segments(test, 32)
     test_loss = jax.jit(lambda raw, rb, qb: kl_loss(raw, rb, qb)[0])
     test_r2 = jax.jit(lambda raw: aux_score(kl_loss(raw, r_test, q_test)[2], d_test))
@@ -584,6 +593,10 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
     fit["tau_ms_quantiles_0_25_50_75_100"] = np.percentile(np.asarray(vals["tau_ms"]), [0, 25, 50, 75, 100]).round(
         1).tolist()
     closed = closed_loop(task, vals, [("wild_type", ())] + list(ABLATIONS.items()), task.memory_tau_s)
+    for name in plates:
+        if name != "radial":
+            closed |= {f"{name}/{k}": v for k, v in
+                       closed_loop(task, vals, [("wild_type", ())], task.memory_tau_s, field=pb.plate(name)).items()}
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout.strip()
     command = " ".join(["python experiments/thermotaxis/imitate.py", f"--teacher {teacher}", f"--rank {rank}",
                         f"--init-from {init_from}" if init_from else "", f"--lr {lr:g}",
@@ -607,13 +620,14 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
                         f"--weight-max-factor {weight_max_factor:g}" if weight_max_factor is not None else "",
                         f"--afd-phasic '{json.dumps(afd_phasic)}'" if afd_phasic else "",
                         "--afd-phasic-fixed" if afd_phasic_fixed else "",
-                        f"--range-weight {range_weight:g}" if range_weight else "", "--ship"])
+                        f"--range-weight {range_weight:g}" if range_weight else "",
+                        f"--plates {','.join(plates)}" if tuple(plates) != ("radial",) else "", "--ship"])
     prov = {"command": " ".join(command.split()), "teacher": best,
             "teacher_source": teacher, "teacher_rank": rank, "init_from": init_from, "lr": lr, "polarity": polarity,
             "vth_init_mV": task.circuit_cfg["vth_init_mV"], "weight_scale": task.circuit_cfg["weight_scale"],
             "bias_max_pA": task.circuit_cfg["bias_max_pA"], "reversal_gain_init": task.readout["reversal_gain"],
             "weight_max_factor": task.circuit_cfg["weight_max_factor"], "git_commit": commit, "transducer_memory_tau_s": task.memory_tau_s,
-            "afd_phasic_start": task.afd_phasic,
+            "afd_phasic_start": task.afd_phasic, "plates": {n: pb.PLATES[n] for n in plates},
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "body": {"pirouette_duration_s": PIROUETTE_S},
             "fit": {k: v for k, v in fit.items() if k != "history"}}
     path = save_values(HERE / "results" / (out_name or OUT_NAME[teacher]) / "head_circuit.npz", vals, task.synapse_names,
@@ -630,7 +644,7 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
                          "tau_start_ms": tau_start or {}, "tau_fixed_ms": tau_fixed or {},
                          "weight_fixed": weight_fixed or {}, "tc_weights": tc_weights or {},
                          "afd_phasic_start": task.afd_phasic, "afd_phasic_fixed": afd_phasic_fixed,
-                         "range_weight": range_weight,
+                         "range_weight": range_weight, "plates": list(plates),
                          "afd_phasic_trained": afd_phasic_from_values({k: np.asarray(x) for k, x in vals.items()})},
             "polarity": task.polarity_report(vals)}
 
@@ -669,6 +683,12 @@ def markdown(res: dict) -> str:
         L.append(f"| {case if case == 'wild_type' else case + ' killed'} | " + " | ".join(
             f"{s['mean_final_temp_c']:.2f} ± {s['sd_final_temp_c']:.2f} ({s['isothermal_fraction']:.2f}, "
             f"{s['thermotaxis_index']:+.2f})" for s in cells) + " |")
+    for name in res.get("settings", {}).get("plates", []):
+        if name != "radial":
+            cells = [res["closed_loop"][f"{name}/wild_type/{tc:g}"] for tc in pb.TCS]
+            L.append(f"| wild type, {name} plate | " + " | ".join(
+                f"{s['mean_final_temp_c']:.2f} ± {s['sd_final_temp_c']:.2f} ({s['isothermal_fraction']:.2f}, "
+                f"{s['thermotaxis_index']:+.2f})" for s in cells) + " |")
     return "\n".join(L) + "\n"
 
 
@@ -739,6 +759,10 @@ if __name__ == "__main__":
                     "((V − bound)/10 mV)² over cells and seconds, in the loss (default 0)")
     ap.add_argument("--afd-phasic-fixed", action="store_true",
                     help="hold AFD's phasic channel (gain and time constants) at its start instead of training it")
+    ap.add_argument("--plates", default="radial",
+                    help="comma-separated plates whose wandering worms the circuit imitates the teacher on "
+                    f"(policy_bounds.PLATES: {', '.join(pb.PLATES)}; default radial); each but radial also gets "
+                    "a wild-type closed-loop row")
     ap.add_argument("--steps", type=int, default=STEPS, help=f"Adam steps (default {STEPS})")
     ap.add_argument("--out", default=None, help="results name (default: imitation / imitation_refined)")
     args = ap.parse_args()
@@ -746,7 +770,7 @@ if __name__ == "__main__":
                args.weight_scale, args.bias_max, args.reversal_gain, args.contrast_weight, args.tau_start,
                args.tau_fixed, args.aux, args.steps, args.p_exc_start, args.logit_weight, args.direction_weight,
                args.weight_max_factor, args.profile_weight, args.aux_amplitude, args.weight_fixed, args.tc_weights,
-               args.afd_phasic, args.afd_phasic_fixed, args.range_weight)
+               args.afd_phasic, args.afd_phasic_fixed, args.range_weight, tuple(args.plates.split(",")))
     name = args.out or OUT_NAME[args.teacher]
     (HERE / "results" / f"{name}.json").write_text(json.dumps(out, indent=1, default=float) + "\n")
     (HERE / "results" / f"{name}.md").write_text(markdown(out))

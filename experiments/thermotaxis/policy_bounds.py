@@ -19,7 +19,9 @@ Run: ``.venv/bin/python experiments/thermotaxis/policy_bounds.py [n_policies]`` 
 the 2-core CPU); writes ``results/policy_bounds.{json,md}``. ``… policy_bounds.py --heldout`` scores the
 five best on worms the search did not use (seeds 1234 and 4321) → ``results/policy_bounds_heldout.json``;
 ``--derivative-only`` searches 40 policies without the level gate → ``results/policy_bounds_derivative_only.json``;
-``--compressed [N]`` searches N policies on the log-compressed response → ``results/policy_bounds_compressed.json``.
+``--compressed [N]`` searches N policies on the log-compressed response → ``results/policy_bounds_compressed.json``;
+``--plates`` scores that search's five best and the oracle on every plate of :data:`PLATES` (held-out worms,
+seed 1234) → ``results/policy_bounds_plates.{json,md}``.
 The AFD transducer is the loop's (:func:`owjax.navigation.setup.navigation_transducer`: memory of T_c
 with τ = 4 h); the results with the fitted τ_a = 1 301 s are kept in ``results/policy_bounds_tau1301.*``.
 """
@@ -48,6 +50,13 @@ from owjax.sensory.transducer import readout
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FIELD = {"kind": "radial_temperature", "center_c": 13.0, "edge_c": 27.0, "radius_cm": 4.5}
+# Named plates (``imitate.py --plates``, ``evaluate_shipped.py --plate``): the radial plate every fit used
+# until 2026-12-07 (3.1 °C/cm), a linear plate over the same range at half its gradient (1.6 °C/cm), and
+# one no fit uses (``linear_wide``: 11 → 29 °C over 9 cm, 2.0 °C/cm), for generality.
+PLATES = {"radial": FIELD,
+          "linear": {"kind": "linear_temperature", "t_min_c": 13.0, "t_max_c": 27.0, "width_cm": 9.0, "height_cm": 9.0},
+          "linear_wide": {"kind": "linear_temperature", "t_min_c": 11.0, "t_max_c": 29.0, "width_cm": 9.0,
+                          "height_cm": 9.0}}
 TCS = (15.0, 20.0, 25.0)
 DURATION_S, N_PER_TC, SEED = 1200.0, 24, 7
 PIROUETTE_S = 3.0
@@ -130,6 +139,22 @@ class _Pass(AbstractCoupling):
         return so[self.key]
 
 
+def plate(name: str):
+    """The field of the named plate (:data:`PLATES`).
+
+    Raises:
+        SystemExit: an unknown name (the message lists the known ones).
+    """
+    if name not in PLATES:
+        raise SystemExit(f"unknown plate {name!r}; known: {sorted(PLATES)}")
+    return field_from_config(dict(PLATES[name]))
+
+
+def draw_on(name: str, seed: int = SEED) -> dict:
+    """Worms like :data:`WORMS` (24 per T_c, 20 min) on the named plate; ``radial`` with :data:`SEED` is :data:`WORMS`."""
+    return draw_worms(jax.random.PRNGKey(seed), N_PER_TC * len(TCS), plate(name), TCS, DURATION_S)
+
+
 def _setup():
     field = field_from_config(dict(FIELD))
     spec, params = navigation_transducer(dtype=F32)  # the loop's: memory of T_c with τ = 4 h
@@ -171,12 +196,13 @@ def draw(seed: int) -> dict:
 
 
 @eqx.filter_jit
-def policy_tracks(p, worms=None, compress: float | None = None):
+def policy_tracks(p, worms=None, compress: float | None = None, field=None):
     """Centroid tracks (worms, 121, 2; every 10 s) of the hand-wired policy ``p`` on :data:`WORMS` (or ``worms``);
-    ``compress``: the policy filters :func:`compressed` responses."""
+    ``compress``: the policy filters :func:`compressed` responses; ``field``: another plate (default the radial one)."""
+    field = FIELD_ if field is None else field
     lp0 = Composite({"afd": GRUTransducer(SPEC, TPARAMS), "policy": ResponsePolicy(p, compress), "body": BODY},
-                    [ArenaAtHead(FIELD_), _Pass("afd", "response_norm", "policy", "r"),
-                     _Pass("policy", "reversal", "body", "reversal"), PlateEdge(FIELD_)])
+                    [ArenaAtHead(field), _Pass("afd", "response_norm", "policy", "r"),
+                     _Pass("policy", "reversal", "body", "reversal"), PlateEdge(field)])
 
     def fn(lp, tc):
         y0 = {"afd": _afd_state(lp, tc), "policy": {"z": jnp.zeros(2, F32)}, "body": lp["body"].initial_state()}
@@ -185,21 +211,23 @@ def policy_tracks(p, worms=None, compress: float | None = None):
 
 
 @eqx.filter_jit
-def wander_response(base):
-    """Pirouettes at a constant rate Φ(−base); saves the centroid and the AFD response every second."""
+def wander_response(base, field=None, worms=None):
+    """Pirouettes at a constant rate Φ(−base); saves the centroid and the AFD response every second — on
+    :data:`WORMS` of the radial plate, or on ``worms`` of ``field`` (e.g. :func:`plate`, :func:`draw_on`)."""
+    field = FIELD_ if field is None else field
     lp0 = Composite({"afd": GRUTransducer(SPEC, TPARAMS), "body": BODY},
-                    [ArenaAtHead(FIELD_), PlateEdge(FIELD_)])
+                    [ArenaAtHead(field), PlateEdge(field)])
 
     def fn(lp, tc):
         y0 = {"afd": _afd_state(lp, tc), "body": lp["body"].initial_state()}
         ys = solve_ys(lp, DURATION_S * 1000, 1000.0, solver=SOLVER, y0=y0, save=("body.pos", "afd.h"),
                       inputs={"body.reversal": ndtr(-base)}).ys
         return ys["body"]["pos"], jax.vmap(lambda h: readout(SPEC, TPARAMS, h))(ys["afd"]["h"])
-    return _per_worm(lp0, fn)
+    return _per_worm(lp0, fn, worms)
 
 
-def summarise(pos, tcs) -> dict:
-    temp = np.asarray(FIELD_(pos[..., 0], pos[..., 1]))
+def summarise(pos, tcs, field=None) -> dict:
+    temp = np.asarray((FIELD_ if field is None else field)(pos[..., 0], pos[..., 1]))
     out = {}
     for tc in TCS:
         m = tcs == tc
@@ -308,6 +336,48 @@ def heldout(seeds=(1234, 4321), best=None, compress: float | None = None) -> lis
     return out
 
 
+def on_plates(seed: int = 1234, n_best: int = 5) -> dict:
+    """The compressed search's ``n_best`` policies and the oracle (k = 20, base = 1) on worms of ``seed`` on
+    every plate of :data:`PLATES` — how far what was found on the radial plate carries to other gradients."""
+    found = json.loads((RESULTS / "policy_bounds_compressed.json").read_text())
+    out = {"seed": seed, "plates": PLATES, "compress_c": found["compress_c"], "rows": []}
+    for name in PLATES:
+        field, w = plate(name), draw_on(name, seed)
+        tcs = np.asarray(w["tc"])
+        for i, f in enumerate(found["best"][:n_best]):
+            s = summarise(np.asarray(policy_tracks(jnp.asarray(list(f["params"].values()), F32), w,
+                                                   found["compress_c"], field)), tcs, field)
+            out["rows"].append({"plate": name, "policy": f"compressed rank {i}", "score": round(score(s), 3), "by_tc": s})
+            print(out["rows"][-1], flush=True)
+        pos = np.concatenate([np.asarray(_oracle_on(field, w, jnp.asarray(tc, F32)))[tcs == tc] for tc in TCS])
+        s = summarise(pos, np.sort(tcs), field)
+        out["rows"].append({"plate": name, "policy": "oracle (k 20, base 1)", "score": round(score(s), 3), "by_tc": s})
+        print(out["rows"][-1], flush=True)
+    return out
+
+
+@eqx.filter_jit
+def _oracle_on(field, worms, tc):
+    lp0 = Composite({"body": BODY}, [OracleReversal(field, 20.0, 1.0, tc), PlateEdge(field)])
+    return _per_worm(lp0, lambda lp, _: solve_ys(lp, DURATION_S * 1000, 10_000.0, solver=SOLVER,
+                                                  y0={"body": lp["body"].initial_state()},
+                                                  save=("body.pos",)).ys["body"]["pos"], worms)
+
+
+def plates_markdown(res: dict) -> str:
+    L = ["# The radial plate's best policies on other plates", "",
+         f"Written by `python experiments/thermotaxis/policy_bounds.py --plates` (worms of seed {res['seed']}, "
+         "24 per T_c, 20 min). Plates: " + "; ".join(f"`{n}` {d}" for n, d in res["plates"].items()) + ".", "",
+         "Final mean temperature (°C) and isothermal fraction of the last 10 min per T_c; score = mean "
+         "|final − T_c| − mean isothermal fraction (lower is better).", "",
+         "| plate | policy | T_c 15 | T_c 20 | T_c 25 | score |", "|---|---|---|---|---|---|"]
+    for r in res["rows"]:
+        L.append(f"| {r['plate']} | {r['policy']} | " + " | ".join(
+            f"{v['final_mean_c']:.2f} ({v['isothermal_last_10min']:.2f})" for v in r["by_tc"].values())
+            + f" | {r['score']:+.2f} |")
+    return "\n".join(L) + "\n"
+
+
 def derivative_only(n_policies: int = 40) -> list[dict]:
     """Random policies without the level gate (θ = −10, σ_l = 0.01: away = tanh((z_f − z_s)/σ_d), i.e.
     pirouette when the response rises), on the search's worms: the five best."""
@@ -339,6 +409,12 @@ if __name__ == "__main__":
         sys.exit(0)
     if sys.argv[1:] == ["--derivative-only"]:  # → results/policy_bounds_derivative_only.json
         (RESULTS / "policy_bounds_derivative_only.json").write_text(json.dumps(derivative_only(), indent=1) + "\n")
+        sys.exit(0)
+    if sys.argv[1:] == ["--plates"]:  # the compressed search's best on every plate → results/policy_bounds_plates.*
+        res = on_plates()
+        (RESULTS / "policy_bounds_plates.json").write_text(json.dumps(res, indent=1) + "\n")
+        (RESULTS / "policy_bounds_plates.md").write_text(plates_markdown(res))
+        print(plates_markdown(res))
         sys.exit(0)
     if sys.argv[1:] == ["--heldout"]:  # the search's best policies on other worms → results/policy_bounds_heldout.json
         (RESULTS / "policy_bounds_heldout.json").write_text(json.dumps(heldout(), indent=1) + "\n")
