@@ -21,7 +21,9 @@ five best on worms the search did not use (seeds 1234 and 4321) → ``results/po
 ``--derivative-only`` searches 40 policies without the level gate → ``results/policy_bounds_derivative_only.json``;
 ``--compressed [N]`` searches N policies on the log-compressed response → ``results/policy_bounds_compressed.json``;
 ``--plates`` scores that search's five best and the oracle on every plate of :data:`PLATES` (held-out worms,
-seed 1234) → ``results/policy_bounds_plates.{json,md}``.
+seed 1234) → ``results/policy_bounds_plates.{json,md}``; ``--compressed-plates [N]`` searches the compressed
+policies scored on the radial and linear plates at once (that search's five best, then N random ones; ≈ 15 s
+per policy) → ``results/policy_bounds_compressed_plates.{json,md}``.
 The AFD transducer is the loop's (:func:`owjax.navigation.setup.navigation_transducer`: memory of T_c
 with τ = 4 h); the results with the fitted τ_a = 1 301 s are kept in ``results/policy_bounds_tau1301.*``.
 """
@@ -402,7 +404,54 @@ def compressed_search(n_policies: int = 100, c: float = 0.15) -> dict:
             "wall_time_s": round(time.time() - t0, 1)}
 
 
+def compressed_plates_search(n_policies: int = 40, plates=("radial", "linear"), c: float = 0.15) -> dict:
+    """Policies on the log-compressed response scored on several plates at once (mean of :func:`score` over
+    ``plates``, each on its search worms: :data:`WORMS` on the radial plate, :func:`draw_on` with :data:`SEED`
+    on the others): the compressed search's five best, then ``n_policies`` random ones drawn as that search
+    drew them. The three best are then scored on held-out worms (seed 1234) of every plate of :data:`PLATES`."""
+    rng = np.random.default_rng(6)
+    t0 = time.time()
+    worms = {name: WORMS if name == "radial" else draw_on(name) for name in plates}
+    keys = ("k", "theta", "sigma_d", "base", "sigma_l", "tau_fast_s", "tau_slow_s")
+    start = [[f["params"][k] for k in keys] for f in
+             json.loads((RESULTS / "policy_bounds_compressed.json").read_text())["best"]]
+    draws = start + [[rng.uniform(0.5, 6), rng.uniform(np.log(c), 1.0), 10 ** rng.uniform(-2.5, -0.3),
+                      rng.uniform(1, 3), 10 ** rng.uniform(-2, -0.2), 10 ** rng.uniform(-1, 0.5),
+                      10 ** rng.uniform(0, 1.5)] for _ in range(int(n_policies))]
+    found = []
+    for i, p in enumerate(draws):
+        by_plate = {}
+        for name, w in worms.items():
+            field = plate(name)
+            by_plate[name] = summarise(np.asarray(policy_tracks(jnp.asarray(p, F32), w, c, field)),
+                                       np.asarray(w["tc"]), field)
+        found.append({"score": round(float(np.mean([score(v) for v in by_plate.values()])), 3),
+                      "params": dict(zip(keys, np.round(p, 4).tolist())), "by_plate": by_plate,
+                      "source": f"compressed rank {i}" if i < len(start) else "random"})
+        print(f"policy {i + 1}/{len(draws)}: score {found[-1]['score']:+.2f}, best "
+              f"{min(f['score'] for f in found):+.2f}, {time.time() - t0:.0f} s", flush=True)
+    found.sort(key=lambda f: f["score"])
+    heldout_rows = []
+    for rank, f in enumerate(found[:3]):
+        for name in PLATES:
+            field, w = plate(name), draw_on(name, 1234)
+            sm = summarise(np.asarray(policy_tracks(jnp.asarray(list(f["params"].values()), F32), w, c, field)),
+                           np.asarray(w["tc"]), field)
+            heldout_rows.append({"plate": name, "policy": f"plates rank {rank} ({f['source']})",
+                                 "score": round(score(sm), 3), "by_tc": sm})
+            print(heldout_rows[-1], flush=True)
+    return {"compress_c": c, "plates_searched": list(plates), "n_random": int(n_policies), "best": found[:5],
+            "seed": 1234, "plates": PLATES, "rows": heldout_rows, "wall_time_s": round(time.time() - t0, 1)}
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--compressed-plates"]:  # → results/policy_bounds_compressed_plates.{json,md}
+        res = compressed_plates_search(int(sys.argv[2]) if len(sys.argv) > 2 else 40)
+        (RESULTS / "policy_bounds_compressed_plates.json").write_text(json.dumps(res, indent=1) + "\n")
+        (RESULTS / "policy_bounds_compressed_plates.md").write_text(plates_markdown(res).replace(
+            "# The radial plate's best policies on other plates", "# Policies searched on the radial and linear plates "
+            "at once, on held-out worms").replace("policy_bounds.py --plates", "policy_bounds.py --compressed-plates"))
+        sys.exit(0)
     if sys.argv[1:2] == ["--compressed"]:  # → results/policy_bounds_compressed.json
         n = int(sys.argv[2]) if len(sys.argv) > 2 else 100
         (RESULTS / "policy_bounds_compressed.json").write_text(json.dumps(compressed_search(n), indent=1) + "\n")
