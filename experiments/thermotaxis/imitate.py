@@ -358,7 +358,7 @@ def closed_loop(task, vals, cases, memory_tau_s, seed: int = 1234, field=None) -
     closed = {}
     for case, cells in cases:
         for tc in pb.TCS:
-            s, _ = evaluate_thermotaxis(field or pb.FIELD_, task.body, vals, tc, 24, 1200.0, seed, cells, 1.0, "C1", 10.0,
+            s, _ = evaluate_thermotaxis(pb.FIELD_ if field is None else field, task.body, vals, tc, 24, 1200.0, seed, cells, 1.0, "C1", 10.0,
                                         "float32", memory_tau_s=memory_tau_s)
             closed[f"{case}/{tc:g}"] = {k: s[k] for k in ("mean_final_temp_c", "sd_final_temp_c", "isothermal_fraction",
                                                           "thermotaxis_index")}
@@ -681,17 +681,15 @@ def markdown(res: dict) -> str:
          *drive_table(f.get("drive_by_level_and_direction")),
          "## Closed loop (radial plate, 24 worms per T_c, 20 min, seed 1234, pirouette events)", "",
          "| circuit | T_c 15 °C: final (iso, index) | T_c 20 °C | T_c 25 °C |", "|---|---|---|---|"]
-    for case in ["wild_type"] + list(ABLATIONS):
-        cells = [res["closed_loop"][f"{case}/{tc:g}"] for tc in pb.TCS]
-        L.append(f"| {case if case == 'wild_type' else case + ' killed'} | " + " | ".join(
+
+    def row(label: str, key: str) -> str:
+        cells = [res["closed_loop"][f"{key}/{tc:g}"] for tc in pb.TCS]
+        return f"| {label} | " + " | ".join(
             f"{s['mean_final_temp_c']:.2f} ± {s['sd_final_temp_c']:.2f} ({s['isothermal_fraction']:.2f}, "
-            f"{s['thermotaxis_index']:+.2f})" for s in cells) + " |")
-    for name in res.get("settings", {}).get("plates", []):
-        if name != "radial":
-            cells = [res["closed_loop"][f"{name}/wild_type/{tc:g}"] for tc in pb.TCS]
-            L.append(f"| wild type, {name} plate | " + " | ".join(
-                f"{s['mean_final_temp_c']:.2f} ± {s['sd_final_temp_c']:.2f} ({s['isothermal_fraction']:.2f}, "
-                f"{s['thermotaxis_index']:+.2f})" for s in cells) + " |")
+            f"{s['thermotaxis_index']:+.2f})" for s in cells) + " |"
+    L += [row(case if case == "wild_type" else case + " killed", case) for case in ["wild_type"] + list(ABLATIONS)]
+    L += [row(f"wild type, {name} plate", f"{name}/wild_type") for name in res.get("settings", {}).get("plates", [])
+          if name != "radial"]
     return "\n".join(L) + "\n"
 
 

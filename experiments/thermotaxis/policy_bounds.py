@@ -185,11 +185,14 @@ def _per_worm(lp0, fn, worms=None):
 
 
 @eqx.filter_jit
-def oracle_tracks(k, base, tc):
-    lp0 = Composite({"body": BODY}, [OracleReversal(FIELD_, k, base, tc), PlateEdge(FIELD_)])
+def oracle_tracks(k, base, tc, worms=None, field=None):
+    """Centroid tracks of the oracle (:class:`OracleReversal`) for cultivation temperature ``tc`` on
+    :data:`WORMS` of the radial plate, or on ``worms`` of ``field``."""
+    field = FIELD_ if field is None else field
+    lp0 = Composite({"body": BODY}, [OracleReversal(field, k, base, tc), PlateEdge(field)])
     return _per_worm(lp0, lambda lp, _: solve_ys(lp, DURATION_S * 1000, 10_000.0, solver=SOLVER,
                                                   y0={"body": lp["body"].initial_state()},
-                                                  save=("body.pos",)).ys["body"]["pos"])
+                                                  save=("body.pos",)).ys["body"]["pos"], worms)
 
 
 def draw(seed: int) -> dict:
@@ -226,6 +229,12 @@ def wander_response(base, field=None, worms=None):
                       inputs={"body.reversal": ndtr(-base)}).ys
         return ys["body"]["pos"], jax.vmap(lambda h: readout(SPEC, TPARAMS, h))(ys["afd"]["h"])
     return _per_worm(lp0, fn, worms)
+
+
+def policy_summary(p, worms, compress: float | None, field) -> dict:
+    """:func:`summarise` of the policy ``p`` (its seven parameters, in order) on ``worms`` of ``field``."""
+    return summarise(np.asarray(policy_tracks(jnp.asarray(p, F32), worms, compress, field)), np.asarray(worms["tc"]),
+                     field)
 
 
 def summarise(pos, tcs, field=None) -> dict:
@@ -347,28 +356,22 @@ def on_plates(seed: int = 1234, n_best: int = 5) -> dict:
         field, w = plate(name), draw_on(name, seed)
         tcs = np.asarray(w["tc"])
         for i, f in enumerate(found["best"][:n_best]):
-            s = summarise(np.asarray(policy_tracks(jnp.asarray(list(f["params"].values()), F32), w,
-                                                   found["compress_c"], field)), tcs, field)
+            s = policy_summary(list(f["params"].values()), w, found["compress_c"], field)
             out["rows"].append({"plate": name, "policy": f"compressed rank {i}", "score": round(score(s), 3), "by_tc": s})
             print(out["rows"][-1], flush=True)
-        pos = np.concatenate([np.asarray(_oracle_on(field, w, jnp.asarray(tc, F32)))[tcs == tc] for tc in TCS])
+        pos = np.concatenate([np.asarray(oracle_tracks(20.0, 1.0, jnp.asarray(tc, F32), w, field))[tcs == tc]
+                              for tc in TCS])
         s = summarise(pos, np.sort(tcs), field)
         out["rows"].append({"plate": name, "policy": "oracle (k 20, base 1)", "score": round(score(s), 3), "by_tc": s})
         print(out["rows"][-1], flush=True)
     return out
 
 
-@eqx.filter_jit
-def _oracle_on(field, worms, tc):
-    lp0 = Composite({"body": BODY}, [OracleReversal(field, 20.0, 1.0, tc), PlateEdge(field)])
-    return _per_worm(lp0, lambda lp, _: solve_ys(lp, DURATION_S * 1000, 10_000.0, solver=SOLVER,
-                                                  y0={"body": lp["body"].initial_state()},
-                                                  save=("body.pos",)).ys["body"]["pos"], worms)
 
-
-def plates_markdown(res: dict) -> str:
-    L = ["# The radial plate's best policies on other plates", "",
-         f"Written by `python experiments/thermotaxis/policy_bounds.py --plates` (worms of seed {res['seed']}, "
+def plates_markdown(res: dict, title: str = "The radial plate's best policies on other plates",
+                    flag: str = "--plates") -> str:
+    L = [f"# {title}", "",
+         f"Written by `python experiments/thermotaxis/policy_bounds.py {flag}` (worms of seed {res['seed']}, "
          "24 per T_c, 20 min). Plates: " + "; ".join(f"`{n}` {d}" for n, d in res["plates"].items()) + ".", "",
          "Final mean temperature (°C) and isothermal fraction of the last 10 min per T_c; score = mean "
          "|final − T_c| − mean isothermal fraction (lower is better).", "",
@@ -389,6 +392,13 @@ def derivative_only(n_policies: int = 40) -> list[dict]:
         10 ** rng.uniform(-1, 0.5), 10 ** rng.uniform(0, 1.5)])[:5]
 
 
+def _compressed_draw(rng, c: float) -> list[float]:
+    """One random policy for the log-compressed response (its seven parameters, in order): level θ and the two
+    widths on the log scale's range (log c … log 2.7)."""
+    return [rng.uniform(0.5, 6), rng.uniform(np.log(c), 1.0), 10 ** rng.uniform(-2.5, -0.3), rng.uniform(1, 3),
+            10 ** rng.uniform(-2, -0.2), 10 ** rng.uniform(-1, 0.5), 10 ** rng.uniform(0, 1.5)]
+
+
 def compressed_search(n_policies: int = 100, c: float = 0.15) -> dict:
     """Random policies on the log-compressed response log(max(r, 0) + c) (:func:`compressed`): can a
     policy in the coordinates c302's membranes give reach the targets? Level θ and the two widths are
@@ -396,9 +406,7 @@ def compressed_search(n_policies: int = 100, c: float = 0.15) -> dict:
     (seeds 1234 and 4321)."""
     rng = np.random.default_rng(5)
     t0 = time.time()
-    found = random_search(n_policies, lambda: [
-        rng.uniform(0.5, 6), rng.uniform(np.log(c), 1.0), 10 ** rng.uniform(-2.5, -0.3), rng.uniform(1, 3),
-        10 ** rng.uniform(-2, -0.2), 10 ** rng.uniform(-1, 0.5), 10 ** rng.uniform(0, 1.5)], compress=c)
+    found = random_search(n_policies, lambda: _compressed_draw(rng, c), compress=c)
     ho = heldout(best=found[:2], compress=c)  # the two best on worms the search did not use
     return {"compress_c": c, "n_policies": int(n_policies), "best": found[:5], "heldout": ho,
             "wall_time_s": round(time.time() - t0, 1)}
@@ -415,16 +423,13 @@ def compressed_plates_search(n_policies: int = 40, plates=("radial", "linear"), 
     keys = ("k", "theta", "sigma_d", "base", "sigma_l", "tau_fast_s", "tau_slow_s")
     start = [[f["params"][k] for k in keys] for f in
              json.loads((RESULTS / "policy_bounds_compressed.json").read_text())["best"]]
-    draws = start + [[rng.uniform(0.5, 6), rng.uniform(np.log(c), 1.0), 10 ** rng.uniform(-2.5, -0.3),
-                      rng.uniform(1, 3), 10 ** rng.uniform(-2, -0.2), 10 ** rng.uniform(-1, 0.5),
-                      10 ** rng.uniform(0, 1.5)] for _ in range(int(n_policies))]
+    draws = start + [_compressed_draw(rng, c) for _ in range(int(n_policies))]
     found = []
     for i, p in enumerate(draws):
         by_plate = {}
         for name, w in worms.items():
             field = plate(name)
-            by_plate[name] = summarise(np.asarray(policy_tracks(jnp.asarray(p, F32), w, c, field)),
-                                       np.asarray(w["tc"]), field)
+            by_plate[name] = policy_summary(p, w, c, field)
         found.append({"score": round(float(np.mean([score(v) for v in by_plate.values()])), 3),
                       "params": dict(zip(keys, np.round(p, 4).tolist())), "by_plate": by_plate,
                       "source": f"compressed rank {i}" if i < len(start) else "random"})
@@ -435,8 +440,7 @@ def compressed_plates_search(n_policies: int = 40, plates=("radial", "linear"), 
     for rank, f in enumerate(found[:3]):
         for name in PLATES:
             field, w = plate(name), draw_on(name, 1234)
-            sm = summarise(np.asarray(policy_tracks(jnp.asarray(list(f["params"].values()), F32), w, c, field)),
-                           np.asarray(w["tc"]), field)
+            sm = policy_summary(list(f["params"].values()), w, c, field)
             heldout_rows.append({"plate": name, "policy": f"plates rank {rank} ({f['source']})",
                                  "score": round(score(sm), 3), "by_tc": sm})
             print(heldout_rows[-1], flush=True)
@@ -448,9 +452,8 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["--compressed-plates"]:  # → results/policy_bounds_compressed_plates.{json,md}
         res = compressed_plates_search(int(sys.argv[2]) if len(sys.argv) > 2 else 40)
         (RESULTS / "policy_bounds_compressed_plates.json").write_text(json.dumps(res, indent=1) + "\n")
-        (RESULTS / "policy_bounds_compressed_plates.md").write_text(plates_markdown(res).replace(
-            "# The radial plate's best policies on other plates", "# Policies searched on the radial and linear plates "
-            "at once, on held-out worms").replace("policy_bounds.py --plates", "policy_bounds.py --compressed-plates"))
+        (RESULTS / "policy_bounds_compressed_plates.md").write_text(plates_markdown(
+            res, "Policies searched on the radial and linear plates at once, on held-out worms", "--compressed-plates"))
         sys.exit(0)
     if sys.argv[1:2] == ["--compressed"]:  # → results/policy_bounds_compressed.json
         n = int(sys.argv[2]) if len(sys.argv) > 2 else 100
