@@ -315,6 +315,30 @@ def test_thermotaxis_and_chemotaxis_metrics():
         thermotaxis_summary(t, temp[:, :10], 20.0)
 
 
+def test_worms_start_uniformly_or_on_their_isotherm():
+    """``start="isotherm"``: every worm starts on the isotherm of its own T_c (within the tolerance,
+    inside the margin, spread along it); the uniform draw is unchanged by the option; bad requests fail."""
+    from owjax.navigation.setup import ISOTHERM_TOLERANCE, draw_worms
+
+    key, tcs = jax.random.PRNGKey(3), [15.0, 20.0, 25.0]
+    for field in (RadialTemperature(13.0, 27.0, 4.5), LinearTemperature(11.0, 29.0, 9.0, 9.0)):
+        w = draw_worms(key, 30, field, tcs, 10.0, start="isotherm")
+        xy, tc = np.asarray(w["xy"]), np.asarray(w["tc"])
+        temp = np.asarray(field(xy[:, 0], xy[:, 1]))
+        assert np.all(np.abs(temp - tc) <= ISOTHERM_TOLERANCE + 1e-5)
+        assert np.all(np.asarray(field.outside_cm(xy[:, 0], xy[:, 1])) <= -0.5 + 1e-6)
+        assert np.ptp(xy[tc == 20.0], 0).max() > 2.0  # spread along the isotherm, not one point
+        u = draw_worms(key, 30, field, tcs, 10.0)
+        assert np.array_equal(np.asarray(u["xy"]), np.asarray(draw_worms(key, 30, field, tcs, 10.0, start="uniform")["xy"]))
+        assert np.array_equal(np.asarray(u["noise"]), np.asarray(w["noise"]))  # only the positions differ
+    with pytest.raises(ValueError, match=r"isotherm of T_c = \[12.0\].*13.00 … 25.44"):
+        draw_worms(key, 3, RadialTemperature(13.0, 27.0, 4.5), [12.0], 10.0, start="isotherm")
+    with pytest.raises(ValueError, match="allowed"):
+        draw_worms(key, 3, RadialTemperature(13.0, 27.0, 4.5), [20.0], 10.0, start="edge")
+    with pytest.raises(ValueError, match="choose one"):
+        draw_worms(key, 3, RadialTemperature(13.0, 27.0, 4.5), [20.0], 10.0, start="isotherm", start_xy_cm=[0.0, 0.0])
+
+
 def test_moving_away_labels_and_weights():
     """The privileged training label: warming above T_c or cooling below it is "away"; on an isotherm
     or at T_c the weight is 0."""
@@ -540,12 +564,14 @@ def test_thermotaxis_scenario(tmp_path):
     cfg.n_worms, cfg.duration_s, cfg.figures = 3, 10.0, True
     cfg.navigation.params = "c302"
     cfg.ablate = ["AIYL", "AIYR"]
+    cfg.navigation.start = "isotherm"
     s = run_simulation(cfg, tmp_path)
     saved = json.loads((tmp_path / "summary.json").read_text())
     for k in ("thermotaxis_index", "isothermal_fraction", "mean_final_temp_c", "sd_final_temp_c"):
         assert k in saved and np.isfinite(saved[k])
     assert saved["ablated"] == ["AIYL", "AIYR"] and s["n_worms"] == 3
     assert (tmp_path / "tracks.png").is_file() and np.load(tmp_path / "tracks.npz")["pos_cm"].shape == (3, 11, 2)
+    assert saved["start"] == "isotherm" and np.all(np.abs(np.load(tmp_path / "tracks.npz")["temp_c"][:, 0] - 20.0) < 0.06)
     v = saved["circuit_v_range_mV"]  # the living cells' membrane potentials over the run, all inside c302's table
     assert "AIYL" not in v and len(v) == 26 and saved["cells_outside_iv_grid"] == []
     assert all(-100.0 <= lo <= hi <= 60.0 for lo, hi in v.values())

@@ -6,9 +6,10 @@ with ``--ablations``, AFD, AIY and AIZ killed. ``TAU`` is the AFD transducer's m
 (``none``: the fitted 1 301 s; the loop's default is 14 400 s).
 
 Run: ``.venv/bin/python experiments/thermotaxis/evaluate_shipped.py TAU [--ablations] [--circuit PATH]
-[--seed N] [--plate NAME] > results/NAME.json`` (≈ 1 min per row on the 2-core CPU); the last line printed is the JSON
+[--seed N] [--plate NAME] [--start isotherm] > results/NAME.json`` (≈ 1 min per row on the 2-core CPU); the last line printed is the JSON
 (``imitate.closed_loop``). ``--plate``: another of ``policy_bounds.PLATES`` (``linear``: 13 → 27 °C over
-9 cm; ``linear_wide``: 11 → 29 °C over 9 cm).
+9 cm; ``linear_wide``: 11 → 29 °C over 9 cm). ``--start isotherm``: every worm starts on the isotherm of its
+T_c (default: uniform on the plate).
 """
 
 import argparse
@@ -31,10 +32,12 @@ if __name__ == "__main__":
     ap.add_argument("--circuit", type=Path, default=DEFAULT_DATA, help="a head_circuit.npz (default: the shipped one)")
     ap.add_argument("--seed", type=int, default=1234, help="the worms' seed (default 1234, imitate.py's)")
     ap.add_argument("--plate", default="radial", help=f"the plate (default radial; known: {', '.join(pb.PLATES)})")
+    ap.add_argument("--start", default="uniform", choices=("uniform", "isotherm"),
+                    help="start positions: uniform on the plate (default) or on each T_c's isotherm")
     a = ap.parse_args()
     if not a.circuit.is_file():
         raise SystemExit(f"--circuit: no file {a.circuit}")
     tau = float(a.tau) if a.tau != "none" else None
     cases = [("wild_type", ())] + (list(ABLATIONS.items()) if a.ablations else [])
-    out = closed_loop(make_task(), load_values(a.circuit), cases, tau, a.seed, field=pb.plate(a.plate))
+    out = closed_loop(make_task(), load_values(a.circuit), cases, tau, a.seed, field=pb.plate(a.plate), start=a.start)
     print(json.dumps({k: {m: round(float(v), 3) for m, v in row.items()} for k, row in out.items()}))

@@ -350,16 +350,16 @@ def circuit_logits(task, raw, r_seg, values=None, with_potentials: bool = False)
     return (z, v) if with_potentials else z
 
 
-def closed_loop(task, vals, cases, memory_tau_s, seed: int = 1234, field=None) -> dict:
+def closed_loop(task, vals, cases, memory_tau_s, seed: int = 1234, field=None, start: str = "uniform") -> dict:
     """The circuit ``vals`` in the closed loop: radial plate (or ``field``), 24 worms per T_c, 20 min, worms of
     ``seed`` (held out: 1234), for each ``(name, cells killed)`` of ``cases``; ``memory_tau_s``: the AFD memory of
-    T_c (s, ``None``: fitted).
+    T_c (s, ``None``: fitted); ``start``: ``uniform`` on the plate or on the T_c ``isotherm``.
     Returns ``{"name/T_c": {mean_final_temp_c, sd_final_temp_c, isothermal_fraction, thermotaxis_index}}``."""
     closed = {}
     for case, cells in cases:
         for tc in pb.TCS:
             s, _ = evaluate_thermotaxis(pb.FIELD_ if field is None else field, task.body, vals, tc, 24, 1200.0, seed, cells, 1.0, "C1", 10.0,
-                                        "float32", memory_tau_s=memory_tau_s)
+                                        "float32", memory_tau_s=memory_tau_s, start=start)
             closed[f"{case}/{tc:g}"] = {k: s[k] for k in ("mean_final_temp_c", "sd_final_temp_c", "isothermal_fraction",
                                                           "thermotaxis_index")}
         print(case, {k: round(v["mean_final_temp_c"], 2) for k, v in closed.items() if k.startswith(case)},

@@ -103,10 +103,12 @@ def evaluate_thermotaxis(field: AbstractField, body: Mapping, values: Mapping | 
                          dt_out_s: float = 1.0, parameter_set: str = "C1", dt_ms: float = 10.0,
                          dtype: str = "float32", batch: int = 64, window_s: float = 600.0,
                          memory_tau_s: float | None = CULTIVATION_MEMORY_TAU_S,
-                         transform_loop: Callable | None = None) -> tuple[dict, dict]:
+                         transform_loop: Callable | None = None, start: str = "uniform") -> tuple[dict, dict]:
     """Thermotaxis of ``n_worms`` worms cultivated at ``cultivation_temp_c`` on ``field`` (``memory_tau_s``:
     the AFD transducer's memory of T_c, :func:`owjax.navigation.setup.make_loop`); ``transform_loop``:
-    applied to the built loop (values applied, cells killed) before it runs, e.g. to swap a coupling.
+    applied to the built loop (values applied, cells killed) before it runs, e.g. to swap a coupling;
+    ``start``: where the worms start (:data:`owjax.navigation.setup.STARTS`: ``uniform`` on the plate or on
+    the T_c ``isotherm``).
 
     Returns:
         ``(summary, tracks)``: the metrics (plus wall time, settings and :func:`potential_range`) and
@@ -118,13 +120,13 @@ def evaluate_thermotaxis(field: AbstractField, body: Mapping, values: Mapping | 
     if transform_loop is not None:
         loop = transform_loop(loop)
     worms = draw_worms(jax.random.PRNGKey(int(seed)), int(n_worms), field, [cultivation_temp_c], duration_s,
-                       float(body.get("noise_dt_s", 1.0)), dtype=dtype)
+                       float(body.get("noise_dt_s", 1.0)), dtype=dtype, start=start)
     pos, v_range = run_worms(loop, worms, duration_s, dt_out_s, batch=min(int(batch), int(n_worms)),
                              return_potential_range=True)
     t = np.arange(pos.shape[1]) * float(dt_out_s)
     temp = np.asarray(field(pos[..., 0], pos[..., 1]))
     on_plate = np.asarray(field.on_plate(pos[..., 0], pos[..., 1]))
     s = thermotaxis_summary(t, temp, cultivation_temp_c, window_s=window_s, on_plate=on_plate)
-    s.update(ablated=list(ablate), duration_s=float(duration_s), seed=int(seed), transducer_memory_tau_s=memory_tau_s,
+    s.update(ablated=list(ablate), duration_s=float(duration_s), seed=int(seed), start=start, transducer_memory_tau_s=memory_tau_s,
              wall_time_s=round(time.perf_counter() - t0, 3), **v_range)
     return s, {"t_s": t, "pos_cm": pos, "temp_c": temp}

@@ -36,7 +36,7 @@ import numpy as np
 
 __all__ = ["run_navigation"]
 
-_NAV_KEYS = {"params", "field", "window_s", "circuit", "body", "start_xy_cm", "batch", "stimulus_map", "memory_tau_s",
+_NAV_KEYS = {"params", "field", "window_s", "circuit", "body", "start", "start_xy_cm", "batch", "stimulus_map", "memory_tau_s",
              "body_level", "mechanical"}
 #: body levels (``navigation.body_level``) and the keys of ``navigation.mechanical``
 BODY_LEVELS = ("navigation", "mechanical")
@@ -117,7 +117,8 @@ def run_navigation(cfg, outdir: str | Path) -> dict:
     if bad:
         raise ValueError(f"navigation.mechanical: unknown key(s) {bad}; allowed: {sorted(_MECH_KEYS)}")
     worms = draw_worms(jax.random.PRNGKey(int(cfg.get("seed", 0))), n_worms, field, [tc], duration_s,
-                       float(body.get("noise_dt_s", 1.0)), start_xy_cm=nav.get("start_xy_cm"), dtype=dtype)
+                       float(body.get("noise_dt_s", 1.0)), start_xy_cm=nav.get("start_xy_cm"), dtype=dtype,
+                       start=str(nav.get("start", "uniform")))
     t_solve = time.perf_counter()
     if level == "navigation":
         loop = make_loop(field, body, values, pset, dt_ms, dtype, ablate, duration_s=duration_s,
@@ -141,7 +142,8 @@ def run_navigation(cfg, outdir: str | Path) -> dict:
     summary = {"scenario": scenario, "n_worms": n_worms, "duration_s": duration_s, "ablated": ablate,
                "parameters": source, "field": dict(nav["field"]), "circuit": f"graded reduction of c302 {pset}, "
                f"Δ = {dt_ms} ms", "dtype": dtype, "seed": int(cfg.get("seed", 0)), "owjax_version": __version__,
-               "transducer_memory_tau_s": memory_tau_s, "body_level": level}
+               "transducer_memory_tau_s": memory_tau_s, "body_level": level,
+               "start": "start_xy_cm" if nav.get("start_xy_cm") is not None else str(nav.get("start", "uniform"))}
     if level == "mechanical":
         summary["mechanical"] = {"medium": mech.get("medium", "agar"),
                                  "neck_amplitude": float(mech.get("neck_amplitude", 0.3)),

@@ -19,7 +19,7 @@ import numpy as np
 from owjax.navigation.arena import AbstractField, make_field
 
 __all__ = ["head_circuit", "circuit_and_transducer", "make_loop", "draw_worms", "BODY_KEYS", "field_from_config", "navigation_transducer",
-           "CULTIVATION_MEMORY_TAU_S"]
+           "CULTIVATION_MEMORY_TAU_S", "STARTS", "ISOTHERM_TOLERANCE"]
 
 #: Time constant (s) of the AFD transducer's slow adaptation state u_slow in the navigation loop, where
 #: u_slow starts at the cultivation temperature and stands for the worm's memory of it: 4 h. Worms moved
@@ -124,23 +124,75 @@ def make_loop(field: AbstractField, body: Mapping, values: Mapping | None = None
     return loop
 
 
+#: where worms start (:func:`draw_worms`): ``uniform`` on the plate, or on the ``isotherm`` of each worm's
+#: cultivation temperature (the field's value at T_c; the population assay of a worm placed at the
+#: temperature it was raised at, where an uninformed worm has no reason to end warm or cold of it)
+STARTS = ("uniform", "isotherm")
+#: an ``isotherm`` start lies within this of T_c (°C, in the field's unit)
+ISOTHERM_TOLERANCE = 0.05
+
+
+def _isotherm_starts(key, field: AbstractField, tc: np.ndarray, margin_cm: float, dtype) -> jax.Array:
+    """(B, 2) start positions, each a uniform draw among the points of the plate (``margin_cm`` inside its
+    edge) where the field is within :data:`ISOTHERM_TOLERANCE` of the worm's T_c (rejection sampling)."""
+    x0, x1, y0, y1 = field.extent_cm()
+    out = np.full((tc.size, 2), np.nan)
+    for attempt in range(8):
+        k = jax.random.fold_in(key, attempt)
+        ka, kb = jax.random.split(k)
+        n_cand = 16384
+        xy = np.asarray(jax.random.uniform(ka, (n_cand, 2)), float)
+        xy = np.array([x0, y0]) + np.array([x1 - x0, y1 - y0]) * xy
+        inside = np.asarray(field.outside_cm(xy[:, 0], xy[:, 1])) <= -margin_cm
+        val = np.asarray(field(xy[:, 0], xy[:, 1]), float)
+        prio = np.asarray(jax.random.uniform(kb, (tc.size, n_cand)))
+        ok = inside[None] & (np.abs(val[None] - tc[:, None]) <= ISOTHERM_TOLERANCE)
+        pick = np.argmax(np.where(ok, prio, -1.0), 1)
+        found = ok[np.arange(tc.size), pick] & np.isnan(out[:, 0])
+        out[found] = xy[pick[found]]
+        if not np.isnan(out).any():
+            return jnp.asarray(out, dtype)
+    missing = sorted({float(t) for t in tc[np.isnan(out[:, 0])]})
+    grid = np.stack(np.meshgrid(np.linspace(x0, x1, 201), np.linspace(y0, y1, 201)), -1).reshape(-1, 2)
+    on = np.asarray(field.outside_cm(grid[:, 0], grid[:, 1])) <= -margin_cm
+    vals = np.asarray(field(grid[on, 0], grid[on, 1]), float)
+    raise ValueError(f"start='isotherm': no start found on the isotherm of T_c = {missing} — the plate "
+                     f"({margin_cm} cm inside its edge) spans {vals.min():.2f} … {vals.max():.2f} °C")
+
+
 def draw_worms(key, n_worms: int, field: AbstractField, cultivation_temps_c: Sequence[float], duration_s: float,
-               noise_dt_s: float = 1.0, margin_cm: float = 0.5, start_xy_cm=None, dtype="float32") -> dict:
-    """A batch of worms: start positions uniform on the plate (``margin_cm`` from the edge; or all at
-    ``start_xy_cm``), headings uniform, noise tables, and cultivation temperatures cycling through
-    ``cultivation_temps_c``.
+               noise_dt_s: float = 1.0, margin_cm: float = 0.5, start_xy_cm=None, dtype="float32",
+               start: str = "uniform") -> dict:
+    """A batch of worms: start positions (``start``, :data:`STARTS`: ``uniform`` on the plate, or
+    ``isotherm``: on the isotherm of each worm's T_c, within :data:`ISOTHERM_TOLERANCE`; either
+    ``margin_cm`` inside the edge; or all at ``start_xy_cm``), headings uniform, noise tables, and
+    cultivation temperatures cycling through ``cultivation_temps_c``.
 
     Returns:
         ``{"xy": (B, 2), "heading": (B,), "noise": (B, K, 2), "tc": (B,)}``.
+
+    Raises:
+        ValueError: an unknown ``start``, ``start_xy_cm`` with ``start="isotherm"``, or a T_c whose
+            isotherm is not on the plate.
     """
     from owjax.navigation.body import body_noise
 
     if n_worms < 1:
         raise ValueError(f"n_worms must be >= 1, got {n_worms}")
+    if start not in STARTS:
+        raise ValueError(f"start={start!r}; allowed: {list(STARTS)}")
+    if start == "isotherm" and start_xy_cm is not None:
+        raise ValueError("start='isotherm' and start_xy_cm both set: choose one")
     dt = jnp.dtype(dtype)
     k1, k2, k3, k4 = jax.random.split(key, 4)
     x0, x1, y0, y1 = field.extent_cm()
-    if start_xy_cm is not None:
+    tcs = np.asarray(list(cultivation_temps_c), float)
+    if tcs.size == 0:
+        raise ValueError("cultivation_temps_c is empty")
+    tc_np = np.resize(tcs, n_worms)
+    if start == "isotherm":
+        xy = _isotherm_starts(k1, field, tc_np, margin_cm, dt)
+    elif start_xy_cm is not None:
         xy = jnp.tile(jnp.asarray(start_xy_cm, dt).reshape(1, 2), (n_worms, 1))
     else:
         lo = jnp.asarray([x0 + margin_cm, y0 + margin_cm], dt)
@@ -152,8 +204,5 @@ def draw_worms(key, n_worms: int, field: AbstractField, cultivation_temps_c: Seq
             xy = jnp.stack([r * jnp.cos(a), r * jnp.sin(a)], 1)
     heading = 2 * jnp.pi * jax.random.uniform(k2, (n_worms,), dt)
     noise = jax.vmap(lambda k: body_noise(k, duration_s, noise_dt_s, dt))(jax.random.split(k3, n_worms))
-    tcs = np.asarray(list(cultivation_temps_c), float)
-    if tcs.size == 0:
-        raise ValueError("cultivation_temps_c is empty")
-    tc = jnp.asarray(np.resize(tcs, n_worms), dt)
+    tc = jnp.asarray(tc_np, dt)
     return {"xy": xy, "heading": heading, "noise": noise, "tc": tc}
