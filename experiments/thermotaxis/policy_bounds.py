@@ -20,7 +20,7 @@ the 2-core CPU); writes ``results/policy_bounds.{json,md}``. ``… policy_bounds
 five best on worms the search did not use (seeds 1234 and 4321) → ``results/policy_bounds_heldout.json``;
 ``--derivative-only`` searches 40 policies without the level gate → ``results/policy_bounds_derivative_only.json``;
 ``--compressed [N]`` searches N policies on the log-compressed response → ``results/policy_bounds_compressed.json``;
-``--plates`` scores that search's five best and the oracle on every plate of :data:`PLATES` (held-out worms,
+``--plates`` scores that search's five best and the oracle on every plate of :data:`SCORED_PLATES` (held-out worms,
 seed 1234) → ``results/policy_bounds_plates.{json,md}``; ``--compressed-plates [N]`` searches the compressed
 policies scored on the radial and linear plates at once (that search's five best, then N random ones; ≈ 15 s
 per policy) → ``results/policy_bounds_compressed_plates.{json,md}``.
@@ -58,7 +58,13 @@ FIELD = {"kind": "radial_temperature", "center_c": 13.0, "edge_c": 27.0, "radius
 PLATES = {"radial": FIELD,
           "linear": {"kind": "linear_temperature", "t_min_c": 13.0, "t_max_c": 27.0, "width_cm": 9.0, "height_cm": 9.0},
           "linear_wide": {"kind": "linear_temperature", "t_min_c": 11.0, "t_max_c": 29.0, "width_cm": 9.0,
-                          "height_cm": 9.0}}
+                          "height_cm": 9.0},
+          # a thought-experiment plate, 20 × 20 cm at 2 °C/cm: the T_c isotherms 7.5 cm from its ends, beyond
+          # where an uninformed worm spreads in 20 min, so the walls do not bias where it ends
+          "linear_large": {"kind": "linear_temperature", "t_min_c": 0.0, "t_max_c": 40.0, "width_cm": 20.0,
+                           "height_cm": 20.0}}
+#: the plates ``--plates`` and ``--compressed-plates`` score on (``linear_large`` came later, for the ablations)
+SCORED_PLATES = ("radial", "linear", "linear_wide")
 TCS = (15.0, 20.0, 25.0)
 DURATION_S, N_PER_TC, SEED = 1200.0, 24, 7
 PIROUETTE_S = 3.0
@@ -349,10 +355,10 @@ def heldout(seeds=(1234, 4321), best=None, compress: float | None = None) -> lis
 
 def on_plates(seed: int = 1234, n_best: int = 5) -> dict:
     """The compressed search's ``n_best`` policies and the oracle (k = 20, base = 1) on worms of ``seed`` on
-    every plate of :data:`PLATES` — how far what was found on the radial plate carries to other gradients."""
+    every plate of :data:`SCORED_PLATES` — how far what was found on the radial plate carries to other gradients."""
     found = json.loads((RESULTS / "policy_bounds_compressed.json").read_text())
-    out = {"seed": seed, "plates": PLATES, "compress_c": found["compress_c"], "rows": []}
-    for name in PLATES:
+    out = {"seed": seed, "plates": {n: PLATES[n] for n in SCORED_PLATES}, "compress_c": found["compress_c"], "rows": []}
+    for name in SCORED_PLATES:
         field, w = plate(name), draw_on(name, seed)
         tcs = np.asarray(w["tc"])
         for i, f in enumerate(found["best"][:n_best]):
@@ -416,7 +422,7 @@ def compressed_plates_search(n_policies: int = 40, plates=("radial", "linear"), 
     """Policies on the log-compressed response scored on several plates at once (mean of :func:`score` over
     ``plates``, each on its search worms: :data:`WORMS` on the radial plate, :func:`draw_on` with :data:`SEED`
     on the others): the compressed search's five best, then ``n_policies`` random ones drawn as that search
-    drew them. The three best are then scored on held-out worms (seed 1234) of every plate of :data:`PLATES`."""
+    drew them. The three best are then scored on held-out worms (seed 1234) of every plate of :data:`SCORED_PLATES`."""
     rng = np.random.default_rng(6)
     t0 = time.time()
     worms = {name: WORMS if name == "radial" else draw_on(name) for name in plates}
@@ -438,14 +444,14 @@ def compressed_plates_search(n_policies: int = 40, plates=("radial", "linear"), 
     found.sort(key=lambda f: f["score"])
     heldout_rows = []
     for rank, f in enumerate(found[:3]):
-        for name in PLATES:
+        for name in SCORED_PLATES:
             field, w = plate(name), draw_on(name, 1234)
             sm = policy_summary(list(f["params"].values()), w, c, field)
             heldout_rows.append({"plate": name, "policy": f"plates rank {rank} ({f['source']})",
                                  "score": round(score(sm), 3), "by_tc": sm})
             print(heldout_rows[-1], flush=True)
     return {"compress_c": c, "plates_searched": list(plates), "n_random": int(n_policies), "best": found[:5],
-            "seed": 1234, "plates": PLATES, "rows": heldout_rows, "wall_time_s": round(time.time() - t0, 1)}
+            "seed": 1234, "plates": {n: PLATES[n] for n in SCORED_PLATES}, "rows": heldout_rows, "wall_time_s": round(time.time() - t0, 1)}
 
 
 if __name__ == "__main__":

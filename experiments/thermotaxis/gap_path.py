@@ -1,0 +1,105 @@
+"""Would a second path from AFD make AIY-killed worms cryophilic? The AFD–AIB gap junctions, scaled.
+
+In c302's head circuit AFD reaches the rest of the circuit through one chemical synapse per side
+(AFD → AIY) and the AFD–AIB gap junctions (one per side, c302's C1 conductance: 0.52 pS each, untrained
+and negligible). So a worm with AIY killed is, to the circuit, a worm with AFD killed: it cannot be
+cryophilic (Mori & Ohshima 1995) because no temperature signal is left. This diagnostic asks whether the
+connectome's other path could carry one: the shipped circuit with the AFD–AIB gap junctions' weight
+multiplied by each ``--factors`` value (nothing retrained), wild type and AIY killed (and AFD killed once,
+the uninformed reference), 24 worms per T_c (15, 20, 25 °C), 20 min, radial plate, held-out worms (seed
+1234), starts ``--start`` (uniform on the plate, or on each T_c's isotherm).
+
+If scaling the gap junction makes the AIY-killed worms end cold of T_c while the wild type still tracks
+T_c, the path is there to be trained (``circuit.gap_trainable``, not yet built); if it makes them
+thermophilic or changes nothing, the connectome's second path cannot give the 1995 phenotype in this
+circuit without changing AIB's downstream signs.
+
+Run: ``.venv/bin/python experiments/thermotaxis/gap_path.py [--factors 1 100 1000 10000]
+[--start uniform|isotherm] [--seed 1234] [--out NAME]`` (≈ 10 s per row on the 2-core CPU). Writes
+``results/gap_path[_NAME].{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import equinox as eqx
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import policy_bounds as pb  # noqa: E402
+from imitate import make_task  # noqa: E402
+
+from owjax.core.checkpoint import atomic_write_json, atomic_write_text  # noqa: E402
+from owjax.navigation.evaluate import evaluate_thermotaxis  # noqa: E402
+from owjax.navigation.params import DEFAULT_DATA, load_values  # noqa: E402
+
+#: the AFD–AIB gap junctions of c302's head circuit, both directions and both sides
+GAPS = ("AFDL-AIBL", "AIBL-AFDL", "AFDR-AIBR", "AIBR-AFDR")
+CASES = (("wild_type", ()), ("AIY", ("AIYL", "AIYR")))
+METRICS = ("mean_final_temp_c", "sd_final_temp_c", "isothermal_fraction", "thermotaxis_index")
+
+
+def scale_gaps(factor: float):
+    """A ``transform_loop`` multiplying the weight of :data:`GAPS` by ``factor``."""
+
+    def transform(loop):
+        c = loop["circuit"]
+        idx = np.array([c.gap_names.index(g) for g in GAPS])
+        return eqx.tree_at(lambda m: m.components["circuit"].gap_weight, loop, c.gap_weight.at[idx].multiply(factor))
+
+    return transform
+
+
+def main(factors: list[float], start: str, seed: int, out: str | None) -> dict:
+    task, vals = make_task(), load_values(DEFAULT_DATA)
+    rows = {}
+    runs = [(f, name, cells) for f in factors for name, cells in CASES] + [(1.0, "AFD", ("AFDL", "AFDR"))]
+    for factor, name, cells in runs:
+        for tc in pb.TCS:
+            t0 = time.perf_counter()
+            s, _ = evaluate_thermotaxis(pb.FIELD_, task.body, vals, tc, 24, 1200.0, seed, cells, 1.0, "C1", 10.0,
+                                        "float32", memory_tau_s=14400.0, transform_loop=scale_gaps(factor), start=start)
+            rows[f"{factor:g}/{name}/{tc:g}"] = {k: round(float(s[k]), 3) for k in METRICS}
+            print(f"gap ×{factor:g} {name} T_c {tc:g}: {s['mean_final_temp_c']:.2f} °C, index "
+                  f"{s['thermotaxis_index']:+.2f} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+    res = {"factors": factors, "gaps": list(GAPS), "start": start, "seed": seed, "plate": "radial 13 → 27 °C, 4.5 cm",
+           "worms_per_tc": 24, "duration_s": 1200.0, "memory_tau_s": 14400.0, "circuit": str(DEFAULT_DATA),
+           "rows": rows, "command": "python experiments/thermotaxis/gap_path.py " + " ".join(sys.argv[1:]),
+           "date": time.strftime("%Y-%m-%d %H:%M %Z")}
+    stem = HERE / "results" / ("gap_path" + (f"_{out}" if out else ""))
+    atomic_write_json(stem.with_suffix(".json"), res)
+    lines = [f"# The AFD–AIB gap junctions scaled (shipped circuit, nothing retrained; starts: {start}, seed {seed})", "",
+             "Mean final temperature °C for T_c 15 / 20 / 25 (thermotaxis index; isothermal fraction), 24 worms per T_c, "
+             "20 min, radial plate.", "",
+             "| gap weight × | " + " | ".join(n for n, _ in CASES) + " |", "|---|" + "---|" * len(CASES)]
+
+    def cell(factor, name):
+        r = [rows[f"{factor:g}/{name}/{tc:g}"] for tc in pb.TCS]
+        return (" / ".join(f"{x['mean_final_temp_c']:.2f}" for x in r) + " ("
+                + " / ".join(f"{x['thermotaxis_index']:+.2f}" for x in r) + "; "
+                + " / ".join(f"{x['isothermal_fraction']:.2f}" for x in r) + ")")
+
+    for f in factors:
+        lines.append(f"| {f:g} | " + " | ".join(cell(f, n) for n, _ in CASES) + " |")
+    lines += ["", f"AFD killed (gap × 1): {cell(1.0, 'AFD')}.", ""]
+    atomic_write_text(stem.with_suffix(".md"), "\n".join(lines))
+    print("\n".join(lines))
+    return res
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--factors", type=float, nargs="+", default=[1.0, 100.0, 1000.0, 10000.0])
+    ap.add_argument("--start", default="uniform", choices=("uniform", "isotherm"))
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args()
+    if any(not f >= 0 for f in a.factors):
+        raise SystemExit(f"--factors must be >= 0, got {a.factors}")
+    main(a.factors, a.start, a.seed, a.out)
