@@ -15,7 +15,7 @@ thermophilic or changes nothing, the connectome's second path cannot give the 19
 circuit without changing AIB's downstream signs.
 
 Run: ``.venv/bin/python experiments/thermotaxis/gap_path.py [--factors 1 100 1000 10000]
-[--start uniform|isotherm] [--seed 1234] [--out NAME]`` (≈ 10 s per row on the 2-core CPU). Writes
+[--start uniform|isotherm] [--seed 1234] [--no-phasic] [--out NAME]`` (≈ 10 s per row on the 2-core CPU). Writes
 ``results/gap_path[_NAME].{json,md}``.
 """
 
@@ -56,8 +56,10 @@ def scale_gaps(factor: float):
     return transform
 
 
-def main(factors: list[float], start: str, seed: int, out: str | None) -> dict:
+def main(factors: list[float], start: str, seed: int, out: str | None, no_phasic: bool = False) -> dict:
     task, vals = make_task(), load_values(DEFAULT_DATA)
+    if no_phasic:  # AFD's phasic channel off: what drives AFD far below rest (to −3 V) in the shipped circuit
+        vals = dict(vals, afd_phasic_pA=0.0)
     rows = {}
     runs = [(f, name, cells) for f in factors for name, cells in CASES] + [(1.0, "AFD", ("AFDL", "AFDR"))]
     for factor, name, cells in runs:
@@ -66,15 +68,18 @@ def main(factors: list[float], start: str, seed: int, out: str | None) -> dict:
             s, _ = evaluate_thermotaxis(pb.FIELD_, task.body, vals, tc, 24, 1200.0, seed, cells, 1.0, "C1", 10.0,
                                         "float32", memory_tau_s=14400.0, transform_loop=scale_gaps(factor), start=start)
             rows[f"{factor:g}/{name}/{tc:g}"] = {k: round(float(s[k]), 3) for k in METRICS}
+            vr = s.get("circuit_v_range_mV", {})
+            rows[f"{factor:g}/{name}/{tc:g}"]["v_min_mV"] = {c: round(float(vr[c][0]), 1) for c in ("AFDL", "AIBL") if c in vr}
             print(f"gap ×{factor:g} {name} T_c {tc:g}: {s['mean_final_temp_c']:.2f} °C, index "
                   f"{s['thermotaxis_index']:+.2f} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
-    res = {"factors": factors, "gaps": list(GAPS), "start": start, "seed": seed, "plate": "radial 13 → 27 °C, 4.5 cm",
+    res = {"factors": factors, "gaps": list(GAPS), "start": start, "seed": seed, "afd_phasic_off": no_phasic, "plate": "radial 13 → 27 °C, 4.5 cm",
            "worms_per_tc": 24, "duration_s": 1200.0, "memory_tau_s": 14400.0, "circuit": str(DEFAULT_DATA),
            "rows": rows, "command": "python experiments/thermotaxis/gap_path.py " + " ".join(sys.argv[1:]),
            "date": time.strftime("%Y-%m-%d %H:%M %Z")}
     stem = HERE / "results" / ("gap_path" + (f"_{out}" if out else ""))
     atomic_write_json(stem.with_suffix(".json"), res)
-    lines = [f"# The AFD–AIB gap junctions scaled (shipped circuit, nothing retrained; starts: {start}, seed {seed})", "",
+    lines = [f"# The AFD–AIB gap junctions scaled (shipped circuit, nothing retrained; starts: {start}, seed {seed}"
+             f"{'; AFD phasic channel off' if no_phasic else ''})", "",
              "Mean final temperature °C for T_c 15 / 20 / 25 (thermotaxis index; isothermal fraction), 24 worms per T_c, "
              "20 min, radial plate.", "",
              "| gap weight × | " + " | ".join(n for n, _ in CASES) + " |", "|---|" + "---|" * len(CASES)]
@@ -87,7 +92,10 @@ def main(factors: list[float], start: str, seed: int, out: str | None) -> dict:
 
     for f in factors:
         lines.append(f"| {f:g} | " + " | ".join(cell(f, n) for n, _ in CASES) + " |")
-    lines += ["", f"AFD killed (gap × 1): {cell(1.0, 'AFD')}.", ""]
+    lines += ["", f"AFD killed (gap × 1): {cell(1.0, 'AFD')}.", "",
+              "Lowest AFDL / AIBL potential over the run (mV), wild type at T_c 15 °C: "
+              + "; ".join(f"× {f:g}: " + " / ".join(f"{v:g}" for v in rows[f"{f:g}/wild_type/15"]["v_min_mV"].values())
+                          for f in factors) + ".", ""]
     atomic_write_text(stem.with_suffix(".md"), "\n".join(lines))
     print("\n".join(lines))
     return res
@@ -99,7 +107,8 @@ if __name__ == "__main__":
     ap.add_argument("--start", default="uniform", choices=("uniform", "isotherm"))
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--no-phasic", action="store_true", help="AFD's phasic channel off (gain 0)")
     a = ap.parse_args()
     if any(not f >= 0 for f in a.factors):
         raise SystemExit(f"--factors must be >= 0, got {a.factors}")
-    main(a.factors, a.start, a.seed, a.out)
+    main(a.factors, a.start, a.seed, a.out, a.no_phasic)
