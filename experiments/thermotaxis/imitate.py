@@ -350,16 +350,18 @@ def circuit_logits(task, raw, r_seg, values=None, with_potentials: bool = False)
     return (z, v) if with_potentials else z
 
 
-def closed_loop(task, vals, cases, memory_tau_s, seed: int = 1234, field=None, start: str = "uniform") -> dict:
+def closed_loop(task, vals, cases, memory_tau_s, seed: int = 1234, field=None, start: str = "uniform",
+                transform_loop=None) -> dict:
     """The circuit ``vals`` in the closed loop: radial plate (or ``field``), 24 worms per T_c, 20 min, worms of
     ``seed`` (held out: 1234), for each ``(name, cells killed)`` of ``cases``; ``memory_tau_s``: the AFD memory of
-    T_c (s, ``None``: fitted); ``start``: ``uniform`` on the plate or on the T_c ``isotherm``.
+    T_c (s, ``None``: fitted); ``start``: ``uniform`` on the plate or on the T_c ``isotherm``; ``transform_loop``:
+    applied to each built loop (``evaluate_thermotaxis``), e.g. the AFD–AIB gap junctions scaled.
     Returns ``{"name/T_c": {mean_final_temp_c, sd_final_temp_c, isothermal_fraction, thermotaxis_index}}``."""
     closed = {}
     for case, cells in cases:
         for tc in pb.TCS:
             s, _ = evaluate_thermotaxis(pb.FIELD_ if field is None else field, task.body, vals, tc, 24, 1200.0, seed, cells, 1.0, "C1", 10.0,
-                                        "float32", memory_tau_s=memory_tau_s, start=start)
+                                        "float32", memory_tau_s=memory_tau_s, start=start, transform_loop=transform_loop)
             closed[f"{case}/{tc:g}"] = {k: s[k] for k in ("mean_final_temp_c", "sd_final_temp_c", "isothermal_fraction",
                                                           "thermotaxis_index")}
         print(case, {k: round(v["mean_final_temp_c"], 2) for k, v in closed.items() if k.startswith(case)},
@@ -396,8 +398,10 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
          weight_max_factor: float | None = None, profile_weight: float = 0.0,
          aux_amplitude: dict | None = None, weight_fixed: dict | None = None, tc_weights: dict | None = None,
          afd_phasic: dict | None = None, afd_phasic_fixed: bool = False, range_weight: float = 0.0,
-         plates: tuple[str, ...] = ("radial",)) -> dict:
-    """``aux``: ``{cell: [target, weight]}`` (targets: :data:`AUX_TARGETS`); ``aux_amplitude``:
+         plates: tuple[str, ...] = ("radial",), gap_factor: float = 1.0) -> dict:
+    """``gap_factor``: the AFD–AIB gap junctions' weight × this (c302's otherwise), held through training and the
+    closed-loop rows (``gap_path.scale_gaps``; not saved with the circuit: a circuit fitted with it is evaluated with
+    ``gap_path.py``). ``aux``: ``{cell: [target, weight]}`` (targets: :data:`AUX_TARGETS`); ``aux_amplitude``:
     ``{cell: minimum standard deviation of its potential, mV}``; ``p_exc_start``:
     ``{"PRE->POST": excitatory fraction}`` of free connections at the start."""
     t0 = time.time()
@@ -416,6 +420,12 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
     q = teacher_drive(r, best)
     task = make_task(init_from, polarity, vth_init_mV, weight_scale, bias_max_pA, reversal_gain,
                      (tau_start or {}) | (tau_fixed or {}), weight_max_factor, afd_phasic)
+    transform = None
+    if gap_factor != 1.0:
+        from gap_path import scale_gaps  # (gap_path imports this module)
+
+        transform = scale_gaps(gap_factor)
+        task.loop = transform(task.loop)
     values = held_values(task, tau_fixed, weight_fixed, afd_phasic_fixed)
     print(f"data: {r.shape[0]} worms × {r.shape[1]} s, teacher drive mean {q.mean():.3f}", flush=True)
     zf, zs = teacher_filters(r, best)
@@ -595,11 +605,13 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
     vals = values(raw)
     fit["tau_ms_quantiles_0_25_50_75_100"] = np.percentile(np.asarray(vals["tau_ms"]), [0, 25, 50, 75, 100]).round(
         1).tolist()
-    closed = closed_loop(task, vals, [("wild_type", ())] + list(ABLATIONS.items()), task.memory_tau_s)
+    closed = closed_loop(task, vals, [("wild_type", ())] + list(ABLATIONS.items()), task.memory_tau_s,
+                         transform_loop=transform)
     for name in plates:
         if name != "radial":
             closed |= {f"{name}/{k}": v for k, v in
-                       closed_loop(task, vals, [("wild_type", ())], task.memory_tau_s, field=pb.plate(name)).items()}
+                       closed_loop(task, vals, [("wild_type", ())], task.memory_tau_s, field=pb.plate(name),
+                                   transform_loop=transform).items()}
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout.strip()
     command = " ".join(["python experiments/thermotaxis/imitate.py", f"--teacher {teacher}", f"--rank {rank}",
                         f"--init-from {init_from}" if init_from else "", f"--lr {lr:g}",
@@ -624,13 +636,15 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
                         f"--afd-phasic '{json.dumps(afd_phasic)}'" if afd_phasic else "",
                         "--afd-phasic-fixed" if afd_phasic_fixed else "",
                         f"--range-weight {range_weight:g}" if range_weight else "",
-                        f"--plates {','.join(plates)}" if tuple(plates) != ("radial",) else "", "--ship"])
+                        f"--plates {','.join(plates)}" if tuple(plates) != ("radial",) else "",
+                        f"--gap-factor {gap_factor:g}" if gap_factor != 1.0 else "", "--ship"])
     prov = {"command": " ".join(command.split()), "teacher": best,
             "teacher_source": teacher, "teacher_rank": rank, "init_from": init_from, "lr": lr, "polarity": polarity,
             "vth_init_mV": task.circuit_cfg["vth_init_mV"], "weight_scale": task.circuit_cfg["weight_scale"],
             "bias_max_pA": task.circuit_cfg["bias_max_pA"], "reversal_gain_init": task.readout["reversal_gain"],
             "weight_max_factor": task.circuit_cfg["weight_max_factor"], "git_commit": commit, "transducer_memory_tau_s": task.memory_tau_s,
             "afd_phasic_start": task.afd_phasic, "plates": {n: pb.PLATES[n] for n in plates},
+            **({"afd_aib_gap_factor": gap_factor} if gap_factor != 1.0 else {}),
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "body": {"pirouette_duration_s": PIROUETTE_S},
             "fit": {k: v for k, v in fit.items() if k != "history"}}
     path = save_values(HERE / "results" / (out_name or OUT_NAME[teacher]) / "head_circuit.npz", vals, task.synapse_names,
@@ -647,7 +661,7 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
                          "tau_start_ms": tau_start or {}, "tau_fixed_ms": tau_fixed or {},
                          "weight_fixed": weight_fixed or {}, "tc_weights": tc_weights or {},
                          "afd_phasic_start": task.afd_phasic, "afd_phasic_fixed": afd_phasic_fixed,
-                         "range_weight": range_weight, "plates": list(plates),
+                         "range_weight": range_weight, "plates": list(plates), "afd_aib_gap_factor": gap_factor,
                          "afd_phasic_trained": afd_phasic_from_values({k: np.asarray(x) for k, x in vals.items()})},
             "polarity": task.polarity_report(vals)}
 
@@ -764,14 +778,21 @@ if __name__ == "__main__":
                     help="comma-separated plates whose wandering worms the circuit imitates the teacher on "
                     f"(policy_bounds.PLATES: {', '.join(pb.PLATES)}; default radial); each but radial also gets "
                     "a wild-type closed-loop row")
+    ap.add_argument("--gap-factor", type=float, default=1.0,
+                    help="the AFD–AIB gap junctions' weight × this, held through training and the closed-loop rows "
+                    "(default 1: c302's; not saved with the circuit, and --ship refuses it)")
     ap.add_argument("--steps", type=int, default=STEPS, help=f"Adam steps (default {STEPS})")
     ap.add_argument("--out", default=None, help="results name (default: imitation / imitation_refined)")
     args = ap.parse_args()
+    if args.gap_factor != 1.0 and args.ship:
+        raise SystemExit("--gap-factor with --ship: the saved circuit does not carry the gap junctions' weights")
+    if not args.gap_factor > 0:
+        raise SystemExit(f"--gap-factor must be > 0, got {args.gap_factor}")
     out = main(args.ship, args.teacher, args.rank, args.init_from, args.lr, args.out, args.polarity, args.vth_init,
                args.weight_scale, args.bias_max, args.reversal_gain, args.contrast_weight, args.tau_start,
                args.tau_fixed, args.aux, args.steps, args.p_exc_start, args.logit_weight, args.direction_weight,
                args.weight_max_factor, args.profile_weight, args.aux_amplitude, args.weight_fixed, args.tc_weights,
-               args.afd_phasic, args.afd_phasic_fixed, args.range_weight, tuple(args.plates.split(",")))
+               args.afd_phasic, args.afd_phasic_fixed, args.range_weight, tuple(args.plates.split(",")), args.gap_factor)
     name = args.out or OUT_NAME[args.teacher]
     (HERE / "results" / f"{name}.json").write_text(json.dumps(out, indent=1, default=float) + "\n")
     (HERE / "results" / f"{name}.md").write_text(markdown(out))
