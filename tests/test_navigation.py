@@ -328,13 +328,25 @@ def test_worms_start_uniformly_or_on_their_isotherm():
         assert np.all(np.abs(temp - tc) <= ISOTHERM_TOLERANCE + 1e-5)
         assert np.all(np.asarray(field.outside_cm(xy[:, 0], xy[:, 1])) <= -0.5 + 1e-6)
         assert np.ptp(xy[tc == 20.0], 0).max() > 2.0  # spread along the isotherm, not one point
-        u = draw_worms(key, 30, field, tcs, 10.0)
-        assert np.array_equal(np.asarray(u["xy"]), np.asarray(draw_worms(key, 30, field, tcs, 10.0, start="uniform")["xy"]))
+        assert np.unique(xy, axis=0).shape[0] == 30  # independent draws: no start used twice
+        u = draw_worms(key, 30, field, tcs, 10.0, start="uniform")
         assert np.array_equal(np.asarray(u["noise"]), np.asarray(w["noise"]))  # only the positions differ
-    with pytest.raises(ValueError, match=r"isotherm of T_c = \[12.0\].*13.00 … 25.44"):
+        # the uniform draw as it was before `start` existed: key split in 4, the first (and, on a disc, the
+        # fourth) for the positions
+        k1, _, _, k4 = jax.random.split(key, 4)
+        if isinstance(field, RadialTemperature):
+            r = 4.0 * jnp.sqrt(jax.random.uniform(k1, (30,), jnp.float32))
+            a = 2 * jnp.pi * jax.random.uniform(k4, (30,), jnp.float32)
+            expected = jnp.stack([r * jnp.cos(a), r * jnp.sin(a)], 1)
+        else:
+            expected = jnp.asarray([0.5, -4.0]) + jnp.asarray([8.0, 8.0]) * jax.random.uniform(k1, (30, 2), jnp.float32)
+        np.testing.assert_allclose(np.asarray(u["xy"]), np.asarray(expected), rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match=r"isotherm of T_c = \[12.0\].*13.00 … 25.44 degC"):
         draw_worms(key, 3, RadialTemperature(13.0, 27.0, 4.5), [12.0], 10.0, start="isotherm")
     with pytest.raises(ValueError, match="allowed"):
         draw_worms(key, 3, RadialTemperature(13.0, 27.0, 4.5), [20.0], 10.0, start="edge")
+    with pytest.raises(ValueError, match="inside its edge"):
+        draw_worms(key, 3, RadialTemperature(13.0, 27.0, 4.5), [20.0], 10.0, margin_cm=5.0, start="isotherm")
     with pytest.raises(ValueError, match="choose one"):
         draw_worms(key, 3, RadialTemperature(13.0, 27.0, 4.5), [20.0], 10.0, start="isotherm", start_xy_cm=[0.0, 0.0])
 

@@ -1,7 +1,8 @@
 """What one surrogate prediction costs in arithmetic, and how fast this CPU does it.
 
 XLA's own count of floating-point operations per 5-s sample (``compiled.cost_analysis()``) for the whole
-shipped model (operator + interpolation + kinematics) and for the operator alone (``BodyFNO.channels``),
+shipped model (operator + interpolation + kinematics) and for the operator alone (``BodyFNO.channels``: the
+operator with the subsampling to its own grid and the cubic interpolation back, no kinematics),
 and their jitted, on-device time per sample at batch 64 and 256 on the training grid (0.04 s; no host
 transfers, unlike ``benchmarks/surrogate.py``, which times ``predict_batch`` end to end): the achieved
 GFLOP/s says whether the ≥ 1000× bar needs faster code or fewer operations.

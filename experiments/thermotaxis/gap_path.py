@@ -109,6 +109,6 @@ if __name__ == "__main__":
     ap.add_argument("--out", default=None)
     ap.add_argument("--no-phasic", action="store_true", help="AFD's phasic channel off (gain 0)")
     a = ap.parse_args()
-    if any(not f >= 0 for f in a.factors):
-        raise SystemExit(f"--factors must be >= 0, got {a.factors}")
+    if any(not f > 0 for f in a.factors):
+        raise SystemExit(f"--factors must be > 0, got {a.factors}")
     main(a.factors, a.start, a.seed, a.out, a.no_phasic)

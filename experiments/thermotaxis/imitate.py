@@ -400,8 +400,9 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
          afd_phasic: dict | None = None, afd_phasic_fixed: bool = False, range_weight: float = 0.0,
          plates: tuple[str, ...] = ("radial",), gap_factor: float = 1.0) -> dict:
     """``gap_factor``: the AFD–AIB gap junctions' weight × this (c302's otherwise), held through training and the
-    closed-loop rows (``gap_path.scale_gaps``; not saved with the circuit: a circuit fitted with it is evaluated with
-    ``gap_path.py``). ``aux``: ``{cell: [target, weight]}`` (targets: :data:`AUX_TARGETS`); ``aux_amplitude``:
+    closed-loop rows (``gap_path.scale_gaps``). It is not saved with the circuit's values (only in its provenance,
+    ``afd_aib_gap_factor``): evaluated elsewhere, e.g. by ``evaluate_shipped.py``, such a circuit runs with c302's
+    junctions. ``aux``: ``{cell: [target, weight]}`` (targets: :data:`AUX_TARGETS`); ``aux_amplitude``:
     ``{cell: minimum standard deviation of its potential, mV}``; ``p_exc_start``:
     ``{"PRE->POST": excitatory fraction}`` of free connections at the start."""
     t0 = time.time()
@@ -637,7 +638,7 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
                         "--afd-phasic-fixed" if afd_phasic_fixed else "",
                         f"--range-weight {range_weight:g}" if range_weight else "",
                         f"--plates {','.join(plates)}" if tuple(plates) != ("radial",) else "",
-                        f"--gap-factor {gap_factor:g}" if gap_factor != 1.0 else "", "--ship"])
+                        f"--gap-factor {gap_factor:g}" if gap_factor != 1.0 else "--ship"])
     prov = {"command": " ".join(command.split()), "teacher": best,
             "teacher_source": teacher, "teacher_rank": rank, "init_from": init_from, "lr": lr, "polarity": polarity,
             "vth_init_mV": task.circuit_cfg["vth_init_mV"], "weight_scale": task.circuit_cfg["weight_scale"],
@@ -784,8 +785,9 @@ if __name__ == "__main__":
     ap.add_argument("--steps", type=int, default=STEPS, help=f"Adam steps (default {STEPS})")
     ap.add_argument("--out", default=None, help="results name (default: imitation / imitation_refined)")
     args = ap.parse_args()
-    if args.gap_factor != 1.0 and args.ship:
-        raise SystemExit("--gap-factor with --ship: the saved circuit does not carry the gap junctions' weights")
+    if args.gap_factor != 1.0 and (args.ship or not args.out):
+        raise SystemExit("--gap-factor needs --out and refuses --ship: the saved circuit does not carry the gap "
+                         "junctions' weights (only its provenance records the factor)")
     if not args.gap_factor > 0:
         raise SystemExit(f"--gap-factor must be > 0, got {args.gap_factor}")
     out = main(args.ship, args.teacher, args.rank, args.init_from, args.lr, args.out, args.polarity, args.vth_init,

@@ -133,31 +133,39 @@ ISOTHERM_TOLERANCE = 0.05
 
 
 def _isotherm_starts(key, field: AbstractField, tc: np.ndarray, margin_cm: float, dtype) -> jax.Array:
-    """(B, 2) start positions, each a uniform draw among the points of the plate (``margin_cm`` inside its
-    edge) where the field is within :data:`ISOTHERM_TOLERANCE` of the worm's T_c (rejection sampling)."""
+    """(B, 2) start positions: for each distinct T_c, independent uniform draws from the points of the plate
+    (``margin_cm`` inside its edge) where the field is within :data:`ISOTHERM_TOLERANCE` of it (rejection
+    sampling: the first accepted candidates of uniform draws over the plate's extent, each used once)."""
     x0, x1, y0, y1 = field.extent_cm()
-    out = np.full((tc.size, 2), np.nan)
-    for attempt in range(8):
-        k = jax.random.fold_in(key, attempt)
-        ka, kb = jax.random.split(k)
-        n_cand = 16384
-        xy = np.asarray(jax.random.uniform(ka, (n_cand, 2)), float)
-        xy = np.array([x0, y0]) + np.array([x1 - x0, y1 - y0]) * xy
-        inside = np.asarray(field.outside_cm(xy[:, 0], xy[:, 1])) <= -margin_cm
-        val = np.asarray(field(xy[:, 0], xy[:, 1]), float)
-        prio = np.asarray(jax.random.uniform(kb, (tc.size, n_cand)))
-        ok = inside[None] & (np.abs(val[None] - tc[:, None]) <= ISOTHERM_TOLERANCE)
-        pick = np.argmax(np.where(ok, prio, -1.0), 1)
-        found = ok[np.arange(tc.size), pick] & np.isnan(out[:, 0])
-        out[found] = xy[pick[found]]
-        if not np.isnan(out).any():
-            return jnp.asarray(out, dtype)
-    missing = sorted({float(t) for t in tc[np.isnan(out[:, 0])]})
+    unit = getattr(field, "unit", "")
     grid = np.stack(np.meshgrid(np.linspace(x0, x1, 201), np.linspace(y0, y1, 201)), -1).reshape(-1, 2)
     on = np.asarray(field.outside_cm(grid[:, 0], grid[:, 1])) <= -margin_cm
+    if not on.any():
+        raise ValueError(f"start='isotherm': no point of the plate lies {margin_cm} cm inside its edge")
     vals = np.asarray(field(grid[on, 0], grid[on, 1]), float)
-    raise ValueError(f"start='isotherm': no start found on the isotherm of T_c = {missing} — the plate "
-                     f"({margin_cm} cm inside its edge) spans {vals.min():.2f} … {vals.max():.2f} °C")
+    off = sorted({float(t) for t in tc if not vals.min() - ISOTHERM_TOLERANCE <= t <= vals.max() + ISOTHERM_TOLERANCE})
+    if off:
+        raise ValueError(f"start='isotherm': no start found on the isotherm of T_c = {off} — the plate "
+                         f"({margin_cm} cm inside its edge) spans {vals.min():.2f} … {vals.max():.2f} {unit}")
+    out = np.full((tc.size, 2), np.nan)
+    n_cand, max_draws = 16384, 4096
+    for j, t in enumerate(np.unique(tc)):
+        rows = np.flatnonzero(tc == t)
+        found, n_found = [], 0
+        for attempt in range(max_draws):
+            xy = np.asarray(jax.random.uniform(jax.random.fold_in(jax.random.fold_in(key, j), attempt), (n_cand, 2)), float)
+            xy = np.array([x0, y0]) + np.array([x1 - x0, y1 - y0]) * xy
+            ok = ((np.asarray(field.outside_cm(xy[:, 0], xy[:, 1])) <= -margin_cm)
+                  & (np.abs(np.asarray(field(xy[:, 0], xy[:, 1]), float) - t) <= ISOTHERM_TOLERANCE))
+            found.append(xy[ok])
+            n_found += int(ok.sum())
+            if n_found >= rows.size:
+                break
+        else:
+            raise ValueError(f"start='isotherm': only {n_found} of {rows.size} starts found within "
+                             f"{ISOTHERM_TOLERANCE} {unit} of {t:g} in {max_draws * n_cand} draws")
+        out[rows] = np.concatenate(found)[:rows.size]
+    return jnp.asarray(out, dtype)
 
 
 def draw_worms(key, n_worms: int, field: AbstractField, cultivation_temps_c: Sequence[float], duration_s: float,
