@@ -22,7 +22,7 @@ import numpy as np
 
 from owjax.navigation.arena import AbstractField
 from owjax.navigation.metrics import thermotaxis_summary
-from owjax.navigation.setup import CULTIVATION_MEMORY_TAU_S, STARTS, draw_worms, make_loop
+from owjax.navigation.setup import CULTIVATION_MEMORY_TAU_S, check_start, draw_worms, make_loop
 
 __all__ = ["run_worms", "worm_chunks", "evaluate_thermotaxis", "potential_range"]
 
@@ -115,8 +115,7 @@ def evaluate_thermotaxis(field: AbstractField, body: Mapping, values: Mapping | 
         ``{"t_s", "pos_cm", "temp_c"}`` arrays.
     """
     t0 = time.perf_counter()
-    if start not in STARTS:
-        raise ValueError(f"start={start!r}; allowed: {list(STARTS)}")
+    check_start(start)  # before the loop is built
     loop = make_loop(field, body, values, parameter_set, dt_ms, dtype, ablate, duration_s=duration_s,
                      memory_tau_s=memory_tau_s)
     if transform_loop is not None:

@@ -116,9 +116,10 @@ def run_navigation(cfg, outdir: str | Path) -> dict:
     bad = sorted(set(mech) - _MECH_KEYS)
     if bad:
         raise ValueError(f"navigation.mechanical: unknown key(s) {bad}; allowed: {sorted(_MECH_KEYS)}")
+    start = str(nav.get("start", "uniform"))
     worms = draw_worms(jax.random.PRNGKey(int(cfg.get("seed", 0))), n_worms, field, [tc], duration_s,
                        float(body.get("noise_dt_s", 1.0)), start_xy_cm=nav.get("start_xy_cm"), dtype=dtype,
-                       start=str(nav.get("start", "uniform")))
+                       start=start)
     t_solve = time.perf_counter()
     if level == "navigation":
         loop = make_loop(field, body, values, pset, dt_ms, dtype, ablate, duration_s=duration_s,
@@ -143,7 +144,7 @@ def run_navigation(cfg, outdir: str | Path) -> dict:
                "parameters": source, "field": dict(nav["field"]), "circuit": f"graded reduction of c302 {pset}, "
                f"Δ = {dt_ms} ms", "dtype": dtype, "seed": int(cfg.get("seed", 0)), "owjax_version": __version__,
                "transducer_memory_tau_s": memory_tau_s, "body_level": level,
-               "start": "start_xy_cm" if nav.get("start_xy_cm") is not None else str(nav.get("start", "uniform"))}
+               "start": "start_xy_cm" if nav.get("start_xy_cm") is not None else start}
     if level == "mechanical":
         summary["mechanical"] = {"medium": mech.get("medium", "agar"),
                                  "neck_amplitude": float(mech.get("neck_amplitude", 0.3)),

@@ -19,7 +19,7 @@ import numpy as np
 from owjax.navigation.arena import AbstractField, make_field
 
 __all__ = ["head_circuit", "circuit_and_transducer", "make_loop", "draw_worms", "BODY_KEYS", "field_from_config", "navigation_transducer",
-           "CULTIVATION_MEMORY_TAU_S", "STARTS", "ISOTHERM_TOLERANCE"]
+           "CULTIVATION_MEMORY_TAU_S", "STARTS", "ISOTHERM_TOLERANCE", "check_start"]
 
 #: Time constant (s) of the AFD transducer's slow adaptation state u_slow in the navigation loop, where
 #: u_slow starts at the cultivation temperature and stands for the worm's memory of it: 4 h. Worms moved
@@ -132,6 +132,13 @@ STARTS = ("uniform", "isotherm")
 ISOTHERM_TOLERANCE = 0.05
 
 
+def check_start(start: str) -> str:
+    """``start`` if it is one of :data:`STARTS`; a ValueError naming the allowed ones otherwise."""
+    if start not in STARTS:
+        raise ValueError(f"start={start!r}; allowed: {list(STARTS)}")
+    return start
+
+
 def _isotherm_starts(key, field: AbstractField, tc: np.ndarray, margin_cm: float, dtype) -> jax.Array:
     """(B, 2) start positions: for each distinct T_c, independent uniform draws from the points of the plate
     (``margin_cm`` inside its edge) where the field is within :data:`ISOTHERM_TOLERANCE` of it (rejection
@@ -187,8 +194,7 @@ def draw_worms(key, n_worms: int, field: AbstractField, cultivation_temps_c: Seq
 
     if n_worms < 1:
         raise ValueError(f"n_worms must be >= 1, got {n_worms}")
-    if start not in STARTS:
-        raise ValueError(f"start={start!r}; allowed: {list(STARTS)}")
+    check_start(start)
     if start == "isotherm" and start_xy_cm is not None:
         raise ValueError("start='isotherm' and start_xy_cm both set: choose one")
     dt = jnp.dtype(dtype)
