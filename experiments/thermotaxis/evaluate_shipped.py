@@ -24,6 +24,7 @@ from imitate import closed_loop, make_task  # noqa: E402
 
 from owjax.fitting.tasks.thermotaxis import ABLATIONS  # noqa: E402
 from owjax.navigation.params import DEFAULT_DATA, load_values  # noqa: E402
+from owjax.navigation.setup import STARTS  # noqa: E402
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -32,7 +33,7 @@ if __name__ == "__main__":
     ap.add_argument("--circuit", type=Path, default=DEFAULT_DATA, help="a head_circuit.npz (default: the shipped one)")
     ap.add_argument("--seed", type=int, default=1234, help="the worms' seed (default 1234, imitate.py's)")
     ap.add_argument("--plate", default="radial", help=f"the plate (default radial; known: {', '.join(pb.PLATES)})")
-    ap.add_argument("--start", default="uniform", choices=("uniform", "isotherm"),
+    ap.add_argument("--start", default="uniform", choices=STARTS,
                     help="start positions: uniform on the plate (default) or on each T_c's isotherm")
     a = ap.parse_args()
     if not a.circuit.is_file():

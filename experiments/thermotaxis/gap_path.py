@@ -26,34 +26,19 @@ import sys
 import time
 from pathlib import Path
 
-import equinox as eqx
-import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import policy_bounds as pb  # noqa: E402
-from imitate import make_task  # noqa: E402
+from imitate import GAPS, closed_loop, make_task, scale_gaps  # noqa: E402
 
 from owjax.core.checkpoint import atomic_write_json, atomic_write_text  # noqa: E402
-from owjax.navigation.evaluate import evaluate_thermotaxis  # noqa: E402
+from owjax.fitting.tasks.thermotaxis import ABLATIONS  # noqa: E402
 from owjax.navigation.params import DEFAULT_DATA, load_values  # noqa: E402
+from owjax.navigation.setup import STARTS  # noqa: E402
 
-#: the AFD–AIB gap junctions of c302's head circuit, both directions and both sides
-GAPS = ("AFDL-AIBL", "AIBL-AFDL", "AFDR-AIBR", "AIBR-AFDR")
-CASES = (("wild_type", ()), ("AIY", ("AIYL", "AIYR")))
-METRICS = ("mean_final_temp_c", "sd_final_temp_c", "isothermal_fraction", "thermotaxis_index")
-
-
-def scale_gaps(factor: float):
-    """A ``transform_loop`` multiplying the weight of :data:`GAPS` by ``factor``."""
-
-    def transform(loop):
-        c = loop["circuit"]
-        idx = np.array([c.gap_names.index(g) for g in GAPS])
-        return eqx.tree_at(lambda m: m.components["circuit"].gap_weight, loop, c.gap_weight.at[idx].multiply(factor))
-
-    return transform
+CASES = (("wild_type", ()), ("AIY", ABLATIONS["AIY"]))
 
 
 def main(factors: list[float], start: str, seed: int, out: str | None, no_phasic: bool = False) -> dict:
@@ -61,19 +46,14 @@ def main(factors: list[float], start: str, seed: int, out: str | None, no_phasic
     if no_phasic:  # AFD's phasic channel off: what drives AFD far below rest (to −3 V) in the shipped circuit
         vals = dict(vals, afd_phasic_pA=0.0)
     rows = {}
-    runs = [(f, name, cells) for f in factors for name, cells in CASES] + [(1.0, "AFD", ("AFDL", "AFDR"))]
-    for factor, name, cells in runs:
-        for tc in pb.TCS:
-            t0 = time.perf_counter()
-            s, _ = evaluate_thermotaxis(pb.FIELD_, task.body, vals, tc, 24, 1200.0, seed, cells, 1.0, "C1", 10.0,
-                                        "float32", memory_tau_s=14400.0, transform_loop=scale_gaps(factor), start=start)
-            rows[f"{factor:g}/{name}/{tc:g}"] = {k: round(float(s[k]), 3) for k in METRICS}
-            vr = s.get("circuit_v_range_mV", {})
-            rows[f"{factor:g}/{name}/{tc:g}"]["v_min_mV"] = {c: round(float(vr[c][0]), 1) for c in ("AFDL", "AIBL") if c in vr}
-            print(f"gap ×{factor:g} {name} T_c {tc:g}: {s['mean_final_temp_c']:.2f} °C, index "
-                  f"{s['thermotaxis_index']:+.2f} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+    runs = [(f, CASES) for f in factors] + [(1.0, (("AFD", ABLATIONS["AFD"]),))]
+    for factor, cases in runs:
+        closed = closed_loop(task, vals, cases, task.memory_tau_s, seed, start=start, transform_loop=scale_gaps(factor),
+                             v_min_cells=("AFDL", "AIBL"))
+        rows |= {f"{factor:g}/{k}": {m: v if m == "v_min_mV" else round(float(v), 3) for m, v in row.items()}
+                 for k, row in closed.items()}
     res = {"factors": factors, "gaps": list(GAPS), "start": start, "seed": seed, "afd_phasic_off": no_phasic, "plate": "radial 13 → 27 °C, 4.5 cm",
-           "worms_per_tc": 24, "duration_s": 1200.0, "memory_tau_s": 14400.0, "circuit": str(DEFAULT_DATA),
+           "worms_per_tc": 24, "duration_s": 1200.0, "memory_tau_s": task.memory_tau_s, "circuit": str(DEFAULT_DATA),
            "rows": rows, "command": "python experiments/thermotaxis/gap_path.py " + " ".join(sys.argv[1:]),
            "date": time.strftime("%Y-%m-%d %H:%M %Z")}
     stem = HERE / "results" / ("gap_path" + (f"_{out}" if out else ""))
@@ -104,7 +84,7 @@ def main(factors: list[float], start: str, seed: int, out: str | None, no_phasic
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--factors", type=float, nargs="+", default=[1.0, 100.0, 1000.0, 10000.0])
-    ap.add_argument("--start", default="uniform", choices=("uniform", "isotherm"))
+    ap.add_argument("--start", default="uniform", choices=STARTS)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--out", default=None)
     ap.add_argument("--no-phasic", action="store_true", help="AFD's phasic channel off (gain 0)")

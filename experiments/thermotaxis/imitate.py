@@ -44,6 +44,7 @@ import sys
 import time
 from pathlib import Path
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -350,12 +351,28 @@ def circuit_logits(task, raw, r_seg, values=None, with_potentials: bool = False)
     return (z, v) if with_potentials else z
 
 
+#: the AFD–AIB gap junctions of c302's head circuit, both directions and both sides (``--gap-factor``, gap_path.py)
+GAPS = ("AFDL-AIBL", "AIBL-AFDL", "AFDR-AIBR", "AIBR-AFDR")
+
+
+def scale_gaps(factor: float):
+    """A ``transform_loop`` multiplying the weight of :data:`GAPS` by ``factor``."""
+
+    def transform(loop):
+        c = loop["circuit"]
+        idx = np.array([c.gap_names.index(g) for g in GAPS])
+        return eqx.tree_at(lambda m: m.components["circuit"].gap_weight, loop, c.gap_weight.at[idx].multiply(factor))
+
+    return transform
+
+
 def closed_loop(task, vals, cases, memory_tau_s, seed: int = 1234, field=None, start: str = "uniform",
-                transform_loop=None) -> dict:
+                transform_loop=None, v_min_cells: tuple[str, ...] = ()) -> dict:
     """The circuit ``vals`` in the closed loop: radial plate (or ``field``), 24 worms per T_c, 20 min, worms of
     ``seed`` (held out: 1234), for each ``(name, cells killed)`` of ``cases``; ``memory_tau_s``: the AFD memory of
     T_c (s, ``None``: fitted); ``start``: ``uniform`` on the plate or on the T_c ``isotherm``; ``transform_loop``:
-    applied to each built loop (``evaluate_thermotaxis``), e.g. the AFD–AIB gap junctions scaled.
+    applied to each built loop (``evaluate_thermotaxis``), e.g. :func:`scale_gaps`; ``v_min_cells``: living cells
+    whose lowest potential over the run (mV) each row also reports, as ``v_min_mV``.
     Returns ``{"name/T_c": {mean_final_temp_c, sd_final_temp_c, isothermal_fraction, thermotaxis_index}}``."""
     closed = {}
     for case, cells in cases:
@@ -364,6 +381,9 @@ def closed_loop(task, vals, cases, memory_tau_s, seed: int = 1234, field=None, s
                                         "float32", memory_tau_s=memory_tau_s, start=start, transform_loop=transform_loop)
             closed[f"{case}/{tc:g}"] = {k: s[k] for k in ("mean_final_temp_c", "sd_final_temp_c", "isothermal_fraction",
                                                           "thermotaxis_index")}
+            if v_min_cells:
+                vr = s["circuit_v_range_mV"]
+                closed[f"{case}/{tc:g}"]["v_min_mV"] = {c: round(float(vr[c][0]), 1) for c in v_min_cells if c in vr}
         print(case, {k: round(v["mean_final_temp_c"], 2) for k, v in closed.items() if k.startswith(case)},
               file=sys.stderr, flush=True)
     return closed
@@ -400,7 +420,7 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
          afd_phasic: dict | None = None, afd_phasic_fixed: bool = False, range_weight: float = 0.0,
          plates: tuple[str, ...] = ("radial",), gap_factor: float = 1.0) -> dict:
     """``gap_factor``: the AFD–AIB gap junctions' weight × this (c302's otherwise), held through training and the
-    closed-loop rows (``gap_path.scale_gaps``). It is not saved with the circuit's values (only in its provenance,
+    closed-loop rows (:func:`scale_gaps`). It is not saved with the circuit's values (only in its provenance,
     ``afd_aib_gap_factor``): evaluated elsewhere, e.g. by ``evaluate_shipped.py``, such a circuit runs with c302's
     junctions. ``aux``: ``{cell: [target, weight]}`` (targets: :data:`AUX_TARGETS`); ``aux_amplitude``:
     ``{cell: minimum standard deviation of its potential, mV}``; ``p_exc_start``:
@@ -423,8 +443,6 @@ def main(ship: bool, teacher: str = "random", rank: int = 0, init_from: str | No
                      (tau_start or {}) | (tau_fixed or {}), weight_max_factor, afd_phasic)
     transform = None
     if gap_factor != 1.0:
-        from gap_path import scale_gaps  # (gap_path imports this module)
-
         transform = scale_gaps(gap_factor)
         task.loop = transform(task.loop)
     values = held_values(task, tau_fixed, weight_fixed, afd_phasic_fixed)
