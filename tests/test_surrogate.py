@@ -634,3 +634,31 @@ def test_evaluate_refuses_training_seeds(tmp_path):
             evaluate_surrogate(tmp_path, seed=seed)
     with pytest.raises(ValueError, match="scale"):
         evaluate_surrogate(tmp_path, scale=0.0)
+
+
+def test_per_core_timing_pins_one_worker_per_core_and_refuses_bad_requests():
+    """``per_core_seconds_per_sample``: each worker process runs on its own core, on its own share of the
+    inputs, every round is timed; wrong kinds, too many processes, uneven shares and a failing worker
+    are clear errors."""
+    from owjax.surrogate.throughput import available_cores, per_core_seconds_per_sample
+
+    cores = available_cores()
+    p = min(2, len(cores))
+    t = F.time_grid(5.0, 0.04)
+    act = np.random.default_rng(0).uniform(0.0, 1.0, (2 * p, t.size, 2, F.N_MUSCLE_SEGMENTS))
+    med = np.linspace(0.2, 0.8, 2 * p)
+    r = per_core_seconds_per_sample("surrogate", act, med, processes=p, repeats=2, t_s=t)
+    assert r["processes"] == p and r["samples"] == 2 * p and len(r["round_wall_s"]) == 2
+    assert sorted(r["cores"]) == [[c] for c in cores[:p]]
+    assert r["s_per_sample"] > 0 and r["s_per_sample"] * 2 * p >= max(r["worker_s_per_sample"]) * 2 * 0.99
+    with pytest.raises(ValueError, match="unknown kind 'neuron'"):
+        per_core_seconds_per_sample("neuron", act, med)
+    with pytest.raises(ValueError, match="processes must be between 1 and"):
+        per_core_seconds_per_sample("physics", act, med, processes=len(cores) + 1)
+    if p > 1:
+        with pytest.raises(ValueError, match="positive multiple of"):
+            per_core_seconds_per_sample("physics", act[:3], med[:3], processes=2)
+    with pytest.raises(ValueError, match="needs the time grid"):
+        per_core_seconds_per_sample("surrogate", act, med)
+    with pytest.raises(RuntimeError, match="failed: FileNotFoundError"):
+        per_core_seconds_per_sample("surrogate", act[:p], med[:p], processes=p, t_s=t, surrogate_stem="/nonexistent/model")

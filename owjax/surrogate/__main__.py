@@ -1,4 +1,5 @@
-"""``python -m owjax.surrogate evaluate [--out DIR] [--model STEM] [--seed N] [--scale X] [--[no-]ensemble] [--record]``:
+"""``python -m owjax.surrogate evaluate [--out DIR] [--model STEM] [--seed N] [--scale X] [--[no-]ensemble] [--record]
+[--processes N]``:
 evaluate the shipped (or a given) body surrogate on a fresh, seeded test and OOD set that this
 command generates with owjax's body (float64; ≈ 355 five-second runs, a few CPU-minutes), and write
 ``DIR/metrics.json`` (:func:`owjax.surrogate.evaluate.evaluate_surrogate`).
@@ -37,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ensemble", action=argparse.BooleanOptionalAction, default=None,
                     help="the fallback's error estimate also uses the model's ensemble members' disagreement "
                          "(default: if the model has any, as the shipped one does; --no-ensemble: the primary's own)")
+    ap.add_argument("--processes", type=int, default=None,
+                    help="the speed is also measured with one pinned process per core on each side, this many "
+                         "(default: every core; 0: in one process only)")
     ap.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv[1:])
     from owjax.core.precision import set_precision
@@ -45,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     from owjax.surrogate.evaluate import evaluate_surrogate
 
     m = evaluate_surrogate(a.out, a.model, a.seed, a.scale, a.data, progress=not a.no_progress, record=a.record,
-                           ensemble=a.ensemble)
+                           ensemble=a.ensemble, processes=a.processes)
     head = {k: m[k] for k in ("traj_rmse_body_lengths", "speed_rel_err", "wavelength_rel_err",
                               "ood_traj_rmse_body_lengths", "speedup_vs_physics", "fallback_precision",
                               "fallback_recall")}

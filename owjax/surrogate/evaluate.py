@@ -201,7 +201,8 @@ def physics_seconds_per_sample(runner, activation: np.ndarray, medium: np.ndarra
 
 
 def evaluate_surrogate(out_dir, model_stem=None, seed: int = EVAL_SEED, scale: float = 1.0, data_dir=None,
-                       progress: bool = True, record: bool = False, n_check: int = 8, ensemble: bool | None = None) -> dict:
+                       progress: bool = True, record: bool = False, n_check: int = 8, ensemble: bool | None = None,
+                       processes: int | None = None) -> dict:
     """Evaluate a surrogate on a fresh, seeded test and OOD set generated here with the physics.
 
     Arguments:
@@ -215,12 +216,16 @@ def evaluate_surrogate(out_dir, model_stem=None, seed: int = EVAL_SEED, scale: f
             has any; :meth:`~owjax.surrogate.component.BodySurrogate.load`).
         record: also write the per-sample errors of a small check set (the first ``n_check`` wave/single/
             smooth samples) into the model's JSON (``check``), which ``tests/test_surrogate.py`` reproduces.
+        processes: the speed is also measured with this many worker processes, one per core, on each
+            side (:mod:`owjax.surrogate.throughput`; None: every core; 0: one process only).
 
     Returns:
         The metrics (also written to ``out_dir/metrics.json``): ``traj_rmse_body_lengths`` (mean over the
         test set, fine grid, body lengths), ``speed_rel_err``, ``wavelength_rel_err``,
-        ``ood_traj_rmse_body_lengths``, ``speedup_vs_physics`` (s per sample of the physics — the faster of
-        unbatched and batched over the test set's first 16 inputs — ÷ of the batched surrogate, measured here), ``fallback_precision``, ``fallback_recall`` (over test ∪ OOD),
+        ``ood_traj_rmse_body_lengths``, ``speedup_vs_physics`` (the machine's s per sample of the physics on
+        the test set's first 16 inputs — the fastest of unbatched, batched, and one process per core — ÷
+        that of the batched surrogate, in one process or one per core, whichever is faster, measured here;
+        ``speedup_one_process_each``: both in one process, as measured before 2026-12-07), ``fallback_precision``, ``fallback_recall`` (over test ∪ OOD),
         and per-set details under ``sets``.
     """
     import os
@@ -234,6 +239,7 @@ def evaluate_surrogate(out_dir, model_stem=None, seed: int = EVAL_SEED, scale: f
     from owjax.core.precision import require_dtype
     from owjax.surrogate.component import SHIPPED, BodySurrogate, indicators
     from owjax.surrogate.data import DatasetSpec, PhysicsRunner, _git_commit, generate_dataset, load_dataset
+    from owjax.surrogate.throughput import available_cores, per_core_seconds_per_sample
 
     if int(seed) in TRAINING_SEEDS:
         raise ValueError(f"seed {seed} is a training seed (0-{TRAINING_SEEDS[-1]}); pick another (default {EVAL_SEED})")
@@ -293,17 +299,35 @@ def evaluate_surrogate(out_dir, model_stem=None, seed: int = EVAL_SEED, scale: f
     phys_by_batch, _ = physics_seconds_per_sample(runner, ds["activation"][:n_phys], ds["medium"][:n_phys],
                                                   sorted({1, n_phys}))
     pb = min(phys_by_batch, key=phys_by_batch.get)
-    phys = phys_by_batch[pb]
+    phys_one = phys_by_batch[pb]
+    n_proc = len(available_cores()) if processes is None else int(processes)
+    n_proc = min(n_proc, n_phys) if n_proc else 0
+    while n_proc and n_phys % n_proc:
+        n_proc -= 1
     nb = 256
     reps = -(-nb // len(ds["activation"]))
     big_a = np.concatenate([ds["activation"]] * reps)[:nb]
     big_m = np.concatenate([ds["medium"]] * reps)[:nb]
-    speed = {"physics_s_per_sample": phys, "physics_batch": pb, "physics_samples": n_phys,
+    speed = {"physics_s_per_sample_one_process": phys_one, "physics_batch": pb, "physics_samples": n_phys,
              "physics_s_per_sample_by_batch": {str(b): v for b, v in phys_by_batch.items()},
-             "physics_solver": "tsit5 rtol=atol=1e-5 float64"}
+             "physics_solver": "tsit5 rtol=atol=1e-5 float64", "processes": n_proc}
+    phys = phys_one
+    if n_proc > 1:
+        pc = per_core_seconds_per_sample("physics", ds["activation"][:n_phys], ds["medium"][:n_phys], processes=n_proc,
+                                         duration_s=dur, dt_s=dt, rtol=spec.rtol, atol=spec.atol)
+        speed["physics_s_per_sample_per_core_processes"] = pc["s_per_sample"]
+        phys = min(phys, pc["s_per_sample"])
+    speed["physics_s_per_sample"] = phys
     for label, st in (("train_grid", stride), ("data_grid", 1)):
         predict_batch(sur.model, t[::st], big_a[:, ::st], big_m, batch_size=nb)
         s = _time_best(lambda st=st: predict_batch(sur.model, t[::st], big_a[:, ::st], big_m, batch_size=nb)) / nb
+        speed[f"surrogate_{label}_s_per_sample_one_process"] = s
+        speed[f"speedup_{label}_one_process_each"] = phys_one / s
+        if n_proc > 1 and nb % n_proc == 0:
+            sc = per_core_seconds_per_sample("surrogate", big_a[:, ::st], big_m, processes=n_proc, repeats=3,
+                                             surrogate_stem=model_stem, t_s=t[::st])
+            speed[f"surrogate_{label}_s_per_sample_per_core_processes"] = sc["s_per_sample"]
+            s = min(s, sc["s_per_sample"])
         speed[f"surrogate_{label}_s_per_sample"] = s
         speed[f"speedup_{label}"] = phys / s
     sur.estimate_from_indicators(t, big_a, big_m, indicators(sur.model, t, big_a, big_m))
@@ -323,6 +347,7 @@ def evaluate_surrogate(out_dir, model_stem=None, seed: int = EVAL_SEED, scale: f
         "ood_traj_rmse_body_lengths": oo["traj_rmse_body_lengths"], "ood_speed_rel_err": oo["speed_rel_err"],
         "ood_wavelength_rel_err": oo["wavelength_rel_err"],
         "speedup_vs_physics": speed["speedup_train_grid"], "speedup_vs_physics_data_grid": speed["speedup_data_grid"],
+        "speedup_one_process_each": speed["speedup_train_grid_one_process_each"],
         "fallback_precision": fb_all["fallback_precision"], "fallback_recall": fb_all["fallback_recall"],
         "fallback": {"bound_body_lengths": sur.bound, "test_and_ood": fb_all},
         "speed": speed, "sets": res,
@@ -337,7 +362,8 @@ def evaluate_surrogate(out_dir, model_stem=None, seed: int = EVAL_SEED, scale: f
         "ensemble_members": [info.get("name", "?") for _, _, info in sur.members],
         "command": "python -m owjax.surrogate evaluate --out " + str(out) + (f" --model {model_stem}" if model_stem else "")
                    + ({True: " --ensemble", False: " --no-ensemble", None: ""}[ensemble])
-                   + (f" --seed {seed}" if seed != EVAL_SEED else "") + (f" --scale {scale:g}" if scale != 1 else ""),
+                   + (f" --seed {seed}" if seed != EVAL_SEED else "") + (f" --scale {scale:g}" if scale != 1 else "")
+                   + (f" --processes {processes}" if processes is not None else ""),
     }
     if record:
         ds = sets["test"]
