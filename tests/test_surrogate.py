@@ -173,6 +173,34 @@ def test_generator_writes_and_resumes(tiny_data):
         load_dataset(d, "training")
 
 
+def test_generator_workers_write_the_same_dataset(tiny_data, tmp_path):
+    """Two pinned worker processes (every 2nd shard each) write the dataset one process writes: the same
+    numbers with the same physics batch, within the solver's tolerance solving one sample at a time;
+    the cost summary counts both workers; bad worker counts and physics batches are clear errors."""
+    from owjax.surrogate.throughput import available_cores
+
+    d, _ = tiny_data
+    generate_dataset(d, TINY, progress=False)
+    ref = load_dataset(d)
+    n = min(2, len(available_cores()))
+    same = generate_dataset(tmp_path / "same", TINY, progress=False, workers=n, physics_batch=TINY.shard_size)
+    assert same["shards_written"] == 4 and same["new_samples"] == 24 and same["workers"] == n and same["failed"] == 0
+    got = load_dataset(tmp_path / "same")
+    for k in ("activation", "centroid_mm", "tangent_angle_rad", "medium", "index", "split", "solver_steps"):
+        np.testing.assert_array_equal(got[k], ref[k], err_msg=k)
+    one = generate_dataset(tmp_path / "one", TINY, progress=False, workers=n, max_shards=1)
+    assert one["interrupted"] and one["shards_written"] == n  # one per worker, then stopped
+    rest = generate_dataset(tmp_path / "one", TINY, progress=False, workers=n)
+    assert rest["physics_batch"] == 1 and rest["shards_skipped"] == n and rest["shards_written"] == 4 - n
+    got = load_dataset(tmp_path / "one")
+    np.testing.assert_allclose(got["centroid_mm"], ref["centroid_mm"], atol=2e-3)
+    np.testing.assert_allclose(got["tangent_angle_rad"], ref["tangent_angle_rad"], atol=1e-2)
+    with pytest.raises(ValueError, match="workers must be between 1 and"):
+        generate_dataset(tmp_path / "bad", TINY, progress=False, workers=len(available_cores()) + 1)
+    with pytest.raises(ValueError, match="physics_batch must be between 1 and the shard size 8"):
+        generate_dataset(tmp_path / "bad", TINY, progress=False, physics_batch=9)
+
+
 # ----------------------------------------------------------------------------- training and the runtime
 @pytest.fixture(scope="module")
 def trained(tiny_data):

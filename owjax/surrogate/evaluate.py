@@ -260,7 +260,8 @@ def evaluate_surrogate(out_dir, model_stem=None, seed: int = EVAL_SEED, scale: f
     data = Path(data_dir) if data_dir else out / "data"
     load0 = os.getloadavg()
     t0 = time.perf_counter()
-    gen = generate_dataset(data, spec, progress=progress)
+    n_workers = len(available_cores()) if processes is None else max(1, int(processes))
+    gen = generate_dataset(data, spec, progress=progress, workers=n_workers)
     gen_wall = time.perf_counter() - t0
     test = {k: v for k, v in load_dataset(data).items()}
     keep = test["split"] < 3
