@@ -460,9 +460,30 @@ def test_ensemble_members_raise_the_estimate_and_round_trip(trained, tmp_path):
     np.testing.assert_allclose(est, np.maximum(base, 3.0 * dis), rtol=1e-5)
     assert np.all(dis > 0) and np.all(est >= base)
     np.testing.assert_allclose(sur.predict(t, a, 0.3, backend="surrogate").error_estimate, est, rtol=1e-6)
+    # averaging: auto returns the mean of the primary and the members marked in_mean; surrogate the primary
+    sur.bound = 1e6  # keep every sample on the surrogate
+    _, th0 = predict_batch(sur.model, t, a, np.full(3, 0.3))
+    _, th1 = predict_batch(other.model, t, a, np.full(3, 0.3))
+    plain = sur.predict(t, a, 0.3, backend="auto")  # no member in the mean yet
+    assert plain.n_models == 1 and sur.averaged_members == []
+    np.testing.assert_allclose(plain.centroid_mm, c0, rtol=1e-6, atol=1e-9)
+    sur.members[0][2]["in_mean"] = True
+    assert sur.averaged_members == [0]
+    mean = sur.predict(t, a, 0.3, backend="auto")
+    assert mean.n_models == 2 and not mean.fell_back.any()
+    np.testing.assert_allclose(mean.centroid_mm, 0.5 * (c0 + c1), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(mean.tangent_angle_rad, 0.5 * (th0 + th1), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(mean.error_estimate, est, rtol=1e-6)  # the estimate stays the primary's
+    fast = sur.predict(t, a, 0.3, backend="surrogate")
+    assert fast.n_models == 1
+    np.testing.assert_allclose(fast.centroid_mm, c0, rtol=1e-6, atol=1e-9)
+    assert sur.predict(t, a, 0.3, backend="surrogate", average=True).n_models == 2
+    assert sur.predict(t, a, 0.3, backend="physics").n_models == 0
+    sur.bound = 0.15
     sur.save(tmp_path / "ens")
     back = BodySurrogate.load(tmp_path / "ens", ensemble=True)
     assert [(al, info["name"]) for _, al, info in back.members] == [(3.0, "perturbed")]
+    assert back.averaged_members == [0]
     np.testing.assert_allclose(back.error_estimate(t, a, 0.3), est, rtol=1e-5)
     assert len(BodySurrogate.load(tmp_path / "ens").members) == 1  # by default: the members the file has
     alone = BodySurrogate.load(tmp_path / "ens", ensemble=False)
@@ -609,9 +630,15 @@ def test_locomotion_backend_surrogate_gives_the_physics_metrics(shipped_check, t
     assert abs(s["frequency_hz"] - ref["frequency_hz"]) < 0.1 * ref["frequency_hz"]
     assert abs(s["wavelength_body_lengths"] - ref["wavelength_body_lengths"]) < 0.1 * ref["wavelength_body_lengths"]
     assert np.sign(s["speed_mm_s"]) == np.sign(ref["speed_mm_s"])
-    # auto uses the surrogate here too (no physics run)
+    assert s["body_backend"]["models_averaged"] == 1  # backend=surrogate: the primary alone
+    # auto uses the surrogate here too (no physics run): the mean of the primary and its averaged members
     auto = simulate_locomotion({**cfg, "body": {**cfg["body"], "backend": "auto"}})["summary"]
-    assert auto["body_backend"]["used"] == "surrogate" and auto["speed_mm_s"] == s["speed_mm_s"]
+    assert auto["body_backend"]["used"] == "surrogate"
+    assert auto["body_backend"]["models_averaged"] == 1 + len(sur.averaged_members)
+    assert (auto["speed_mm_s"] == s["speed_mm_s"]) == (not sur.averaged_members)
+    assert abs(auto["frequency_hz"] - ref["frequency_hz"]) < 0.1 * ref["frequency_hz"]
+    assert abs(auto["wavelength_body_lengths"] - ref["wavelength_body_lengths"]) < 0.1 * ref["wavelength_body_lengths"]
+    assert np.sign(auto["speed_mm_s"]) == np.sign(ref["speed_mm_s"])
 
 
 def test_locomotion_backend_refusals_are_clear(tmp_path):

@@ -235,9 +235,12 @@ def _surrogate_body(c: dict, comp: Composite, drive: str) -> tuple[dict | None, 
     act = np.asarray(jax.vmap(src.activation)(jnp.asarray(t_s, src.dtype)), np.float64)
     if act.min() < 0 or act.max() > 1:
         return refuse(f"the drive's activation leaves [0, 1] (range [{act.min():.3g}, {act.max():.3g}])")
-    res = sur.predict(t_s, act, resolve_medium(c["body"]["medium"]).value, backend="surrogate")
+    # auto: the mean of the primary and its averaged ensemble members (computed for the estimate anyway)
+    res = sur.predict(t_s, act, resolve_medium(c["body"]["medium"]).value, backend="surrogate",
+                      average=backend == "auto")
     est = float(res.error_estimate[0])
     info["error_estimate_body_lengths"] = est
+    info["models_averaged"] = int(res.n_models)
     if res.beyond_bound[0]:
         if backend == "auto":
             return refuse(f"estimated error {est:.3g} L > bound {sur.bound:g} L")

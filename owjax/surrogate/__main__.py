@@ -53,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     head = {k: m[k] for k in ("traj_rmse_body_lengths", "speed_rel_err", "wavelength_rel_err",
                               "ood_traj_rmse_body_lengths", "speedup_vs_physics", "fallback_precision",
                               "fallback_recall")}
+    if m.get("auto_mean"):
+        head["auto_mean"] = {k: m["auto_mean"][k] for k in ("n_models", "traj_rmse_body_lengths", "speed_rel_err",
+                                                            "wavelength_rel_err", "ood_traj_rmse_body_lengths")}
     print(json.dumps(head, indent=1))
     print(f"wrote {a.out}/metrics.json")
     return 0

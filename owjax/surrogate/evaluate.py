@@ -226,7 +226,10 @@ def evaluate_surrogate(out_dir, model_stem=None, seed: int = EVAL_SEED, scale: f
         the test set's first 16 inputs — the fastest of unbatched, batched, and one process per core — ÷
         that of the batched surrogate, in one process or one per core, whichever is faster, measured here;
         ``speedup_one_process_each``: both in one process, as measured before 2026-12-07), ``fallback_precision``, ``fallback_recall`` (over test ∪ OOD),
-        and per-set details under ``sets``.
+        and per-set details under ``sets``. These are ``backend="surrogate"``'s (the primary operator's);
+        ``auto_mean`` (None without averaged members) holds the same for the mean of the primary and its
+        averaged ensemble members, which ``backend="auto"`` returns where it keeps the surrogate, with
+        the fallback judged against that mean's error.
     """
     import os
     import time
@@ -273,13 +276,20 @@ def evaluate_surrogate(out_dir, model_stem=None, seed: int = EVAL_SEED, scale: f
     for name, ds in sets.items():
         fams = np.asarray(ds["families"])[ds["family"]]
         ind = indicators(sur.model, t, ds["activation"], ds["medium"])
-        est = sur.estimate_from_indicators(t, ds["activation"], ds["medium"], ind)
+        preds = sur.member_predictions(t, ds["activation"], ds["medium"]) if sur.members else []
+        est = sur.estimate_from_indicators(t, ds["activation"], ds["medium"], ind, preds)
         r = compare(t, ind["centroid_mm"], ind["tangent_angle_rad"], ds["centroid_mm"], ds["tangent_angle_rad"], fams,
                     np.isin(fams, _GAIT))
         p = r.pop("_per_sample")
         err = p["traj_rmse_body_lengths"]
         r["fallback"] = {**_fallback(est, err, sur.bound), "error_estimate_spearman": _spearman(est, err)}
         per[name] = {"err": err, "est": est, "fams": fams, "ds": ds, "speed": p["speed_rel_err"]}
+        if sur.averaged_members:  # what backend="auto" returns where it keeps the surrogate
+            c_m, th_m, n_models = sur.ensemble_mean(ind, preds)
+            rm = compare(t, c_m, th_m, ds["centroid_mm"], ds["tangent_angle_rad"], fams, np.isin(fams, _GAIT))
+            per[name]["err_mean"] = rm.pop("_per_sample")["traj_rmse_body_lengths"]
+            r["auto_mean"] = {"n_models": n_models, **{k: v for k, v in rm.items() if not isinstance(v, dict)},
+                              "fallback": _fallback(est, per[name]["err_mean"], sur.bound)}
         res[name] = r
     # resolution: the test set on the training (coarse) grid
     ds = sets["test"]
@@ -349,6 +359,13 @@ def evaluate_surrogate(out_dir, model_stem=None, seed: int = EVAL_SEED, scale: f
         "ood_wavelength_rel_err": oo["wavelength_rel_err"],
         "speedup_vs_physics": speed["speedup_train_grid"], "speedup_vs_physics_data_grid": speed["speedup_data_grid"],
         "speedup_one_process_each": speed["speedup_train_grid_one_process_each"],
+        "auto_mean": None if "auto_mean" not in res["test"] else {
+            "n_models": res["test"]["auto_mean"]["n_models"],
+            "traj_rmse_body_lengths": res["test"]["auto_mean"]["traj_rmse_body_lengths"],
+            "speed_rel_err": res["test"]["auto_mean"]["speed_rel_err"],
+            "wavelength_rel_err": res["test"]["auto_mean"]["wavelength_rel_err"],
+            "ood_traj_rmse_body_lengths": res["ood"]["auto_mean"]["traj_rmse_body_lengths"],
+            "fallback": _fallback(est_all, np.concatenate([per[s]["err_mean"] for s in per]), sur.bound)},
         "fallback_precision": fb_all["fallback_precision"], "fallback_recall": fb_all["fallback_recall"],
         "fallback": {"bound_body_lengths": sur.bound, "test_and_ood": fb_all},
         "speed": speed, "sets": res,
