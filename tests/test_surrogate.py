@@ -199,6 +199,9 @@ def test_generator_workers_write_the_same_dataset(tiny_data, tmp_path):
         generate_dataset(tmp_path / "bad", TINY, progress=False, workers=len(available_cores()) + 1)
     with pytest.raises(ValueError, match="physics_batch must be between 1 and the shard size 8"):
         generate_dataset(tmp_path / "bad", TINY, progress=False, physics_batch=9)
+    if n > 1:
+        with pytest.raises(ValueError, match="devices= shards one process's batches"):
+            generate_dataset(tmp_path / "bad", TINY, progress=False, workers=n, devices=jax.local_devices())
 
 
 # ----------------------------------------------------------------------------- training and the runtime
@@ -689,6 +692,8 @@ def test_evaluate_refuses_training_seeds(tmp_path):
             evaluate_surrogate(tmp_path, seed=seed)
     with pytest.raises(ValueError, match="scale"):
         evaluate_surrogate(tmp_path, scale=0.0)
+    with pytest.raises(ValueError, match="processes must be None"):
+        evaluate_surrogate(tmp_path, processes=-1)
 
 
 def test_per_core_timing_pins_one_worker_per_core_and_refuses_bad_requests():

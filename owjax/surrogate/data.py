@@ -356,6 +356,9 @@ def generate_dataset(out_dir: str | Path, spec: DatasetSpec | None = None, progr
     cores = available_cores()
     if int(workers) != workers or not 1 <= workers <= len(cores):
         raise ValueError(f"workers must be between 1 and the {len(cores)} core(s) this process may use, got {workers!r}")
+    if devices is not None and workers != 1:
+        raise ValueError("devices= shards one process's batches over JAX devices; with workers > 1 each worker "
+                         "uses its own core's device (pass one or the other)")
     if physics_batch is None:
         physics_batch = spec.shard_size if workers == 1 else 1
     if int(physics_batch) != physics_batch or not 1 <= physics_batch <= spec.shard_size:

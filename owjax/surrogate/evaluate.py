@@ -248,6 +248,9 @@ def evaluate_surrogate(out_dir, model_stem=None, seed: int = EVAL_SEED, scale: f
         raise ValueError(f"seed {seed} is a training seed (0-{TRAINING_SEEDS[-1]}); pick another (default {EVAL_SEED})")
     if not (scale > 0 and np.isfinite(scale)):
         raise ValueError(f"scale must be a positive number, got {scale!r}")
+    if processes is not None and not (int(processes) == processes and 0 <= processes <= len(available_cores())):
+        raise ValueError(f"processes must be None (every core), 0 (one process only) or up to the "
+                         f"{len(available_cores())} core(s) this process may use; got {processes!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = Path(model_stem) if model_stem else SHIPPED
