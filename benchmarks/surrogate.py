@@ -88,6 +88,11 @@ def main(argv=None) -> int:
     bad = [b for b in a.physics_batch if b < 1 or a.physics_samples % b]
     if bad or a.physics_samples < 1:
         raise SystemExit(f"--physics-batch {bad}: each must divide --physics-samples {a.physics_samples}")
+    n_proc = len(available_cores()) if a.processes is None else a.processes
+    if n_proc < 0 or n_proc > len(available_cores()) or (n_proc and (a.physics_samples % n_proc
+                                                                        or a.surrogate_batch % n_proc)):
+        raise SystemExit(f"--processes {n_proc}: 0, or up to the {len(available_cores())} core(s) this process may use, "
+                         f"dividing --physics-samples {a.physics_samples} and --surrogate-batch {a.surrogate_batch}")
     n = max(a.physics_samples, a.surrogate_batch)
     t = F.time_grid(dur, dt_data)
     params = [F.draw_params("wave", 2026, i) for i in range(n)]
@@ -103,9 +108,6 @@ def main(argv=None) -> int:
     pb = min(phys_rows, key=phys_rows.get)
     phys_one_process = phys_rows[pb]
 
-    n_proc = len(available_cores()) if a.processes is None else a.processes
-    if n_proc and (ns % n_proc or a.surrogate_batch % n_proc):
-        raise SystemExit(f"--processes {n_proc} must divide --physics-samples {ns} and --surrogate-batch {a.surrogate_batch}")
     phys_per_core = None
     if n_proc:
         phys_per_core = per_core_seconds_per_sample("physics", acts[:ns], med[:ns], processes=n_proc, repeats=a.repeats,

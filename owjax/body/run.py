@@ -240,11 +240,11 @@ def _surrogate_body(c: dict, comp: Composite, drive: str) -> tuple[dict | None, 
                       average=backend == "auto")
     est = float(res.error_estimate[0])
     info["error_estimate_body_lengths"] = est
-    info["models_averaged"] = int(res.n_models)
     if res.beyond_bound[0]:
         if backend == "auto":
             return refuse(f"estimated error {est:.3g} L > bound {sur.bound:g} L")
         info["reason"] = f"beyond the bound: estimated error {est:.3g} L > {sur.bound:g} L (no fallback requested)"
+    info["models_averaged"] = int(res.n_models)
     x, y = res.skeleton()
     th = res.tangent_angle_rad[0]
     rod = np.concatenate([th[:, :1], 0.5 * (th[:, 1:] + th[:, :-1]), th[:, -1:]], -1)

@@ -196,7 +196,7 @@ class SurrogateResult:
         beyond_bound: (B,) True where the estimate exceeds the bound (flag, whatever the backend).
         reasons: per sample, why it fell back ("" if it did not).
         n_models: how many operators' predictions the surrogate's samples are the mean of (1: the
-            primary's alone; 0: the physics ran everything).
+            primary's alone; 0: no sample is the surrogate's — the physics ran them all).
     """
 
     t_s: np.ndarray
@@ -435,9 +435,9 @@ class BodySurrogate:
         ``average``: the surrogate's trajectory is the mean of the primary's and the
         :attr:`averaged_members`' predictions, which ``auto`` computes anyway for its error estimate
         (None: for ``auto`` only; ``surrogate`` stays the fastest, the primary alone). On three fresh
-        seeded test sets the mean of the shipped primary and its two 40 000-step members was 10–14 %
-        closer to the physics (experiments/body_surrogate/README.md). The error estimate is the
-        primary's either way.
+        seeded test sets the mean of the shipped primary and its two 40 000-step members was 9.5–13.5 %
+        closer to the physics on the track (experiments/body_surrogate/README.md; the wavelength error
+        rose on one of them, 5.2 → 6.3 %). The error estimate is the primary's either way.
 
         Raises:
             SurrogateInputError: wrong shapes, values outside [0, 1], NaN, a bad time grid or medium.
@@ -448,6 +448,7 @@ class BodySurrogate:
         t, a, m = self._check(t_s, activation, medium)
         b = a.shape[0]
         est = np.full(b, np.nan)
+        n_models = 0
         reasons = [""] * b
         use_physics = np.zeros(b, bool)
         if backend == "physics":
@@ -487,7 +488,7 @@ class BodySurrogate:
                         int(beyond.sum()), b)
         return SurrogateResult(t, c, th, np.where(use_physics, "physics", "surrogate"), est, fell_back, beyond,
                                [r if fb else "" for r, fb in zip(reasons, fell_back)],
-                               n_models if backend != "physics" else 0)
+                               n_models if sur.any() else 0)
 
 
 # ----------------------------------------------------------------------------- weights on disk

@@ -466,7 +466,8 @@ def _generation_worker(out: str, spec: dict, dtype_name: str, physics_batch: int
     """One pinned generator process (``spawn``): its share of the shards, progress and result on ``queue``."""
     try:
         if hasattr(os, "sched_setaffinity"):
-            os.sched_setaffinity(0, {core})
+            os.sched_setaffinity(0, {core})  # (the parent started it pinned already: every thread inherits)
+        jax.config.update("jax_platforms", "cpu")  # one process per CPU core, even where a GPU is installed
         from owjax.core.precision import set_precision
 
         set_precision(dtype_name)
@@ -495,32 +496,36 @@ def _generate_in_workers(out: Path, spec: DatasetSpec, physics_batch: int, max_s
     q = ctx.Queue()
     procs = [ctx.Process(target=_generation_worker, args=(str(out), asdict(spec), spec.dtype, physics_batch, max_shards,
                                                           core, i, n, q), daemon=True) for i, core in enumerate(cores)]
-    for p in procs:
-        p.start()
+    from owjax.surrogate.throughput import _pinned_start
+
+    for p, core in zip(procs, cores):
+        _pinned_start(p, core)
     bar = tqdm(total=total, initial=done_before, desc=f"samples ({n} workers)", disable=not progress)
     results, errors = {}, []
     try:
-        while len(results) + len(errors) < n:
+        while len(results) < n and not errors:  # the first error stops every worker
             try:
                 kind, worker, payload = q.get(timeout=5.0)
             except queue_mod.Empty:
-                dead = [i for i, p in enumerate(procs) if not p.is_alive() and i not in results]
+                dead = [i for i, p in enumerate(procs) if p.exitcode is not None and i not in results]
                 if dead and q.empty():
-                    errors += [f"worker {i} died (exit code {procs[i].exitcode})" for i in dead]
-                    break
+                    errors += [f"worker {i} (core {cores[i]}) died (exit code {procs[i].exitcode})" for i in dead]
                 continue
             if kind == "shard":
                 bar.update(payload)
             elif kind == "done":
                 results[worker] = payload
             else:
-                errors.append(f"worker {worker}: {payload}")
+                errors.append(f"worker {worker} (core {cores[worker]}): {payload}")
     finally:
         bar.close()
+        if errors or len(results) < n:
+            for p in procs:
+                p.terminate()
         for p in procs:
             p.join(timeout=30)
             if p.is_alive():
-                p.terminate()
+                p.kill()
     if errors:
         raise RuntimeError("surrogate data generation failed (finished shards are kept; run again to resume): "
                            + "; ".join(errors))

@@ -13,7 +13,8 @@ process does. So throughput is compared here with one process per core on *both*
 :func:`per_core_seconds_per_sample` starts ``processes`` workers (``spawn``: each imports JAX afresh),
 pins worker *i* to the *i*-th core this process may run on, gives each an equal share of the inputs,
 lets each compile and warm up on its share, then times ``repeats`` rounds started together at a
-barrier. A round's time is from the first worker's start to the last worker's end; the best round
+barrier. Each worker is started with the parent's affinity set to its core for that moment, so the
+child and every thread it starts inherit the pin. A round's time is from the first worker's start to the last worker's end; the best round
 over the number of inputs is the machine's seconds per sample.
 """
 
@@ -21,10 +22,11 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["per_core_seconds_per_sample", "available_cores", "KINDS"]
+__all__ = ["per_core_seconds_per_sample", "available_cores", "thread_affinities", "KINDS"]
 
 #: what can be timed: the body physics (unbatched solves, the physics' fastest mode on one core) or a
 #: surrogate (its whole share in one batch)
@@ -38,12 +40,45 @@ def available_cores() -> list[int]:
     return list(range(os.cpu_count() or 1))
 
 
+def thread_affinities() -> list[list[int]] | None:
+    """The cores each thread of this process may run on (Linux ``/proc``; None elsewhere)."""
+    tasks = Path("/proc/self/task")
+    if not tasks.is_dir():
+        return None
+    out = []
+    for task in sorted(tasks.iterdir()):
+        try:
+            line = next(x for x in (task / "status").read_text().splitlines() if x.startswith("Cpus_allowed_list:"))
+        except (OSError, StopIteration):
+            continue
+        cores = []
+        for part in line.split(":", 1)[1].strip().split(","):
+            lo, _, hi = part.partition("-")
+            cores += list(range(int(lo), int(hi or lo) + 1))
+        out.append(cores)
+    return out
+
+
+def _pinned_start(process, core: int | None) -> None:
+    """Start ``process`` with this process's affinity set to ``core`` for the moment of the start, so that
+    the child and every thread it ever starts (XLA's, BLAS's) inherit it; restored afterwards."""
+    if core is None or not hasattr(os, "sched_setaffinity"):
+        process.start()
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {core})
+    try:
+        process.start()
+    finally:
+        os.sched_setaffinity(0, before)
+
+
 def _worker(kind: str, spec: dict, core: int | None, activation, medium, barrier, repeats: int, out) -> None:
     """One pinned process: build the physics or the surrogate, warm up on its own share, then time it."""
     try:
-        if core is not None and hasattr(os, "sched_setaffinity"):
-            os.sched_setaffinity(0, {core})
         import jax
+
+        jax.config.update("jax_platforms", "cpu")  # the CPU's cores are what is timed, even where a GPU is installed
 
         if kind == "physics":
             jax.config.update("jax_enable_x64", True)
@@ -75,8 +110,7 @@ def _worker(kind: str, spec: dict, core: int | None, activation, medium, barrier
             t0 = time.time()
             run()
             rounds.append((t0, time.time()))
-        out.put({"core": core, "affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-                 "rounds": rounds, "n": int(len(activation))})
+        out.put({"core": core, "affinity": thread_affinities(), "rounds": rounds, "n": int(len(activation))})
     except BaseException as e:  # reported by the parent, which would otherwise wait at the barrier
         barrier.abort()
         out.put({"core": core, "error": f"{type(e).__name__}: {e}"})
@@ -101,7 +135,8 @@ def per_core_seconds_per_sample(kind: str, activation: np.ndarray, medium: np.nd
         timeout_s: give up (and stop the workers) after this long.
 
     Returns:
-        ``s_per_sample`` (best round's wall time ÷ N), ``processes``, ``cores``, ``round_wall_s`` (every
+        ``s_per_sample`` (best round's wall time ÷ N), ``processes``, ``cores`` (per worker, in core order:
+        the cores each of its threads may run on, :func:`thread_affinities`), ``round_wall_s`` (every
         round), ``worker_s_per_sample`` (each worker's own time per sample in its best round).
 
     Raises:
@@ -110,6 +145,7 @@ def per_core_seconds_per_sample(kind: str, activation: np.ndarray, medium: np.nd
         RuntimeError: a worker failed (its error is in the message) or the timeout passed.
     """
     import multiprocessing as mp
+    import queue as queue_mod
 
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; allowed: {list(KINDS)}")
@@ -135,8 +171,8 @@ def per_core_seconds_per_sample(kind: str, activation: np.ndarray, medium: np.nd
         workers = [ctx.Process(target=_worker, args=(kind, spec, cores[i], a[i * share:(i + 1) * share],
                                                      m[i * share:(i + 1) * share], barrier, int(repeats), out),
                                daemon=True) for i in range(p)]
-        for w in workers:
-            w.start()
+        for i, w in enumerate(workers):
+            _pinned_start(w, cores[i])
         results, deadline = [], time.monotonic() + timeout_s
         try:
             while len(results) < p:
@@ -145,9 +181,14 @@ def per_core_seconds_per_sample(kind: str, activation: np.ndarray, medium: np.nd
                     raise RuntimeError(f"per-core timing of the {kind} did not finish within {timeout_s:g} s")
                 try:
                     results.append(out.get(timeout=min(left, 5.0)))
-                except Exception:  # queue.Empty through the manager's proxy
-                    if not any(w.is_alive() for w in workers) and len(results) < p:
-                        raise RuntimeError(f"a {kind} timing worker died without a result") from None
+                except queue_mod.Empty:
+                    reported = {r["core"] for r in results}
+                    dead = [(cores[i], w.exitcode) for i, w in enumerate(workers)
+                            if w.exitcode is not None and cores[i] not in reported]
+                    if dead and out.empty():  # killed without a word (memory, a signal): the others wait at the barrier
+                        barrier.abort()
+                        raise RuntimeError(f"{kind} timing worker(s) died without a result: "
+                                           + ", ".join(f"core {c} (exit code {x})" for c, x in dead)) from None
         finally:
             for w in workers:
                 w.join(timeout=10)
@@ -156,6 +197,7 @@ def per_core_seconds_per_sample(kind: str, activation: np.ndarray, medium: np.nd
     errors = [r["error"] for r in results if "error" in r]
     if errors:
         raise RuntimeError(f"per-core timing of the {kind} failed: " + "; ".join(errors))
+    results.sort(key=lambda r: cores.index(r["core"]))
     walls = [max(r["rounds"][k][1] for r in results) - min(r["rounds"][k][0] for r in results) for k in range(int(repeats))]
     best = int(np.argmin(walls))
     return {"s_per_sample": walls[best] / n, "processes": p, "cores": [r["affinity"] for r in results],
