@@ -151,8 +151,6 @@ def main(argv=None) -> int:
                        "batch": f"{a.surrogate_batch // n_proc} × {n_proc}", "processes": n_proc,
                        "worker_s_per_sample": sc["worker_s_per_sample"]}
         print(f"surrogate, {label}: {sc['s_per_sample']:.3g} s per sample", flush=True)
-    for r in rows.values():
-        r["speedup_vs_physics"] = phys / r["s_per_sample"]
     best_label = min((k for k in rows if k.startswith("train grid")), key=lambda k: rows[k]["s_per_sample"])
     xa, ma, ta = acts[:a.surrogate_batch, ::stride], med[:a.surrogate_batch], t[::stride]
 

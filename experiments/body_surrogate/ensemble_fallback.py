@@ -57,7 +57,7 @@ def main(argv=None) -> int:
 
     from owjax.surrogate.component import BodySurrogate, indicators
     from owjax.surrogate.data import load_dataset
-    from owjax.surrogate.evaluate import _fallback, _spearman, compare
+    from owjax.surrogate.evaluate import _fallback, _spearman, compare, evaluation_sets
 
     t0 = time.time()
     ship = BodySurrogate.load(a.primary, ensemble=False)  # without its members: the primary's own estimate
@@ -98,10 +98,7 @@ def main(argv=None) -> int:
     val = load_dataset(a.calibration, "val")
     err_v, _, dis_v = per_sample(val, np.asarray(val["t_s"], np.float64))
     alpha = {k: float(np.quantile(err_v / np.maximum(d, 1e-12), a.quantile)) for k, d in dis_v.items()}
-    every = load_dataset(a.data)
-    keep = every["split"] < 3  # seed 1000 is not a training seed: its train/val/test splits are all fresh
-    sets = {"test": {k: (v[keep] if isinstance(v, np.ndarray) and k != "t_s" else v) for k, v in every.items()},
-            "ood": load_dataset(a.data, "ood")}
+    sets = evaluation_sets(a.data)  # seed 1000 is not a training seed: its train/val/test splits are all fresh
     t = np.asarray(sets["test"]["t_s"], np.float64)
     per = {s: per_sample(ds, t) for s, ds in sets.items()}
 

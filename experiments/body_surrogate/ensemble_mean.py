@@ -29,17 +29,6 @@ import numpy as np
 OUT = Path(__file__).resolve().parent / "results"
 
 
-def _sets(data_dir: str, split: str | None = None) -> dict:
-    from owjax.surrogate.data import load_dataset
-
-    if split:
-        return {split: load_dataset(data_dir, split)}
-    full = load_dataset(data_dir)
-    keep = full["split"] < 3
-    return {"test": {k: (v[keep] if isinstance(v, np.ndarray) and k != "t_s" else v) for k, v in full.items()},
-            "ood": load_dataset(data_dir, "ood")}
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--calibration", default="outputs/surrogate_data/full", help="dataset whose val split chooses")
@@ -56,14 +45,15 @@ def main(argv=None) -> int:
 
     set_precision("float64")
     from owjax.surrogate.component import SHIPPED, BodySurrogate, indicators
-    from owjax.surrogate.evaluate import _GAIT, _fallback, compare, trajectory_errors
+    from owjax.surrogate.data import load_dataset
+    from owjax.surrogate.evaluate import _GAIT, _fallback, compare, evaluation_sets, trajectory_errors
 
     t0 = time.time()
     sur = BodySurrogate.load(None, ensemble=True)
     names = [info.get("name", f"member{j}") for j, (_, _, info) in enumerate(sur.members)]
 
     # the choice, on seed 0's validation split
-    val = _sets(a.calibration, "val")["val"]
+    val = load_dataset(a.calibration, "val")
     t = np.asarray(val["t_s"], np.float64)
     ind = indicators(sur.model, t, val["activation"], val["medium"])
     preds = sur.member_predictions(t, val["activation"], val["medium"])
@@ -84,7 +74,7 @@ def main(argv=None) -> int:
     for d in a.data:
         row = {}
         ests, err_p, err_m = [], [], []
-        for name, ds in _sets(d).items():
+        for name, ds in evaluation_sets(d).items():
             t = np.asarray(ds["t_s"], np.float64)
             fams = np.asarray(ds["families"])[ds["family"]]
             ind = indicators(sur.model, t, ds["activation"], ds["medium"])

@@ -27,11 +27,9 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 
 
-def _time_variants(core: int, x, medium, t, batch: int, repeats: int, q) -> None:
-    """In a spawned process pinned to ``core``: one-core seconds per sample of each variant."""
+def _time_variants(x, medium, t, batch: int, repeats: int, q) -> None:
+    """In a spawned process started pinned to one core: one-core seconds per sample of each variant."""
     try:
-        if hasattr(os, "sched_setaffinity"):
-            os.sched_setaffinity(0, {core})
         import jax
 
         from owjax.surrogate.component import BodySurrogate
@@ -70,7 +68,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(HERE / "results" / "speed_cap"))
     a = p.parse_args(argv)
 
-    from owjax.surrogate.throughput import available_cores, per_core_seconds_per_sample
+    from owjax.surrogate.throughput import available_cores, per_core_seconds_per_sample, start_pinned
 
     cores = available_cores()
     n_cores = len(cores)
@@ -99,8 +97,8 @@ def main(argv=None) -> int:
 
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    proc = ctx.Process(target=_time_variants, args=(cores[0], x_all, med[:a.batch], t, a.batch, a.repeats, q))
-    proc.start()
+    proc = ctx.Process(target=_time_variants, args=(x_all, med[:a.batch], t, a.batch, a.repeats, q))
+    start_pinned(proc, cores[0])
     timings = q.get(timeout=900)
     proc.join()
     if isinstance(timings, str):

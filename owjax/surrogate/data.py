@@ -413,13 +413,12 @@ def _generate_shards(out: Path, spec: DatasetSpec, dtype, physics_batch: int, de
     fam_all = list(F.FAMILIES + F.OOD_FAMILIES)
     written = skipped = failed = n_new = 0
     for ood in (False, True):
-        prefix = "ood" if ood else "shard"
         shards = _shards_of(spec, ood)
         bar = tqdm(total=sum(len(items) for items in shards[worker::workers]), desc=f"{'OOD' if ood else 'train/val/test'} samples", disable=not progress)
         for k, items in enumerate(shards):
             if k % workers != worker:
                 continue
-            path = out / f"{prefix}_{k:05d}.h5"
+            path = _shard_path(out, ood, k)
             if _shard_complete(path):
                 skipped += 1
                 bar.update(len(items))
@@ -465,8 +464,6 @@ def _generation_worker(out: str, spec: dict, dtype_name: str, physics_batch: int
                        workers: int, queue) -> None:
     """One pinned generator process (``spawn``): its share of the shards, progress and result on ``queue``."""
     try:
-        if hasattr(os, "sched_setaffinity"):
-            os.sched_setaffinity(0, {core})  # (the parent started it pinned already: every thread inherits)
         jax.config.update("jax_platforms", "cpu")  # one process per CPU core, even where a GPU is installed
         from owjax.core.precision import set_precision
 
@@ -490,16 +487,16 @@ def _generate_in_workers(out: Path, spec: DatasetSpec, physics_batch: int, max_s
 
     n = len(cores)
     total = sum(len(_plan(spec, ood)) for ood in (False, True))
-    done_before = sum(len(items) for ood, prefix in ((False, "shard"), (True, "ood"))
-                      for k, items in enumerate(_shards_of(spec, ood)) if _shard_complete(out / f"{prefix}_{k:05d}.h5"))
+    done_before = sum(len(items) for ood in (False, True)
+                      for k, items in enumerate(_shards_of(spec, ood)) if _shard_complete(_shard_path(out, ood, k)))
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     procs = [ctx.Process(target=_generation_worker, args=(str(out), asdict(spec), spec.dtype, physics_batch, max_shards,
                                                           core, i, n, q), daemon=True) for i, core in enumerate(cores)]
-    from owjax.surrogate.throughput import _pinned_start
+    from owjax.surrogate.throughput import start_pinned
 
-    for p, core in zip(procs, cores):
-        _pinned_start(p, core)
+    for p, core in zip(procs, cores):  # pinned from its start: every thread it starts inherits the core
+        start_pinned(p, core)
     bar = tqdm(total=total, initial=done_before, desc=f"samples ({n} workers)", disable=not progress)
     results, errors = {}, []
     try:
@@ -535,8 +532,13 @@ def _generate_in_workers(out: Path, spec: DatasetSpec, physics_batch: int, max_s
 
 
 def _shards_of(spec: DatasetSpec, ood: bool) -> list:
+    """The planned (family, index, global index) items of each shard, in shard order."""
     plan = _plan(spec, ood)
     return [plan[i:i + spec.shard_size] for i in range(0, len(plan), spec.shard_size)]
+
+
+def _shard_path(out: Path, ood: bool, k: int) -> Path:
+    return Path(out) / f"{'ood' if ood else 'shard'}_{k:05d}.h5"
 
 
 def _summary(spec, written, skipped, failed, n_new, interrupted, wall0, cpu0, out=None, extra_cpu_s=0.0, workers=1,
@@ -572,12 +574,8 @@ def dataset_complete(data_dir: str | Path) -> bool:
     if not (d / "dataset.json").exists():
         return False
     spec = DatasetSpec(**json.loads((d / "dataset.json").read_text())["spec"])
-    for ood, prefix in ((False, "shard"), (True, "ood")):
-        n = len(_plan(spec, ood))
-        for k in range((n + spec.shard_size - 1) // spec.shard_size):
-            if not _shard_complete(d / f"{prefix}_{k:05d}.h5"):
-                return False
-    return True
+    return all(_shard_complete(_shard_path(d, ood, k)) for ood in (False, True)
+               for k in range(len(_shards_of(spec, ood))))
 
 
 def load_dataset(data_dir: str | Path, split: str | None = None) -> dict:

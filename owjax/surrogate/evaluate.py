@@ -20,6 +20,7 @@ from owjax.body.geometry import BODY_LENGTH_MM
 from owjax.surrogate.data import skeleton_from_features
 
 __all__ = ["predict_batch", "latent_batch", "physics_seconds_per_sample", "trajectory_errors", "gait_metrics", "compare", "GAIT_SPEED_FLOOR_MM_S",
+           "evaluation_sets",
            "evaluate_surrogate", "EVAL_SEED", "EVAL_COUNTS", "EVAL_OOD_COUNTS"]
 
 #: relative speed errors are taken only where the physics moves faster than this (mm/s)
@@ -144,6 +145,18 @@ EVAL_SEED = 1000
 _GAIT = ("nominal", "perturbed", "wave", "ood_fast", "ood_amplitude", "ood_wavelength", "ood_mixture")
 
 
+def evaluation_sets(data_dir) -> dict[str, dict]:
+    """The test and OOD sets of a fresh evaluation dataset (``python -m owjax.surrogate evaluate``'s data):
+    ``{"test": every train/validation/test sample, "ood": the OOD samples}`` — its seed is no training
+    seed, so all its non-OOD splits are fresh."""
+    from owjax.surrogate.data import load_dataset
+
+    every = load_dataset(data_dir)
+    keep = every["split"] < 3
+    return {"test": {k: (v[keep] if isinstance(v, np.ndarray) and k != "t_s" else v) for k, v in every.items()},
+            "ood": load_dataset(data_dir, "ood")}
+
+
 def _fallback(est: np.ndarray, err: np.ndarray, bound: float) -> dict:
     fb, bad = est > bound, err > bound
     tp = int(np.sum(fb & bad))
@@ -241,7 +254,7 @@ def evaluate_surrogate(out_dir, model_stem=None, seed: int = EVAL_SEED, scale: f
     from owjax.core.checkpoint import atomic_write_json
     from owjax.core.precision import require_dtype
     from owjax.surrogate.component import SHIPPED, BodySurrogate, indicators
-    from owjax.surrogate.data import DatasetSpec, PhysicsRunner, _git_commit, generate_dataset, load_dataset
+    from owjax.surrogate.data import DatasetSpec, PhysicsRunner, _git_commit, generate_dataset
     from owjax.surrogate.throughput import available_cores, per_core_seconds_per_sample
 
     if int(seed) in TRAINING_SEEDS:
@@ -269,10 +282,7 @@ def evaluate_surrogate(out_dir, model_stem=None, seed: int = EVAL_SEED, scale: f
     n_workers = len(available_cores()) if processes is None else max(1, int(processes))
     gen = generate_dataset(data, spec, progress=progress, workers=n_workers)
     gen_wall = time.perf_counter() - t0
-    test = {k: v for k, v in load_dataset(data).items()}
-    keep = test["split"] < 3
-    sets = {"test": {k: (v[keep] if isinstance(v, np.ndarray) and k != "t_s" else v) for k, v in test.items()},
-            "ood": load_dataset(data, "ood")}
+    sets = evaluation_sets(data)
     t = np.asarray(sets["test"]["t_s"], np.float64)
     res: dict = {}
     per: dict = {}

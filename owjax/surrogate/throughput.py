@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["per_core_seconds_per_sample", "available_cores", "thread_affinities", "KINDS"]
+__all__ = ["per_core_seconds_per_sample", "available_cores", "thread_affinities", "start_pinned", "KINDS"]
 
 #: what can be timed: the body physics (unbatched solves, the physics' fastest mode on one core) or a
 #: surrogate (its whole share in one batch)
@@ -59,7 +59,7 @@ def thread_affinities() -> list[list[int]] | None:
     return out
 
 
-def _pinned_start(process, core: int | None) -> None:
+def start_pinned(process, core: int | None) -> None:
     """Start ``process`` with this process's affinity set to ``core`` for the moment of the start, so that
     the child and every thread it ever starts (XLA's, BLAS's) inherit it; restored afterwards."""
     if core is None or not hasattr(os, "sched_setaffinity"):
@@ -172,7 +172,7 @@ def per_core_seconds_per_sample(kind: str, activation: np.ndarray, medium: np.nd
                                                      m[i * share:(i + 1) * share], barrier, int(repeats), out),
                                daemon=True) for i in range(p)]
         for i, w in enumerate(workers):
-            _pinned_start(w, cores[i])
+            start_pinned(w, cores[i])
         results, deadline = [], time.monotonic() + timeout_s
         try:
             while len(results) < p:
