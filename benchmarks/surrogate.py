@@ -93,7 +93,7 @@ def main(argv=None) -> int:
                                                                         or a.surrogate_batch % n_proc)):
         raise SystemExit(f"--processes {n_proc}: 0, or up to the {len(available_cores())} core(s) this process may use, "
                          f"dividing --physics-samples {a.physics_samples} and --surrogate-batch {a.surrogate_batch}")
-    n = max(a.physics_samples, a.surrogate_batch)
+    n = max(a.physics_samples, a.surrogate_batch, 64)  # inputs enough for every timed batch (16, 32, 64, --surrogate-batch)
     t = F.time_grid(dur, dt_data)
     params = [F.draw_params("wave", 2026, i) for i in range(n)]
     acts = np.stack([F.make_activation("wave", q, t) for q in params])
