@@ -434,10 +434,10 @@ class BodySurrogate:
 
         ``average``: the surrogate's trajectory is the mean of the primary's and the
         :attr:`averaged_members`' predictions, which ``auto`` computes anyway for its error estimate
-        (None: for ``auto`` only; ``surrogate`` stays the fastest, the primary alone). On three fresh
-        seeded test sets the mean of the shipped primary and its two 40 000-step members was 9.5–13.5 %
+        (None: for ``auto`` only; ``surrogate`` stays the fastest, the primary alone). On four fresh
+        seeded test sets the mean of the shipped primary and its two 40 000-step members was 9.5–15 %
         closer to the physics on the track (experiments/body_surrogate/README.md; the wavelength error
-        rose on one of them, 5.2 → 6.3 %). The error estimate is the primary's either way.
+        rose on two of them, 5.2 → 6.3 % and 4.3 → 5.1 %). The error estimate is the primary's either way.
 
         Raises:
             SurrogateInputError: wrong shapes, values outside [0, 1], NaN, a bad time grid or medium.
